@@ -1,0 +1,42 @@
+#!/bin/bash
+# What the kernel-level tests need (idempotent): a UML kernel with SocketCAN
+# modules, the tools the UML init and the tests call, and a Python venv at
+# target/pyenv with pytest and the reference implementation tcpcan 0.0.2
+# (interop tests run it as target/pyenv/bin/tcpcan).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+apt_get() {
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 -qq "$@"
+}
+
+# busybox-static: its poweroff -f is how PID 1 stops UML.
+# util-linux: setpriv and mountpoint. python3-venv in case python3 is Debian's.
+pkgs=(user-mode-linux can-utils kmod iproute2 busybox-static util-linux)
+missing=()
+for p in "${pkgs[@]}"; do
+	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+		missing+=("$p")
+	fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	apt_get update
+	apt_get install -y --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+venv=$repo/target/pyenv
+if [ ! -x "$venv/bin/python" ]; then
+	mkdir -p "$repo/target"
+	if ! python3 -m venv "$venv" 2>/dev/null; then
+		rm -rf "$venv"
+		apt_get update
+		apt_get install -y --no-install-recommends python3-venv >/dev/null
+		python3 -m venv "$venv"
+	fi
+fi
+if ! "$venv/bin/python" -c 'import pytest, tcpcan' 2>/dev/null ||
+	[ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("tcpcan"))')" != 0.0.2 ]; then
+	"$venv/bin/python" -m pip install -q --disable-pip-version-check 'pytest>=7,<9' 'tcpcan==0.0.2'
+fi
+"$venv/bin/python" -c 'import socket; socket.AF_CAN' ||
+	{ echo "kernel deps: $venv/bin/python has no socket.AF_CAN" >&2; exit 1; }
