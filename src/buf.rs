@@ -1,0 +1,133 @@
+//! A fixed-capacity byte queue: bytes are appended at the end and consumed
+//! from the front, the unread rest is moved down only when space runs out.
+
+use heapless::Vec;
+
+/// Fixed buffer of `N` bytes holding the unread range `start..end`.
+pub struct ByteBuf<const N: usize> {
+    // Kept at full length so the free tail can be handed to read(2) as a
+    // slice; its bytes are written once, when the connection is created.
+    mem: Vec<u8, N>,
+    start: usize,
+    end: usize,
+}
+
+impl<const N: usize> ByteBuf<N> {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        let mut mem = Vec::new();
+        // Cannot fail: the length asked for is the capacity.
+        let _ = mem.resize(N, 0);
+        Self {
+            mem,
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// The unread bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.mem[self.start..self.end]
+    }
+
+    /// The unread bytes, mutable (for in-place layout conversion).
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.mem[self.start..self.end]
+    }
+
+    /// Number of unread bytes.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// True when nothing is unread.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Bytes that can still be appended (after compaction).
+    pub fn free(&self) -> usize {
+        N - self.len()
+    }
+
+    /// Marks `n` bytes at the front as read.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// The free tail, after moving unread bytes to the front if that frees room.
+    pub fn spare(&mut self) -> &mut [u8] {
+        if self.start > 0 {
+            self.mem.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        &mut self.mem[self.end..]
+    }
+
+    /// Marks `n` bytes of the slice returned by [`spare`](Self::spare) as filled.
+    pub fn fill(&mut self, n: usize) {
+        self.end = (self.end + n).min(N);
+    }
+
+    /// Appends `bytes` whole, or nothing if they do not fit.
+    pub fn push(&mut self, bytes: &[u8]) -> bool {
+        if bytes.len() > self.free() {
+            return false;
+        }
+        if N - self.end < bytes.len() {
+            self.spare();
+        }
+        self.mem[self.end..self.end + bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
+        true
+    }
+
+    /// Forgets everything unread.
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+}
+
+impl<const N: usize> Default for ByteBuf<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_consume_and_compact() {
+        let mut b = ByteBuf::<8>::new();
+        assert!(b.push(b"abcdef"));
+        assert!(!b.push(b"xyz"), "all or nothing");
+        b.consume(4);
+        assert_eq!(b.data(), b"ef");
+        assert!(b.push(b"xyz"), "compacts to make room");
+        assert_eq!(b.data(), b"efxyz");
+        assert_eq!(b.free(), 3);
+    }
+
+    #[test]
+    fn spare_and_fill() {
+        let mut b = ByteBuf::<4>::new();
+        b.spare()[..3].copy_from_slice(b"abc");
+        b.fill(3);
+        b.consume(2);
+        let s = b.spare();
+        assert_eq!(s.len(), 3);
+        s[0] = b'd';
+        b.fill(1);
+        assert_eq!(b.data(), b"cd");
+        b.consume(10);
+        assert!(b.is_empty());
+    }
+}

@@ -1,0 +1,223 @@
+//! The CAN port: a raw SocketCAN socket opened by interface name, with CAN
+//! FD enabled where the kernel allows, kernel-side filters, and one place
+//! that classifies write errors.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use socketcan::{CanSocket, Socket};
+
+use crate::limits::{CAN_SNDBUF, MAX_FILTERS};
+use crate::session::{CanSink, CanTx};
+use crate::sys::{self, CanBatch};
+
+/// Which data frames a socket receives.
+// Built once from the command line and never moved in a hot path, so the
+// inline filter table is cheaper than a box.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filters {
+    /// Every frame (the kernel default).
+    All,
+    /// Only frames matching one of these `CAN_RAW_FILTER` entries.
+    List(heapless::Vec<libc::can_filter, MAX_FILTERS>),
+    /// No data frames at all (a socket that only wants error frames).
+    Nothing,
+}
+
+/// How to set up each CAN socket.
+#[derive(Debug, Clone)]
+pub struct CanOptions {
+    /// Data frame filter.
+    pub filters: Filters,
+    /// `CAN_RAW_ERR_FILTER` mask: which error frames to receive (0: none).
+    pub error_mask: u32,
+}
+
+/// Why an interface could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// No interface of that name exists.
+    NoSuchInterface,
+    /// The interface exists but is not a CAN interface.
+    NotCan,
+    /// Anything else the kernel said.
+    Io(io::Error),
+}
+
+/// What a failed read says about the interface.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The interface went down (ENETDOWN); the socket stays usable.
+    Down,
+    /// The interface disappeared (ENODEV); the socket must be reopened.
+    Gone,
+    /// Anything else.
+    Io(io::Error),
+}
+
+/// A raw CAN socket bound to one interface, non-blocking.
+pub struct CanPort {
+    sock: CanSocket,
+    /// The kernel's cumulative drop count last seen (`SO_RXQ_OVFL`).
+    overflow_seen: u32,
+}
+
+/// Set once the kernel refused CAN FD, so the warning is not repeated per socket.
+static FD_REFUSED: AtomicBool = AtomicBool::new(false);
+
+impl CanPort {
+    /// Opens a raw socket on interface `name`.
+    pub fn open(name: &str, opts: &CanOptions) -> Result<CanPort, OpenError> {
+        let index = sys::if_nametoindex(name).ok_or(OpenError::NoSuchInterface)?;
+        let sock = CanSocket::open_iface(index).map_err(|e| match e.raw_os_error() {
+            // The kernel binds a CAN socket only to an ARPHRD_CAN device.
+            Some(libc::ENODEV) => OpenError::NotCan,
+            _ => OpenError::Io(e),
+        })?;
+        let port = CanPort {
+            sock,
+            overflow_seen: 0,
+        };
+        port.configure(name, opts).map_err(OpenError::Io)?;
+        Ok(port)
+    }
+
+    fn configure(&self, name: &str, opts: &CanOptions) -> io::Result<()> {
+        let fd = self.fd();
+        self.sock.set_nonblocking(true)?;
+        match sys::setsockopt_int(fd, libc::SOL_CAN_RAW, libc::CAN_RAW_FD_FRAMES, 1) {
+            Ok(()) => {}
+            // Old kernels (and qemu-user) answer ENOPROTOOPT: carry classic
+            // frames only rather than refusing to run.
+            Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => {
+                if !FD_REFUSED.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        "{name}: kernel refuses CAN FD frames ({e}); carrying classic frames only"
+                    );
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        match &opts.filters {
+            Filters::All => {}
+            Filters::List(list) => {
+                sys::setsockopt_slice(fd, libc::SOL_CAN_RAW, libc::CAN_RAW_FILTER, list)?
+            }
+            Filters::Nothing => sys::setsockopt_slice::<libc::can_filter>(
+                fd,
+                libc::SOL_CAN_RAW,
+                libc::CAN_RAW_FILTER,
+                &[],
+            )?,
+        }
+        if opts.error_mask != 0 {
+            let mask = opts.error_mask as i32;
+            sys::setsockopt_int(fd, libc::SOL_CAN_RAW, libc::CAN_RAW_ERR_FILTER, mask)?;
+        }
+        // Lets us count frames the kernel drops when we fall behind.
+        sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)?;
+        // Small on purpose, see limits::CAN_SNDBUF.
+        sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, CAN_SNDBUF as i32)?;
+        Ok(())
+    }
+
+    /// The socket's descriptor, for poll.
+    pub fn fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+
+    /// Takes the socket's pending error (SO_ERROR), which also clears it.
+    pub fn take_error(&self) -> Option<ReadError> {
+        let e = match self.sock.as_raw_socket().take_error() {
+            Ok(Some(e)) | Err(e) => e,
+            Ok(None) => return None,
+        };
+        Some(classify_read_error(e))
+    }
+
+    /// Reads up to `max` frames into `batch`. Returns how many, and how many
+    /// frames the kernel dropped on this socket since the last read.
+    pub fn recv(&mut self, batch: &mut CanBatch, max: usize) -> Result<(usize, u32), ReadError> {
+        match batch.recv(self.fd(), max) {
+            Ok((n, overflow)) => {
+                let new = match overflow {
+                    Some(total) => {
+                        let d = total.wrapping_sub(self.overflow_seen);
+                        self.overflow_seen = total;
+                        d
+                    }
+                    None => 0,
+                };
+                Ok((n, new))
+            }
+            Err(e) => Err(classify_read_error(e)),
+        }
+    }
+}
+
+impl CanSink for CanPort {
+    fn send(&mut self, frame: &[u8]) -> CanTx {
+        match sys::write(self.fd(), frame) {
+            Ok(_) => CanTx::Sent,
+            Err(e) => classify_write_error(&e),
+        }
+    }
+}
+
+/// What a failed CAN read (or a pending socket error) says about the interface.
+fn classify_read_error(e: io::Error) -> ReadError {
+    match e.raw_os_error() {
+        Some(libc::ENETDOWN) => ReadError::Down,
+        Some(libc::ENODEV) | Some(libc::ENXIO) => ReadError::Gone,
+        _ => ReadError::Io(e),
+    }
+}
+
+/// The one place that decides what a failed CAN write means.
+pub fn classify_write_error(e: &io::Error) -> CanTx {
+    match e.raw_os_error() {
+        // The queue is full: wait and resend, never drop, never spin.
+        Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR) => CanTx::Busy,
+        Some(libc::ENETDOWN) | Some(libc::ENODEV) | Some(libc::ENXIO) => CanTx::Down,
+        // EINVAL (FD frame on a classic interface, bad len), EMSGSIZE, EPERM…
+        _ => CanTx::Refused,
+    }
+}
+
+/// A sink for a connection whose interface is currently absent.
+pub struct NoBus;
+
+impl CanSink for NoBus {
+    fn send(&mut self, _frame: &[u8]) -> CanTx {
+        CanTx::Down
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_errors_are_classified() {
+        let e = |n| io::Error::from_raw_os_error(n);
+        assert_eq!(classify_write_error(&e(libc::ENOBUFS)), CanTx::Busy);
+        assert_eq!(classify_write_error(&e(libc::EAGAIN)), CanTx::Busy);
+        assert_eq!(classify_write_error(&e(libc::ENETDOWN)), CanTx::Down);
+        assert_eq!(classify_write_error(&e(libc::ENODEV)), CanTx::Down);
+        assert_eq!(classify_write_error(&e(libc::EINVAL)), CanTx::Refused);
+    }
+
+    #[test]
+    fn missing_interface_is_reported_as_such() {
+        let opts = CanOptions {
+            filters: Filters::All,
+            error_mask: 0,
+        };
+        assert!(matches!(
+            CanPort::open("nosuchcan9", &opts),
+            Err(OpenError::NoSuchInterface)
+        ));
+    }
+}

@@ -1,0 +1,273 @@
+//! Command line: the argh struct (flags compatible with the Python tcpcan
+//! 0.0.2) and its validation into a [`Config`].
+
+use std::time::Duration;
+
+use argh::FromArgs;
+
+use crate::can::{CanOptions, Filters};
+use crate::filter::{parse_error_mask, parse_filter, CAN_ERR_MASK};
+use crate::limits::{MAX_ALLOW, MAX_CLIENTS, MAX_FILTERS};
+use crate::net::Cidr;
+use crate::session::SessionConfig;
+
+/// Tunnel a SocketCAN interface over TCP (protocol v1, wire-compatible with
+/// the Python tcpcan 0.0.2).
+#[derive(FromArgs, Debug)]
+#[argh(
+    example = "On the gateway, serve can0 to the local network:\n  $ tcpcan --serve --host 0.0.0.0 --allow 192.168.1.0/24 can0\nOn a desk machine, bridge a virtual bus to it:\n  $ tcpcan --host gateway.local vcan0",
+    note = "Filters use candump syntax: <can_id>:<can_mask> matches when id & mask == can_id & mask,\n<can_id>~<can_mask> inverts it; an 8-digit id is extended (29 bit). Example: --filter 123:7FF\n--filter 18FEF100:1FFFFFFF. `tcpcan --version` prints the version and target.\nExit status: 0 after SIGINT/SIGTERM, 1 on an error, 2 on a usage error."
+)]
+pub struct Args {
+    /// TCP host to listen on (--serve) or connect to; a name, an IPv4 or an
+    /// IPv6 literal, `::` listens dual-stack (default: localhost)
+    #[argh(option, default = "String::from(\"localhost\")")]
+    pub host: String,
+
+    /// TCP port (default: 20010)
+    #[argh(option, default = "20010")]
+    pub port: u16,
+
+    /// listen for clients instead of connecting to a server
+    #[argh(switch)]
+    pub serve: bool,
+
+    /// client: exit with status 1 instead of retrying every second when the
+    /// connection fails or is lost
+    #[argh(switch)]
+    pub no_retry: bool,
+
+    /// debug logging (default level: info)
+    #[argh(switch, short = 'v')]
+    pub verbose: bool,
+
+    /// wait for a missing CAN interface at start-up instead of failing
+    #[argh(switch)]
+    pub wait: bool,
+
+    /// server: accept only peers in this address block, e.g. 10.0.0.0/8
+    /// (repeatable; default: everyone who can reach the port)
+    #[argh(option)]
+    pub allow: Vec<String>,
+
+    /// never write frames from TCP to the bus (they are counted and dropped)
+    #[argh(switch)]
+    pub read_only: bool,
+
+    /// server: most clients at once, 1 to 64 (default: 64)
+    #[argh(option, default = "MAX_CLIENTS")]
+    pub max_clients: usize,
+
+    /// kernel filter for frames read from the bus, <can_id>:<can_mask> or
+    /// <can_id>~<can_mask> in hex (repeatable; default: all frames)
+    #[argh(option)]
+    pub filter: Vec<String>,
+
+    /// forward CAN error frames read from the bus to peers
+    #[argh(switch)]
+    pub error_frames: bool,
+
+    /// error classes forwarded with --error-frames, hex CAN_ERR_* bits
+    /// (default: 1FFFFFFF, all)
+    #[argh(option)]
+    pub error_mask: Option<String>,
+
+    /// drop a frame the bus cannot take (ENOBUFS) after this many
+    /// milliseconds (default: 1000)
+    #[argh(option, default = "1000")]
+    pub tx_timeout: u64,
+
+    /// TCP keepalive idle time and probe interval in seconds; a silent peer
+    /// is dropped after 4x this (default: 10)
+    #[argh(option, default = "10")]
+    pub keepalive: u64,
+
+    /// close a connection that has not agreed a protocol version within this
+    /// many seconds (default: 10)
+    #[argh(option, default = "10")]
+    pub handshake_timeout: u64,
+
+    /// the SocketCAN interface, e.g. can0 or vcan0
+    #[argh(positional)]
+    pub canif: String,
+}
+
+/// The validated configuration the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// CAN interface name.
+    pub canif: String,
+    /// TCP host.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Server (true) or client.
+    pub serve: bool,
+    /// Client retries after failures.
+    pub retry: bool,
+    /// Debug logging.
+    pub verbose: bool,
+    /// Wait for a missing interface at start-up.
+    pub wait: bool,
+    /// Address blocks allowed to connect (empty: everyone).
+    pub allow: heapless::Vec<Cidr, MAX_ALLOW>,
+    /// Most clients at once.
+    pub max_clients: usize,
+    /// Options for every CAN socket that carries traffic.
+    pub can: CanOptions,
+    /// Per-session behaviour.
+    pub session: SessionConfig,
+    /// TCP keepalive time.
+    pub keepalive: Duration,
+}
+
+fn secs(name: &str, v: u64) -> Result<Duration, String> {
+    if v == 0 || v > 3600 {
+        return Err(format!("--{name} must be 1 to 3600 seconds, not {v}"));
+    }
+    Ok(Duration::from_secs(v))
+}
+
+impl Config {
+    /// Validates raw flags into a configuration; the error is one line
+    /// naming the flag at fault.
+    pub fn from_args(a: Args) -> Result<Config, String> {
+        if a.canif.is_empty() || a.canif.len() > libc::IF_NAMESIZE - 1 {
+            return Err(format!("bad interface name '{}'", a.canif));
+        }
+        if !(1..=MAX_CLIENTS).contains(&a.max_clients) {
+            return Err(format!(
+                "--max-clients must be 1 to {MAX_CLIENTS}, not {}",
+                a.max_clients
+            ));
+        }
+        if a.tx_timeout == 0 || a.tx_timeout > 3_600_000 {
+            return Err(format!(
+                "--tx-timeout must be 1 to 3600000 ms, not {}",
+                a.tx_timeout
+            ));
+        }
+        let mut allow = heapless::Vec::new();
+        for s in &a.allow {
+            allow
+                .push(Cidr::parse(s)?)
+                .map_err(|_| format!("at most {MAX_ALLOW} --allow entries"))?;
+        }
+        let mut list = heapless::Vec::new();
+        for s in &a.filter {
+            let f = parse_filter(s).map_err(|e| e.to_string())?;
+            list.push(f)
+                .map_err(|_| format!("at most {MAX_FILTERS} --filter entries"))?;
+        }
+        let error_mask = match (&a.error_mask, a.error_frames) {
+            (Some(_), false) => return Err("--error-mask needs --error-frames".to_string()),
+            (Some(m), true) => parse_error_mask(m)?,
+            (None, true) => CAN_ERR_MASK,
+            (None, false) => 0,
+        };
+        Ok(Config {
+            canif: a.canif,
+            host: a.host,
+            port: a.port,
+            serve: a.serve,
+            retry: !a.no_retry,
+            verbose: a.verbose,
+            wait: a.wait,
+            allow,
+            max_clients: a.max_clients,
+            can: CanOptions {
+                filters: if list.is_empty() {
+                    Filters::All
+                } else {
+                    Filters::List(list)
+                },
+                error_mask,
+            },
+            session: SessionConfig {
+                read_only: a.read_only,
+                tx_timeout: Duration::from_millis(a.tx_timeout),
+                handshake_timeout: secs("handshake-timeout", a.handshake_timeout)?,
+            },
+            keepalive: secs("keepalive", a.keepalive)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let a = Args::from_args(&["tcpcan"], args).map_err(|e| e.output)?;
+        Config::from_args(a)
+    }
+
+    #[test]
+    fn defaults_match_the_reference() {
+        let c = parse(&["vcan0"]).unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.serve, c.retry),
+            ("localhost", 20010, false, true)
+        );
+        assert_eq!(c.max_clients, MAX_CLIENTS);
+        assert_eq!(c.can.filters, Filters::All);
+        assert_eq!(c.can.error_mask, 0);
+        assert_eq!(c.keepalive, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn reference_flags() {
+        let c = parse(&[
+            "--host",
+            "::",
+            "--port",
+            "1234",
+            "--serve",
+            "--no-retry",
+            "-v",
+            "can0",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.serve, c.retry, c.verbose),
+            ("::", 1234, true, false, true)
+        );
+    }
+
+    #[test]
+    fn filters_and_error_frames() {
+        let c = parse(&[
+            "--filter",
+            "123:7FF",
+            "--filter",
+            "18FEF100:1FFFFFFF",
+            "--error-frames",
+            "can0",
+        ])
+        .unwrap();
+        match c.can.filters {
+            Filters::List(l) => assert_eq!(l.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.can.error_mask, CAN_ERR_MASK);
+        let c = parse(&["--error-frames", "--error-mask", "40", "can0"]).unwrap();
+        assert_eq!(c.can.error_mask, 0x40);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        for (args, word) in [
+            (&["--max-clients", "0", "c"][..], "--max-clients"),
+            (&["--max-clients", "65", "c"][..], "--max-clients"),
+            (&["--allow", "10.0.0.0/40", "c"][..], "--allow"),
+            (&["--filter", "zz", "c"][..], "bad filter"),
+            (&["--error-mask", "4", "c"][..], "--error-frames"),
+            (&["--keepalive", "0", "c"][..], "--keepalive"),
+            (&["--tx-timeout", "0", "c"][..], "--tx-timeout"),
+            (&["thisnameismuchtoolong"][..], "interface name"),
+        ] {
+            let e = parse(args).unwrap_err();
+            assert!(e.contains(word), "{args:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Errors that end the program: each names what we were doing and why it
+//! failed, in one line.
+
+use core::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+/// A fatal error.
+#[derive(Debug)]
+pub enum Error {
+    /// The CAN interface does not exist.
+    NoSuchInterface(String),
+    /// The interface exists but is not CAN.
+    NotCan(String),
+    /// Opening the CAN interface failed otherwise.
+    CanOpen(String, io::Error),
+    /// The host name did not resolve.
+    Resolve(String, io::Error),
+    /// The listening socket could not be set up.
+    Listen(SocketAddr, io::Error),
+    /// A client could not connect and must not retry.
+    Connect(SocketAddr, io::Error),
+    /// A client lost its connection and must not retry.
+    Lost(SocketAddr, String),
+    /// Any other system call, with what we were doing.
+    Io(&'static str, io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoSuchInterface(n) => write!(f, "no such CAN interface: {n}"),
+            Error::NotCan(n) => write!(f, "{n} is not a CAN interface"),
+            Error::CanOpen(n, e) => write!(f, "cannot open CAN interface {n}: {e}"),
+            Error::Resolve(h, e) => write!(f, "cannot resolve host {h}: {e}"),
+            Error::Listen(a, e) => write!(f, "cannot listen on {a}: {e}"),
+            Error::Connect(a, e) => write!(f, "cannot connect to {a}: {e}"),
+            Error::Lost(a, why) => write!(f, "connection to {a} lost: {why}"),
+            Error::Io(what, e) => write!(f, "{what}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,770 @@
+//! The daemon: one thread, one poll(2) loop over a fixed table of
+//! non-blocking descriptors. Server and client differ only in how a TCP
+//! stream arrives (accept or connect); both feed the same [`Session`].
+
+use core::fmt;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use socket2::Socket;
+
+use crate::busstate::{state_from_error_frame, BusState, STATE_ERRORS};
+use crate::can::{CanOptions, CanPort, Filters, NoBus, OpenError, ReadError};
+use crate::cli::Config;
+use crate::counters::RateLimit;
+use crate::error::Error;
+use crate::limits::{MAX_CLIENTS, READS_PER_WAKEUP, RETRY_INTERVAL};
+use crate::net::{self, Addrs};
+use crate::session::{CanSink, Close, Role, Session, Wake};
+use crate::sys::{self, CanBatch, PollFd};
+
+/// Signal pipe, listener, monitor, dialing socket, then TCP + CAN per client.
+const MAX_POLL: usize = 4 + 2 * MAX_CLIENTS;
+
+/// What each entry of the poll table stands for.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Signal,
+    Listener,
+    Monitor,
+    Dial,
+    Tcp(usize),
+    Can(usize),
+}
+
+/// Why a connection ended.
+enum Why {
+    PeerClosed,
+    Io(io::Error),
+    Protocol(Close),
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Why::PeerClosed => f.write_str("peer closed the connection"),
+            Why::Io(e) => e.fmt(f),
+            Why::Protocol(c) => c.fmt(f),
+        }
+    }
+}
+
+/// Signals reach the loop through a self-pipe; flags say which arrived.
+struct Signals {
+    pipe: UnixStream,
+    term: Arc<AtomicBool>,
+    usr1: Arc<AtomicBool>,
+}
+
+impl Signals {
+    fn install() -> io::Result<Signals> {
+        use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+        use signal_hook::{flag, low_level::pipe};
+        let (pipe_rx, pipe_tx) = UnixStream::pair()?;
+        pipe_rx.set_nonblocking(true)?;
+        pipe_tx.set_nonblocking(true)?;
+        let term = Arc::new(AtomicBool::new(false));
+        let usr1 = Arc::new(AtomicBool::new(false));
+        for sig in [SIGINT, SIGTERM] {
+            // A second signal while we are already stopping ends us at once.
+            flag::register_conditional_shutdown(sig, 1, Arc::clone(&term))?;
+            flag::register(sig, Arc::clone(&term))?;
+            pipe::register(sig, pipe_tx.try_clone()?)?;
+        }
+        flag::register(SIGUSR1, Arc::clone(&usr1))?;
+        pipe::register(SIGUSR1, pipe_tx)?;
+        Ok(Signals {
+            pipe: pipe_rx,
+            term,
+            usr1,
+        })
+    }
+
+    fn drain(&mut self) {
+        let mut buf = [0u8; 64];
+        while matches!((&self.pipe).read(&mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+/// One tunnel connection: its TCP stream, its own CAN socket, its session.
+struct Conn {
+    tcp: Socket,
+    can: Option<CanPort>,
+    can_retry_at: Option<Instant>,
+    session: Session,
+    overflow_warn: RateLimit,
+}
+
+/// A socket on the served interface that only receives bus-state error
+/// frames, and watches the interface come and go, for the log.
+struct Monitor {
+    port: Option<CanPort>,
+    retry_at: Option<Instant>,
+    down: bool,
+    state: Option<BusState>,
+}
+
+/// A client's connection attempts.
+struct Dial {
+    addrs: Addrs,
+    next: usize,
+    pending: Option<(Socket, SocketAddr)>,
+    retry_at: Option<Instant>,
+    last_error: Option<io::ErrorKind>,
+}
+
+/// The whole daemon state.
+pub struct Daemon {
+    cfg: Config,
+    signals: Signals,
+    listener: Option<Socket>,
+    dial: Option<Dial>,
+    monitor: Monitor,
+    conns: Box<[Option<Conn>]>,
+    batch: Box<CanBatch>,
+    fds: heapless::Vec<PollFd, MAX_POLL>,
+    slots: heapless::Vec<Slot, MAX_POLL>,
+    fatal: Option<Error>,
+}
+
+fn open_error(name: &str, e: OpenError) -> Error {
+    match e {
+        OpenError::NoSuchInterface => Error::NoSuchInterface(name.to_string()),
+        OpenError::NotCan => Error::NotCan(name.to_string()),
+        OpenError::Io(e) => Error::CanOpen(name.to_string(), e),
+    }
+}
+
+fn monitor_options() -> CanOptions {
+    CanOptions {
+        filters: Filters::Nothing,
+        error_mask: STATE_ERRORS,
+    }
+}
+
+/// Milliseconds from `now` until `t`, rounded up so we never wake early and spin.
+fn ms_until(now: Instant, t: Instant) -> i32 {
+    let d = t.saturating_duration_since(now);
+    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+    ms.min(60_000) as i32
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl Daemon {
+    /// Sets everything up; every start-up error is fatal and named.
+    pub fn new(cfg: Config) -> Result<Daemon, Error> {
+        let signals =
+            Signals::install().map_err(|e| Error::Io("cannot install signal handlers", e))?;
+        let mut monitor = Monitor {
+            port: None,
+            retry_at: None,
+            down: false,
+            state: None,
+        };
+        match CanPort::open(&cfg.canif, &monitor_options()) {
+            Ok(p) => {
+                monitor.down = !sys::if_is_up(p.fd(), &cfg.canif).unwrap_or(true);
+                if monitor.down {
+                    log::warn!(
+                        "{}: interface is down; frames from TCP are dropped until it is up",
+                        cfg.canif
+                    );
+                    monitor.retry_at = Some(Instant::now() + RETRY_INTERVAL);
+                }
+                monitor.port = Some(p);
+            }
+            Err(OpenError::NoSuchInterface) if cfg.wait => {
+                log::warn!(
+                    "{}: no such interface yet; waiting for it (--wait)",
+                    cfg.canif
+                );
+                monitor.retry_at = Some(Instant::now());
+            }
+            Err(e) => return Err(open_error(&cfg.canif, e)),
+        }
+        let addrs =
+            net::resolve(&cfg.host, cfg.port).map_err(|e| Error::Resolve(cfg.host.clone(), e))?;
+        let (listener, dial) = if cfg.serve {
+            let addr = net::listen_addr(&addrs);
+            let l = net::listen(addr).map_err(|e| Error::Listen(addr, e))?;
+            log::info!("listening on {addr}, serving {}", cfg.canif);
+            (Some(l), None)
+        } else {
+            let dial = Dial {
+                addrs,
+                next: 0,
+                pending: None,
+                retry_at: Some(Instant::now()),
+                last_error: None,
+            };
+            (None, Some(dial))
+        };
+        let capacity = if cfg.serve { cfg.max_clients } else { 1 };
+        let conns = (0..capacity).map(|_| None).collect();
+        Ok(Daemon {
+            cfg,
+            signals,
+            listener,
+            dial,
+            monitor,
+            conns,
+            batch: Box::default(),
+            fds: heapless::Vec::new(),
+            slots: heapless::Vec::new(),
+            fatal: None,
+        })
+    }
+
+    /// Runs until a signal (Ok) or a fatal error.
+    pub fn run(mut self) -> Result<(), Error> {
+        loop {
+            let now = Instant::now();
+            let timeout = self.next_deadline().map_or(-1, |t| ms_until(now, t));
+            self.build_poll_table();
+            sys::poll(&mut self.fds, timeout).map_err(|e| Error::Io("poll failed", e))?;
+            let now = Instant::now();
+            for i in 0..self.fds.len() {
+                let revents = self.fds[i].revents;
+                if revents == 0 {
+                    continue;
+                }
+                let fd = self.fds[i].fd;
+                match self.slots[i] {
+                    Slot::Signal => {
+                        self.signals.drain();
+                        if self.signals.term.load(Ordering::Relaxed) {
+                            log::info!("stopping on signal");
+                            self.log_counters();
+                            return Ok(());
+                        }
+                        if self.signals.usr1.swap(false, Ordering::Relaxed) {
+                            self.log_counters();
+                        }
+                    }
+                    Slot::Listener => self.accept(now),
+                    Slot::Monitor => self.monitor_readable(now, revents),
+                    Slot::Dial => self.dial_done(now),
+                    Slot::Tcp(c) if self.is_live(c, fd, true) => self.tcp_ready(c, now, revents),
+                    Slot::Can(c) if self.is_live(c, fd, false) => self.can_ready(c, now, revents),
+                    Slot::Tcp(_) | Slot::Can(_) => {}
+                }
+                if let Some(e) = self.fatal.take() {
+                    return Err(e);
+                }
+            }
+            self.run_timers(now);
+            if let Some(e) = self.fatal.take() {
+                return Err(e);
+            }
+        }
+    }
+
+    /// True if slot `c` still holds the connection whose descriptor was polled.
+    fn is_live(&self, c: usize, fd: i32, tcp: bool) -> bool {
+        match &self.conns[c] {
+            Some(conn) if tcp => conn.tcp.as_raw_fd() == fd,
+            Some(conn) => conn.can.as_ref().is_some_and(|p| p.fd() == fd),
+            None => false,
+        }
+    }
+
+    fn build_poll_table(&mut self) {
+        self.fds.clear();
+        self.slots.clear();
+        let mut push = |fds: &mut heapless::Vec<PollFd, MAX_POLL>, fd: i32, events: i16, slot| {
+            // Cannot overflow: MAX_POLL covers every descriptor we can own.
+            let _ = fds.push(PollFd {
+                fd,
+                events,
+                revents: 0,
+            });
+            let _ = self.slots.push(slot);
+        };
+        push(
+            &mut self.fds,
+            self.signals.pipe.as_raw_fd(),
+            libc::POLLIN,
+            Slot::Signal,
+        );
+        if let Some(l) = &self.listener {
+            push(&mut self.fds, l.as_raw_fd(), libc::POLLIN, Slot::Listener);
+        }
+        if let Some(p) = &self.monitor.port {
+            push(&mut self.fds, p.fd(), libc::POLLIN, Slot::Monitor);
+        }
+        if let Some((s, _)) = self.dial.as_ref().and_then(|d| d.pending.as_ref()) {
+            push(&mut self.fds, s.as_raw_fd(), libc::POLLOUT, Slot::Dial);
+        }
+        for (i, conn) in self.conns.iter().enumerate() {
+            let Some(conn) = conn else { continue };
+            let s = &conn.session;
+            let mut ev = 0;
+            if s.wants_tcp_read() {
+                ev |= libc::POLLIN;
+            }
+            if !s.tx_pending().is_empty() {
+                ev |= libc::POLLOUT;
+            }
+            push(&mut self.fds, conn.tcp.as_raw_fd(), ev, Slot::Tcp(i));
+            if let Some(p) = &conn.can {
+                let mut ev = 0;
+                // Capacity is back-pressure: a full TX buffer stops CAN reads
+                // and the kernel queue (with its overflow counter) takes over.
+                if s.tx_has_room() {
+                    ev |= libc::POLLIN;
+                }
+                if s.parked() == Some(Wake::CanWritable) {
+                    ev |= libc::POLLOUT;
+                }
+                push(&mut self.fds, p.fd(), ev, Slot::Can(i));
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let mut t = earliest(
+            self.monitor.retry_at,
+            self.dial.as_ref().and_then(|d| d.retry_at),
+        );
+        for conn in self.conns.iter().flatten() {
+            t = earliest(t, conn.session.next_deadline());
+            t = earliest(t, conn.can_retry_at);
+        }
+        t
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        if self.monitor.retry_at.is_some_and(|t| now >= t) {
+            self.monitor_retry(now);
+        }
+        if self
+            .dial
+            .as_ref()
+            .and_then(|d| d.retry_at)
+            .is_some_and(|t| now >= t)
+        {
+            self.dial_start(now);
+        }
+        for c in 0..self.conns.len() {
+            let Some(conn) = self.conns[c].as_mut() else {
+                continue;
+            };
+            if conn.can_retry_at.is_some_and(|t| now >= t) {
+                conn.can_retry_at = None;
+                match CanPort::open(&self.cfg.canif, &self.cfg.can) {
+                    Ok(p) => {
+                        log::info!(
+                            "{}: {} is back; carrying frames again",
+                            conn.session.peer(),
+                            self.cfg.canif
+                        );
+                        conn.can = Some(p);
+                    }
+                    Err(_) => conn.can_retry_at = Some(now + RETRY_INTERVAL),
+                }
+            }
+            match conn.session.on_timer(now) {
+                Err(close) => self.close(c, Why::Protocol(close)),
+                Ok(true) => self.deliver(c, now),
+                Ok(false) => {}
+            }
+        }
+    }
+
+    // ----- server side -----
+
+    fn accept(&mut self, now: Instant) {
+        for _ in 0..self.conns.len() {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            let (sock, addr) = match listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
+                Err(e) => {
+                    log::warn!("accept failed: {e}");
+                    return;
+                }
+            };
+            let Some(peer) = net::peer_addr(&addr) else {
+                continue;
+            };
+            if !self.cfg.allow.is_empty() && !self.cfg.allow.iter().any(|c| c.contains(peer.ip())) {
+                log::warn!("{peer}: refused: not in the --allow list");
+                continue;
+            }
+            let Some(slot) = self.conns.iter().position(Option::is_none) else {
+                log::warn!(
+                    "{peer}: refused: already serving {} clients (--max-clients)",
+                    self.conns.len()
+                );
+                continue;
+            };
+            if let Err(e) = net::configure_stream(&sock, self.cfg.keepalive) {
+                log::warn!("{peer}: refused: cannot set socket options: {e}");
+                continue;
+            }
+            log::info!("{peer}: accepted");
+            self.add_conn(slot, sock, peer, Role::Server, now);
+        }
+    }
+
+    fn add_conn(&mut self, slot: usize, tcp: Socket, peer: SocketAddr, role: Role, now: Instant) {
+        let (can, can_retry_at) = match CanPort::open(&self.cfg.canif, &self.cfg.can) {
+            Ok(p) => (Some(p), None),
+            Err(e) => {
+                log::warn!(
+                    "{peer}: {}; frames from TCP are dropped until it is back",
+                    open_error(&self.cfg.canif, e)
+                );
+                (None, Some(now + RETRY_INTERVAL))
+            }
+        };
+        self.conns[slot] = Some(Conn {
+            tcp,
+            can,
+            can_retry_at,
+            session: Session::new(peer, role, self.cfg.session, now),
+            overflow_warn: RateLimit::default(),
+        });
+        self.flush(slot);
+    }
+
+    fn close(&mut self, c: usize, why: Why) {
+        let Some(conn) = self.conns[c].take() else {
+            return;
+        };
+        let peer = conn.session.peer();
+        log::info!("{peer}: closed: {why}");
+        log::info!("{peer}: {}", conn.session.counters);
+        if let Some(dial) = &mut self.dial {
+            if self.cfg.retry {
+                // Try again at once: a restarted server is back within a second.
+                dial.retry_at = Some(Instant::now());
+            } else {
+                self.fatal = Some(Error::Lost(peer, why.to_string()));
+            }
+        }
+    }
+
+    fn log_counters(&self) {
+        let n = self.conns.iter().flatten().count();
+        log::info!("{n} connection(s)");
+        for conn in self.conns.iter().flatten() {
+            log::info!("{}: {}", conn.session.peer(), conn.session.counters);
+        }
+    }
+
+    // ----- client side -----
+
+    fn dial_start(&mut self, now: Instant) {
+        let Some(dial) = &mut self.dial else { return };
+        dial.retry_at = None;
+        if self.conns[0].is_some() || dial.pending.is_some() {
+            return;
+        }
+        let addr = dial.addrs[dial.next];
+        log::debug!("connecting to {addr}");
+        match net::connect_start(addr, self.cfg.keepalive) {
+            Ok(sock) => dial.pending = Some((sock, addr)),
+            Err(e) => self.dial_failed(now, addr, e),
+        }
+    }
+
+    fn dial_done(&mut self, now: Instant) {
+        let Some(dial) = &mut self.dial else { return };
+        let Some((sock, addr)) = dial.pending.take() else {
+            return;
+        };
+        match sock.take_error() {
+            Ok(None) => {
+                log::info!("connected to {addr}");
+                dial.last_error = None;
+                dial.next = 0;
+                self.add_conn(0, sock, addr, Role::Client, now);
+            }
+            Ok(Some(e)) | Err(e) => self.dial_failed(now, addr, e),
+        }
+    }
+
+    fn dial_failed(&mut self, now: Instant, addr: SocketAddr, e: io::Error) {
+        let Some(dial) = &mut self.dial else { return };
+        dial.next += 1;
+        let tried_all = dial.next >= dial.addrs.len();
+        if tried_all {
+            dial.next = 0;
+        }
+        if !self.cfg.retry {
+            if tried_all {
+                self.fatal = Some(Error::Connect(addr, e));
+            } else {
+                dial.retry_at = Some(now);
+            }
+            return;
+        }
+        // Say it once per change of cause, not once per second.
+        if dial.last_error != Some(e.kind()) {
+            log::warn!("cannot connect to {addr}: {e}; retrying every second");
+            dial.last_error = Some(e.kind());
+        } else {
+            log::debug!("cannot connect to {addr}: {e}");
+        }
+        dial.retry_at = Some(if tried_all { now + RETRY_INTERVAL } else { now });
+    }
+
+    // ----- both sides -----
+
+    fn tcp_ready(&mut self, c: usize, now: Instant, revents: i16) {
+        if revents & libc::POLLOUT != 0 {
+            self.flush(c);
+        }
+        if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) == 0 {
+            return;
+        }
+        let Some(conn) = self.conns[c].as_mut() else {
+            return;
+        };
+        if revents & libc::POLLERR != 0 {
+            let e = conn.tcp.take_error().ok().flatten();
+            let e = e.unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionReset));
+            return self.close(c, Why::Io(e));
+        }
+        for _ in 0..READS_PER_WAKEUP {
+            let Some(conn) = self.conns[c].as_mut() else {
+                return;
+            };
+            let spare = conn.session.rx_spare();
+            if spare.is_empty() {
+                if revents & libc::POLLHUP != 0 && conn.session.parked().is_none() {
+                    return self.close(c, Why::PeerClosed);
+                }
+                break;
+            }
+            let want = spare.len();
+            match (&conn.tcp).read(spare) {
+                Ok(0) => return self.close(c, Why::PeerClosed),
+                Ok(n) => {
+                    conn.session.rx_filled(n);
+                    self.deliver(c, now);
+                    if n < want {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.close(c, Why::Io(e)),
+            }
+        }
+        self.flush(c);
+    }
+
+    /// Hands buffered TCP input to the bus (and answers negotiation).
+    fn deliver(&mut self, c: usize, now: Instant) {
+        let Some(conn) = self.conns[c].as_mut() else {
+            return;
+        };
+        let mut no_bus = NoBus;
+        let sink: &mut dyn CanSink = match conn.can.as_mut() {
+            Some(p) => p,
+            None => &mut no_bus,
+        };
+        if let Err(close) = conn.session.process(now, sink) {
+            return self.close(c, Why::Protocol(close));
+        }
+        self.flush(c);
+    }
+
+    /// One send of everything queued for the peer.
+    fn flush(&mut self, c: usize) {
+        let Some(conn) = self.conns[c].as_mut() else {
+            return;
+        };
+        let pending = conn.session.tx_pending();
+        if pending.is_empty() {
+            return;
+        }
+        match conn.tcp.send_with_flags(pending, libc::MSG_NOSIGNAL) {
+            Ok(n) => conn.session.tx_sent(n),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => self.close(c, Why::Io(e)),
+        }
+    }
+
+    fn can_ready(&mut self, c: usize, now: Instant, revents: i16) {
+        if revents & libc::POLLOUT != 0 {
+            self.deliver(c, now);
+        }
+        let Some(conn) = self.conns[c].as_mut() else {
+            return;
+        };
+        let Some(port) = conn.can.as_mut() else {
+            return;
+        };
+        if revents & libc::POLLERR != 0 {
+            // Reading the pending error clears it; otherwise poll repeats it.
+            if let Some(e) = port.take_error() {
+                self.can_read_error(c, now, e);
+                return;
+            }
+        }
+        if revents & libc::POLLIN == 0 {
+            return;
+        }
+        for _ in 0..READS_PER_WAKEUP {
+            let Some(conn) = self.conns[c].as_mut() else {
+                return;
+            };
+            let Some(port) = conn.can.as_mut() else {
+                return;
+            };
+            let room = conn.session.tx_room_frames();
+            if room == 0 {
+                break;
+            }
+            match port.recv(&mut self.batch, room) {
+                Ok((n, overflow)) => {
+                    if overflow > 0 {
+                        conn.session.counters.drop_kernel_overflow += u64::from(overflow);
+                        if let Some(s) = conn.overflow_warn.allow(now) {
+                            log::warn!(
+                                "{}: kernel dropped {overflow} frames from {}: peer is not keeping up ({s} similar warnings suppressed)",
+                                conn.session.peer(),
+                                self.cfg.canif
+                            );
+                        }
+                    }
+                    for i in 0..n {
+                        let len = self.batch.lens[i];
+                        conn.session.queue_frame(&mut self.batch.frames[i][..len]);
+                    }
+                    if n < room {
+                        break;
+                    }
+                }
+                Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.can_read_error(c, now, e);
+                    break;
+                }
+            }
+        }
+        self.flush(c);
+    }
+
+    fn can_read_error(&mut self, c: usize, now: Instant, e: ReadError) {
+        let Some(conn) = self.conns[c].as_mut() else {
+            return;
+        };
+        let peer = conn.session.peer();
+        match e {
+            // The monitor logs the interface state once for everyone.
+            ReadError::Down => log::debug!("{peer}: {} is down", self.cfg.canif),
+            ReadError::Gone => {
+                log::info!(
+                    "{peer}: {} disappeared; will reopen it when it is back",
+                    self.cfg.canif
+                );
+                conn.can = None;
+                conn.can_retry_at = Some(now + RETRY_INTERVAL);
+            }
+            ReadError::Io(e) => log::warn!("{peer}: reading {}: {e}", self.cfg.canif),
+        }
+    }
+
+    // ----- bus state -----
+
+    fn monitor_readable(&mut self, now: Instant, revents: i16) {
+        let name = &self.cfg.canif;
+        let Some(port) = self.monitor.port.as_mut() else {
+            return;
+        };
+        let result = if revents & libc::POLLERR != 0 {
+            port.take_error().map_or(Ok((0, 0)), Err)
+        } else {
+            port.recv(&mut self.batch, crate::limits::CAN_BATCH)
+        };
+        match result {
+            Ok((n, _)) => {
+                for i in 0..n {
+                    let frame = &self.batch.frames[i][..self.batch.lens[i]];
+                    let Some(state) = state_from_error_frame(frame) else {
+                        continue;
+                    };
+                    if self.monitor.state != Some(state) {
+                        self.monitor.state = Some(state);
+                        match state {
+                            BusState::ErrorActive => log::info!("{name}: bus state {state}"),
+                            _ => log::warn!("{name}: bus state {state}"),
+                        }
+                    }
+                }
+            }
+            Err(ReadError::Down) => {
+                if !self.monitor.down {
+                    log::warn!(
+                        "{name}: interface is down; frames from TCP are dropped until it is up"
+                    );
+                    self.monitor.down = true;
+                }
+                self.monitor.retry_at = Some(now + RETRY_INTERVAL);
+            }
+            Err(ReadError::Gone) => {
+                log::warn!("{name}: interface disappeared; waiting for it to come back");
+                self.monitor.port = None;
+                self.monitor.down = true;
+                self.monitor.retry_at = Some(now + RETRY_INTERVAL);
+            }
+            Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(ReadError::Io(e)) => log::warn!("{name}: {e}"),
+        }
+    }
+
+    /// Reopens a vanished interface, or checks whether a down one is up.
+    fn monitor_retry(&mut self, now: Instant) {
+        let name = &self.cfg.canif;
+        self.monitor.retry_at = None;
+        if self.monitor.port.is_none() {
+            match CanPort::open(name, &monitor_options()) {
+                Ok(p) => self.monitor.port = Some(p),
+                Err(_) => {
+                    self.monitor.retry_at = Some(now + RETRY_INTERVAL);
+                    return;
+                }
+            }
+        }
+        let Some(port) = &self.monitor.port else {
+            return;
+        };
+        if sys::if_is_up(port.fd(), name).unwrap_or(false) {
+            if self.monitor.down {
+                log::info!("{name}: interface is up");
+                self.monitor.down = false;
+                self.monitor.state = None;
+            }
+        } else {
+            self.monitor.retry_at = Some(now + RETRY_INTERVAL);
+        }
+    }
+}
+
+/// Runs the daemon with a validated configuration.
+pub fn run(cfg: Config) -> Result<(), Error> {
+    Daemon::new(cfg)?.run()
+}

@@ -1,0 +1,51 @@
+//! Every fixed capacity and fixed interval of the daemon, in one place.
+//!
+//! Nothing grows after start-up: a connection that would need more than these
+//! is refused or back-pressured, never given more memory.
+
+use std::time::Duration;
+
+/// Compiled-in connection capacity of a server (`--max-clients` can only lower it).
+pub const MAX_CLIENTS: usize = 64;
+
+/// Bytes of TCP input buffered per connection, on their way to the bus.
+/// Holds ~110 CAN FD or ~450 classic messages: one large read per wake-up.
+pub const RX_BUF: usize = 8192;
+
+/// Bytes of encoded messages buffered per connection, on their way to TCP.
+/// When it cannot take another message the CAN socket is not read, so the
+/// kernel's receive queue (and its overflow counter) absorbs the excess.
+pub const TX_BUF: usize = 8192;
+
+/// CAN frames read per `recvmmsg` call.
+pub const CAN_BATCH: usize = 32;
+
+/// TCP reads per connection per wake-up: bounds the work between two looks
+/// at the signal pipe, so SIGTERM is honoured quickly even under full load.
+pub const READS_PER_WAKEUP: usize = 4;
+
+/// Delay between connection attempts of a client, and between attempts to
+/// reopen a CAN interface that has disappeared.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Minimum spacing of repeated warnings of one kind on one connection.
+pub const WARN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Back-off before retrying a frame the bus refused with ENOBUFS when the
+/// socket nevertheless polls writable (the queue that is full is not ours).
+pub const ENOBUFS_RETRY: Duration = Duration::from_millis(2);
+
+/// Send buffer of each CAN socket. Small on purpose: POLLOUT then means
+/// "a few of our frames left the queue", which is what a parked writer waits for.
+pub const CAN_SNDBUF: usize = 8 * 1024;
+
+/// Pending-connection queue of the listening socket.
+pub const LISTEN_BACKLOG: i32 = 64;
+
+/// `--allow` entries and `--filter` entries accepted on the command line.
+pub const MAX_ALLOW: usize = 16;
+/// See [`MAX_ALLOW`]; the kernel itself accepts up to 512 filters per socket.
+pub const MAX_FILTERS: usize = 32;
+
+/// Addresses a host name may resolve to that a client tries in turn.
+pub const MAX_ADDRS: usize = 8;

@@ -1,0 +1,644 @@
+//! One tunnel connection as a state machine with no I/O: negotiation, the
+//! two fixed buffers, back-pressure towards the bus and the counters.
+//!
+//! The event loop reads TCP into [`Session::rx_spare`], calls
+//! [`Session::process`] with the CAN socket as a [`CanSink`], queues frames
+//! read from CAN with [`Session::queue_frame`] and writes out
+//! [`Session::tx_pending`]. Time comes in as a parameter so tests drive it.
+
+use core::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::buf::ByteBuf;
+use crate::counters::{Counters, Drop, RateLimit};
+use crate::limits::{ENOBUFS_RETRY, RX_BUF, TX_BUF};
+use crate::negotiation::{Negotiation, NegotiationError, Step};
+use crate::wire::{self, Decoded, FrameError, FrameText, Message, WireError, HEADER_LEN};
+
+/// Result of handing one frame to the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CanTx {
+    /// Written.
+    Sent,
+    /// The queue is full (ENOBUFS / EAGAIN): retry the same frame later.
+    Busy,
+    /// The interface will never take this frame (e.g. EINVAL for FD on a
+    /// classic interface).
+    Refused,
+    /// The interface is down or gone.
+    Down,
+}
+
+/// Where frames from TCP go: the CAN socket in the daemon, a fake in tests.
+pub trait CanSink {
+    /// Writes one frame in host layout.
+    fn send(&mut self, frame: &[u8]) -> CanTx;
+}
+
+/// Which side of the TCP connection we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// We connected and propose the version.
+    Client,
+    /// We accepted and wait for the client's proposal.
+    Server,
+}
+
+/// Behaviour switches of a session, from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionConfig {
+    /// Nothing from TCP is written to the bus.
+    pub read_only: bool,
+    /// How long a frame may wait for a bus that reports ENOBUFS.
+    pub tx_timeout: Duration,
+    /// How long a connection may take to agree on a version.
+    pub handshake_timeout: Duration,
+}
+
+/// Why a connection must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// The byte stream cannot be framed.
+    Wire(WireError),
+    /// Version negotiation failed.
+    Negotiation(NegotiationError),
+    /// A `d` message arrived before a version was agreed.
+    DataBeforeAgreement,
+    /// No version agreed within the handshake timeout.
+    HandshakeTimeout(Duration),
+}
+
+impl fmt::Display for Close {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Close::Wire(e) => e.fmt(f),
+            Close::Negotiation(e) => e.fmt(f),
+            Close::DataBeforeAgreement => f.write_str("data message before version agreement"),
+            Close::HandshakeTimeout(t) => {
+                write!(f, "no version agreement within {} s", t.as_secs())
+            }
+        }
+    }
+}
+
+impl From<WireError> for Close {
+    fn from(e: WireError) -> Self {
+        Close::Wire(e)
+    }
+}
+
+impl From<NegotiationError> for Close {
+    fn from(e: NegotiationError) -> Self {
+        Close::Negotiation(e)
+    }
+}
+
+/// Where [`Session::process`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxState {
+    /// Every complete message was handled; read more TCP.
+    Drained,
+    /// The head frame waits for the bus: stop reading TCP until it moves.
+    Parked,
+}
+
+/// How a parked session wants to be woken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// When the CAN socket polls writable.
+    CanWritable,
+    /// At this time (the socket polled writable yet the queue stayed full).
+    At(Instant),
+}
+
+/// State of one tunnel connection.
+pub struct Session {
+    peer: SocketAddr,
+    cfg: SessionConfig,
+    negotiation: Negotiation,
+    rx: ByteBuf<RX_BUF>,
+    tx: ByteBuf<TX_BUF>,
+    handshake_deadline: Instant,
+    /// Since when the head frame has been waiting for the bus (reset only by
+    /// a frame the bus accepts, so once the timeout passed, frames are shed
+    /// until the bus moves again).
+    busy_since: Option<Instant>,
+    parked: Option<Wake>,
+    warn: RateLimit,
+    /// Traffic and drops of this connection.
+    pub counters: Counters,
+}
+
+impl Session {
+    /// A new session; a client's first version proposal is queued at once.
+    pub fn new(peer: SocketAddr, role: Role, cfg: SessionConfig, now: Instant) -> Self {
+        let mut s = Session {
+            peer,
+            cfg,
+            negotiation: Negotiation::new(),
+            rx: ByteBuf::new(),
+            tx: ByteBuf::new(),
+            handshake_deadline: now + cfg.handshake_timeout,
+            busy_since: None,
+            parked: None,
+            warn: RateLimit::default(),
+            counters: Counters::default(),
+        };
+        if role == Role::Client {
+            let v = s.negotiation.propose();
+            log::debug!("{peer}: proposing protocol version {v}");
+            s.tx.push(&wire::encode_version(v));
+        }
+        s
+    }
+
+    /// The peer's address, for log lines.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// True once a protocol version is agreed.
+    pub fn is_agreed(&self) -> bool {
+        self.negotiation.agreed().is_some()
+    }
+
+    /// Free space for the next TCP read (empty while parked or full).
+    pub fn rx_spare(&mut self) -> &mut [u8] {
+        if self.parked.is_some() {
+            return &mut [];
+        }
+        self.rx.spare()
+    }
+
+    /// Records `n` bytes read into [`rx_spare`](Self::rx_spare).
+    pub fn rx_filled(&mut self, n: usize) {
+        self.rx.fill(n);
+        self.counters.bytes_in += n as u64;
+    }
+
+    /// True when the session wants more TCP input.
+    pub fn wants_tcp_read(&self) -> bool {
+        self.parked.is_none() && self.rx.free() > 0
+    }
+
+    /// How a parked session wants to be woken, if it is parked.
+    pub fn parked(&self) -> Option<Wake> {
+        self.parked
+    }
+
+    /// Handles every complete message buffered from TCP.
+    pub fn process(&mut self, now: Instant, can: &mut dyn CanSink) -> Result<RxState, Close> {
+        let was_parked = self.parked.take();
+        loop {
+            let (head, used) = match wire::decode(self.rx.data())? {
+                Decoded::Partial => return Ok(RxState::Drained),
+                Decoded::Complete(Message::Version(v), used) => (Some(v), used),
+                Decoded::Complete(Message::Data(_), used) => (None, used),
+            };
+            match head {
+                Some(v) => self.on_version(v)?,
+                None if !self.is_agreed() => return Err(Close::DataBeforeAgreement),
+                None => {
+                    if let Some(wake) = self.on_data(now, used, can, was_parked) {
+                        self.parked = Some(wake);
+                        return Ok(RxState::Parked);
+                    }
+                }
+            }
+            self.rx.consume(used);
+        }
+    }
+
+    fn on_version(&mut self, v: u32) -> Result<(), Close> {
+        let peer = self.peer;
+        match self.negotiation.on_version(v)? {
+            Step::Propose(mine) => {
+                log::info!("{peer}: peer proposed version {v}; proposing {mine}");
+                self.tx.push(&wire::encode_version(mine));
+            }
+            Step::AgreedReply(agreed) => {
+                self.tx.push(&wire::encode_version(agreed));
+                log::info!("{peer}: agreed protocol version {agreed}");
+            }
+            Step::Agreed(agreed) => log::info!("{peer}: agreed protocol version {agreed}"),
+            Step::Repeat => log::debug!("{peer}: ignoring repeated version {v}"),
+        }
+        Ok(())
+    }
+
+    /// Delivers the data message occupying the first `used` bytes. Returns
+    /// how to wake the session if the frame must wait for the bus.
+    fn on_data(
+        &mut self,
+        now: Instant,
+        used: usize,
+        can: &mut dyn CanSink,
+        was_parked: Option<Wake>,
+    ) -> Option<Wake> {
+        let frame = &mut self.rx.data_mut()[HEADER_LEN..used];
+        let why = match wire::check_frame(frame) {
+            Err(FrameError::ErrorFrame) => Some((Drop::ErrorFrame, None)),
+            Err(e) => Some((Drop::Invalid, Some(e))),
+            Ok(_) if self.cfg.read_only => Some((Drop::ReadOnly, None)),
+            Ok(_) => None,
+        };
+        if let Some((why, detail)) = why {
+            self.drop_frame(now, why, used, detail);
+            return None;
+        }
+        wire::swap_layout(frame);
+        let result = can.send(frame);
+        wire::swap_layout(frame);
+        match result {
+            CanTx::Sent => {
+                self.counters.to_can += 1;
+                self.busy_since = None;
+                if log::log_enabled!(log::Level::Trace) {
+                    let frame = &self.rx.data()[HEADER_LEN..used];
+                    log::trace!("{}: tcp->can {}", self.peer, FrameText(frame));
+                }
+                None
+            }
+            CanTx::Busy => {
+                let since = *self.busy_since.get_or_insert(now);
+                if now.saturating_duration_since(since) >= self.cfg.tx_timeout {
+                    self.drop_frame(now, Drop::Stale, used, None);
+                    return None;
+                }
+                // Woken by POLLOUT yet still full: the full queue is not our
+                // socket's (a qdisc, another writer), so poll cannot tell us
+                // when it drains. Fall back to a short timer.
+                Some(match was_parked {
+                    Some(Wake::CanWritable) | Some(Wake::At(_)) => Wake::At(now + ENOBUFS_RETRY),
+                    None => Wake::CanWritable,
+                })
+            }
+            CanTx::Refused => {
+                self.drop_frame(now, Drop::Refused, used, None);
+                None
+            }
+            CanTx::Down => {
+                self.drop_frame(now, Drop::BusDown, used, None);
+                None
+            }
+        }
+    }
+
+    fn drop_frame(&mut self, now: Instant, why: Drop, used: usize, detail: Option<FrameError>) {
+        self.counters.count_drop(why);
+        if let Some(suppressed) = self.warn.allow(now) {
+            let frame = &self.rx.data()[HEADER_LEN..used];
+            let peer = self.peer;
+            match detail {
+                Some(e) => log::warn!(
+                    "{peer}: dropped frame from TCP: {e} ({suppressed} similar warnings suppressed)"
+                ),
+                None => log::warn!(
+                    "{peer}: dropped frame {} from TCP: {} ({suppressed} similar warnings suppressed)",
+                    FrameText(frame),
+                    why.name()
+                ),
+            }
+        }
+    }
+
+    /// True when the TX buffer can take one more message of any kind.
+    pub fn tx_has_room(&self) -> bool {
+        self.tx.free() >= wire::MAX_DATA_MESSAGE
+    }
+
+    /// How many frames of any kind the TX buffer can still take.
+    pub fn tx_room_frames(&self) -> usize {
+        self.tx.free() / wire::MAX_DATA_MESSAGE
+    }
+
+    /// Queues a frame read from CAN (host layout) for the TCP peer. Frames
+    /// read before agreement are dropped, as the reference does. Returns
+    /// false if the buffer is full (the caller checks [`tx_has_room`](Self::tx_has_room) first).
+    pub fn queue_frame(&mut self, frame: &mut [u8]) -> bool {
+        if !self.is_agreed() {
+            return true;
+        }
+        if self.tx.free() < HEADER_LEN + frame.len() {
+            return false;
+        }
+        wire::swap_layout(frame);
+        self.tx.push(&wire::data_header(frame.len()));
+        self.tx.push(frame);
+        self.counters.to_tcp += 1;
+        if log::log_enabled!(log::Level::Trace) {
+            log::trace!("{}: can->tcp {}", self.peer, FrameText(frame));
+        }
+        true
+    }
+
+    /// Bytes waiting to be sent on TCP.
+    pub fn tx_pending(&self) -> &[u8] {
+        self.tx.data()
+    }
+
+    /// Records that `n` bytes of [`tx_pending`](Self::tx_pending) were sent.
+    pub fn tx_sent(&mut self, n: usize) {
+        self.tx.consume(n);
+        self.counters.bytes_out += n as u64;
+    }
+
+    /// The earliest time at which [`on_timer`](Self::on_timer) has work.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let handshake = (!self.is_agreed()).then_some(self.handshake_deadline);
+        let retry = match self.parked {
+            Some(Wake::At(t)) => Some(t),
+            // A frame waiting on POLLOUT must still be shed after the timeout.
+            Some(Wake::CanWritable) => self.busy_since.map(|t| t + self.cfg.tx_timeout),
+            None => None,
+        };
+        match (handshake, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Checks the handshake deadline; `Ok(true)` if a parked frame is due
+    /// for another try.
+    pub fn on_timer(&self, now: Instant) -> Result<bool, Close> {
+        if !self.is_agreed() && now >= self.handshake_deadline {
+            return Err(Close::HandshakeTimeout(self.cfg.handshake_timeout));
+        }
+        Ok(self
+            .next_deadline()
+            .is_some_and(|t| now >= t && self.parked.is_some()))
+    }
+
+    /// Forgets buffered TCP input and any parked frame (connection reset).
+    pub fn reset_rx(&mut self) {
+        self.rx.clear();
+        self.parked = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{CANFD_MTU, CAN_ERR_FLAG, CAN_MTU};
+
+    /// A bus that records frames and answers from a script.
+    #[derive(Default)]
+    struct FakeBus {
+        sent: std::vec::Vec<std::vec::Vec<u8>>,
+        script: std::collections::VecDeque<CanTx>,
+    }
+
+    impl CanSink for FakeBus {
+        fn send(&mut self, frame: &[u8]) -> CanTx {
+            let r = self.script.pop_front().unwrap_or(CanTx::Sent);
+            if r == CanTx::Sent {
+                self.sent.push(frame.to_vec());
+            }
+            r
+        }
+    }
+
+    fn cfg() -> SessionConfig {
+        SessionConfig {
+            read_only: false,
+            tx_timeout: Duration::from_millis(100),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn peer() -> SocketAddr {
+        "192.0.2.1:5000".parse().unwrap()
+    }
+
+    fn classic(id: u32, len: u8) -> std::vec::Vec<u8> {
+        let mut f = vec![0u8; CAN_MTU];
+        f[0..4].copy_from_slice(&id.to_le_bytes());
+        f[4] = len;
+        for i in 0..usize::from(len.min(8)) {
+            f[8 + i] = i as u8 + 1;
+        }
+        f
+    }
+
+    fn data_msg(frame: &[u8]) -> std::vec::Vec<u8> {
+        let mut m = vec![b'd', frame.len() as u8];
+        m.extend_from_slice(frame);
+        m
+    }
+
+    fn feed(s: &mut Session, bytes: &[u8]) {
+        let spare = s.rx_spare();
+        spare[..bytes.len()].copy_from_slice(bytes);
+        s.rx_filled(bytes.len());
+    }
+
+    fn agreed_server(t: Instant) -> Session {
+        let mut s = Session::new(peer(), Role::Server, cfg(), t);
+        feed(&mut s, &wire::encode_version(1));
+        s.process(t, &mut FakeBus::default()).unwrap();
+        let ack = s.tx_pending().to_vec();
+        s.tx_sent(ack.len());
+        assert_eq!(ack, wire::encode_version(1));
+        s
+    }
+
+    #[test]
+    fn server_is_silent_until_the_client_proposes() {
+        let t = Instant::now();
+        let s = Session::new(peer(), Role::Server, cfg(), t);
+        assert!(s.tx_pending().is_empty());
+        let c = Session::new(peer(), Role::Client, cfg(), t);
+        assert_eq!(c.tx_pending(), wire::encode_version(1));
+    }
+
+    #[test]
+    fn data_before_agreement_closes() {
+        let t = Instant::now();
+        let mut s = Session::new(peer(), Role::Server, cfg(), t);
+        feed(&mut s, &data_msg(&classic(1, 1)));
+        assert_eq!(
+            s.process(t, &mut FakeBus::default()),
+            Err(Close::DataBeforeAgreement)
+        );
+    }
+
+    #[test]
+    fn handshake_times_out() {
+        let t = Instant::now();
+        let s = Session::new(peer(), Role::Server, cfg(), t);
+        assert_eq!(s.next_deadline(), Some(t + Duration::from_secs(10)));
+        assert_eq!(s.on_timer(t + Duration::from_secs(9)), Ok(false));
+        assert!(matches!(
+            s.on_timer(t + Duration::from_secs(10)),
+            Err(Close::HandshakeTimeout(_))
+        ));
+    }
+
+    #[test]
+    fn frames_split_at_every_byte_arrive_whole() {
+        let t = Instant::now();
+        let mut s = agreed_server(t);
+        let mut stream = std::vec::Vec::new();
+        let mut frames = std::vec::Vec::new();
+        for len in 0..=8u8 {
+            frames.push(classic(0x100 + u32::from(len), len));
+        }
+        let mut fd = vec![0u8; CANFD_MTU];
+        fd[4] = 64;
+        fd[70] = 0x5A;
+        frames.push(fd);
+        for f in &frames {
+            stream.extend(data_msg(f));
+        }
+        let mut bus = FakeBus::default();
+        for b in &stream {
+            feed(&mut s, std::slice::from_ref(b));
+            assert_eq!(s.process(t, &mut bus), Ok(RxState::Drained));
+        }
+        assert_eq!(bus.sent, frames);
+        assert_eq!(s.counters.to_can, frames.len() as u64);
+    }
+
+    #[test]
+    fn many_messages_in_one_read() {
+        let t = Instant::now();
+        let mut s = Session::new(peer(), Role::Server, cfg(), t);
+        let mut stream = wire::encode_version(1).to_vec();
+        for i in 0..50 {
+            stream.extend(data_msg(&classic(i, 8)));
+        }
+        feed(&mut s, &stream);
+        let mut bus = FakeBus::default();
+        assert_eq!(s.process(t, &mut bus), Ok(RxState::Drained));
+        assert_eq!(bus.sent.len(), 50);
+    }
+
+    #[test]
+    fn bad_frames_are_dropped_and_counted_but_the_connection_stays() {
+        let t = Instant::now();
+        let mut s = agreed_server(t);
+        let mut bus = FakeBus::default();
+        for len in (0..=255u8).filter(|&l| l != 16 && l != 72) {
+            let mut m = vec![b'd', len];
+            m.extend(std::iter::repeat(0).take(usize::from(len)));
+            feed(&mut s, &m);
+            assert_eq!(s.process(t, &mut bus), Ok(RxState::Drained));
+        }
+        feed(&mut s, &data_msg(&classic(1, 9)));
+        feed(&mut s, &data_msg(&classic(CAN_ERR_FLAG | 4, 8)));
+        let mut fd = vec![0u8; CANFD_MTU];
+        fd[4] = 65;
+        feed(&mut s, &data_msg(&fd));
+        assert_eq!(s.process(t, &mut bus), Ok(RxState::Drained));
+        assert!(bus.sent.is_empty());
+        assert_eq!(s.counters.drop_invalid, 254 + 2);
+        assert_eq!(s.counters.drop_error_frame, 1);
+        // Still usable.
+        feed(&mut s, &data_msg(&classic(7, 2)));
+        s.process(t, &mut bus).unwrap();
+        assert_eq!(bus.sent.len(), 1);
+    }
+
+    #[test]
+    fn refused_and_down_frames_are_counted() {
+        let t = Instant::now();
+        let mut s = agreed_server(t);
+        let mut bus = FakeBus::default();
+        bus.script.extend([CanTx::Refused, CanTx::Down]);
+        feed(&mut s, &data_msg(&classic(1, 1)));
+        feed(&mut s, &data_msg(&classic(2, 1)));
+        s.process(t, &mut bus).unwrap();
+        assert_eq!((s.counters.drop_refused, s.counters.drop_bus_down), (1, 1));
+    }
+
+    #[test]
+    fn read_only_never_writes_to_the_bus() {
+        let t = Instant::now();
+        let mut s = Session::new(
+            peer(),
+            Role::Server,
+            SessionConfig {
+                read_only: true,
+                ..cfg()
+            },
+            t,
+        );
+        feed(&mut s, &wire::encode_version(1));
+        feed(&mut s, &data_msg(&classic(1, 1)));
+        let mut bus = FakeBus::default();
+        s.process(t, &mut bus).unwrap();
+        assert!(bus.sent.is_empty());
+        assert_eq!(s.counters.drop_read_only, 1);
+    }
+
+    #[test]
+    fn busy_bus_parks_in_order_then_falls_back_to_a_timer() {
+        let t = Instant::now();
+        let mut s = agreed_server(t);
+        let mut bus = FakeBus::default();
+        bus.script.extend([CanTx::Busy, CanTx::Busy]);
+        feed(&mut s, &data_msg(&classic(1, 1)));
+        feed(&mut s, &data_msg(&classic(2, 1)));
+        assert_eq!(s.process(t, &mut bus), Ok(RxState::Parked));
+        assert_eq!(s.parked(), Some(Wake::CanWritable));
+        assert!(!s.wants_tcp_read());
+        assert!(s.rx_spare().is_empty(), "no TCP reads while parked");
+        // Woken by POLLOUT but the queue is still full: timer fallback.
+        let t1 = t + Duration::from_millis(1);
+        assert_eq!(s.process(t1, &mut bus), Ok(RxState::Parked));
+        assert_eq!(s.parked(), Some(Wake::At(t1 + ENOBUFS_RETRY)));
+        assert_eq!(s.on_timer(t1), Ok(false));
+        assert_eq!(s.on_timer(t1 + ENOBUFS_RETRY), Ok(true));
+        // The bus moves: both frames go, in order.
+        assert_eq!(
+            s.process(t1 + ENOBUFS_RETRY, &mut bus),
+            Ok(RxState::Drained)
+        );
+        assert_eq!(bus.sent, vec![classic(1, 1), classic(2, 1)]);
+        assert!(s.wants_tcp_read());
+    }
+
+    #[test]
+    fn frames_are_shed_after_tx_timeout_until_the_bus_moves() {
+        let t = Instant::now();
+        let mut s = agreed_server(t);
+        let mut bus = FakeBus::default();
+        bus.script.extend([CanTx::Busy, CanTx::Busy, CanTx::Busy]);
+        feed(&mut s, &data_msg(&classic(1, 1)));
+        feed(&mut s, &data_msg(&classic(2, 1)));
+        feed(&mut s, &data_msg(&classic(3, 1)));
+        assert_eq!(s.process(t, &mut bus), Ok(RxState::Parked));
+        assert_eq!(s.next_deadline(), Some(t + Duration::from_millis(100)));
+        let late = t + Duration::from_millis(100);
+        // Frames 1 and 2 are stale and shed at once; frame 3 goes.
+        assert_eq!(s.process(late, &mut bus), Ok(RxState::Drained));
+        assert_eq!(s.counters.drop_stale, 2);
+        assert_eq!(bus.sent, vec![classic(3, 1)]);
+    }
+
+    #[test]
+    fn frames_from_can_wait_for_agreement_and_respect_capacity() {
+        let t = Instant::now();
+        let mut c = Session::new(peer(), Role::Client, cfg(), t);
+        let proposal = c.tx_pending().len();
+        c.tx_sent(proposal);
+        let mut f = classic(0x7FF, 8);
+        assert!(c.queue_frame(&mut f), "dropped silently before agreement");
+        assert!(c.tx_pending().is_empty());
+        feed(&mut c, &wire::encode_version(1));
+        c.process(t, &mut FakeBus::default()).unwrap();
+        assert!(c.tx_pending().is_empty(), "never answer our own proposal");
+        let mut queued = 0;
+        while c.tx_has_room() {
+            assert!(c.queue_frame(&mut f));
+            queued += 1;
+        }
+        assert_eq!(
+            queued,
+            (TX_BUF - wire::MAX_DATA_MESSAGE) / (2 + CAN_MTU) + 1
+        );
+        assert_eq!(&c.tx_pending()[..2], b"d\x10");
+        assert_eq!(&c.tx_pending()[2..18], &f[..]);
+    }
+}

@@ -1,0 +1,193 @@
+//! The one module allowed `unsafe`: thin wrappers over the system calls the
+//! standard library and the socket crates do not offer.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem;
+use std::os::fd::RawFd;
+
+use crate::limits::CAN_BATCH;
+use crate::wire::CANFD_MTU;
+
+pub use libc::pollfd as PollFd;
+
+/// Waits for readiness. An interrupted wait (EINTR) reports no events.
+pub fn poll(fds: &mut [PollFd], timeout_ms: i32) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe a valid, exclusively borrowed slice.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    Ok(n as usize)
+}
+
+/// Interface index of `name`, or `None` if there is no such interface.
+/// Needs no allocation, so reopening an interface costs none.
+pub fn if_nametoindex(name: &str) -> Option<u32> {
+    let mut buf = [0u8; libc::IF_NAMESIZE + 1];
+    if name.is_empty() || name.len() > libc::IF_NAMESIZE || name.contains('\0') {
+        return None;
+    }
+    buf[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: buf is NUL-terminated (zeroed beyond name, name has no NUL).
+    let idx = unsafe { libc::if_nametoindex(buf.as_ptr().cast()) };
+    (idx != 0).then_some(idx)
+}
+
+/// Writes one datagram (a CAN frame) to a socket.
+pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: buf is a valid readable slice for its length.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Sets an integer socket option.
+pub fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: the option value points at a live c_int of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const i32).cast(),
+            mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets an option whose value is an array of plain structs (CAN filters).
+pub fn setsockopt_slice<T: Copy>(fd: RawFd, level: i32, name: i32, values: &[T]) -> io::Result<()> {
+    let ptr = if values.is_empty() {
+        std::ptr::null()
+    } else {
+        values.as_ptr().cast()
+    };
+    // SAFETY: ptr/len describe the slice (or null/0), T is plain old data.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            ptr,
+            mem::size_of_val(values) as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Room for one `SO_RXQ_OVFL` control message (a u32).
+const CMSG_ROOM: usize = 32;
+
+/// Reusable buffers for reading CAN frames in batches with `recvmmsg`.
+pub struct CanBatch {
+    /// The frames read by the last call, `lens[i]` bytes of `frames[i]`.
+    pub frames: [[u8; CANFD_MTU]; CAN_BATCH],
+    /// Length of each frame read (16 or 72).
+    pub lens: [usize; CAN_BATCH],
+    cmsg: [[u64; CMSG_ROOM / 8]; CAN_BATCH],
+}
+
+impl CanBatch {
+    /// Zeroed buffers.
+    pub fn new() -> Self {
+        CanBatch {
+            frames: [[0; CANFD_MTU]; CAN_BATCH],
+            lens: [0; CAN_BATCH],
+            cmsg: [[0; CMSG_ROOM / 8]; CAN_BATCH],
+        }
+    }
+
+    /// Reads up to `max` frames without blocking. Returns how many were read
+    /// and the socket's latest kernel drop count (`SO_RXQ_OVFL`), if reported.
+    pub fn recv(&mut self, fd: RawFd, max: usize) -> io::Result<(usize, Option<u32>)> {
+        let max = max.min(CAN_BATCH);
+        if max == 0 {
+            return Ok((0, None));
+        }
+        // SAFETY: all-zero is a valid value for these plain C structs.
+        let mut iov: [libc::iovec; CAN_BATCH] = unsafe { mem::zeroed() };
+        let mut hdrs: [libc::mmsghdr; CAN_BATCH] = unsafe { mem::zeroed() };
+        for i in 0..max {
+            iov[i].iov_base = self.frames[i].as_mut_ptr().cast();
+            iov[i].iov_len = CANFD_MTU;
+            let h = &mut hdrs[i].msg_hdr;
+            h.msg_iov = &mut iov[i];
+            h.msg_iovlen = 1;
+            h.msg_control = self.cmsg[i].as_mut_ptr().cast();
+            h.msg_controllen = CMSG_ROOM as _;
+        }
+        // SAFETY: every header points at live buffers of the sizes given,
+        // which outlive the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                hdrs.as_mut_ptr(),
+                max as _,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        let mut dropped = None;
+        for (len, hdr) in self.lens.iter_mut().zip(&hdrs[..n]) {
+            *len = hdr.msg_len as usize;
+            let h = &hdr.msg_hdr;
+            // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG
+            // macros walk only within them.
+            unsafe {
+                let mut c = libc::CMSG_FIRSTHDR(h);
+                while !c.is_null() {
+                    if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_RXQ_OVFL {
+                        dropped = Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>()));
+                    }
+                    c = libc::CMSG_NXTHDR(h, c);
+                }
+            }
+        }
+        Ok((n, dropped))
+    }
+}
+
+impl Default for CanBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// True if interface `name` is administratively up (`IFF_UP`), asked through
+/// any open socket `fd` (SIOCGIFFLAGS works on every socket family).
+pub fn if_is_up(fd: RawFd, name: &str) -> io::Result<bool> {
+    if name.len() >= libc::IF_NAMESIZE {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: all-zero is a valid ifreq.
+    let mut req: libc::ifreq = unsafe { mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: req is a valid, NUL-terminated ifreq the kernel fills in.
+    let r = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    Ok(i32::from(flags) & libc::IFF_UP != 0)
+}
