@@ -44,7 +44,9 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(()) => {
-                    let _ = writeln!(std::io::stderr(), "tcpcan: {}", early.output.trim_end());
+                    // argh may spread one complaint over lines; keep it to one.
+                    let msg: Vec<&str> = early.output.split_whitespace().collect();
+                    let _ = writeln!(std::io::stderr(), "tcpcan: {} (see --help)", msg.join(" "));
                     ExitCode::from(2)
                 }
             };
