@@ -1,0 +1,68 @@
+"""Start-up errors: exit status 1 and one stderr line that names the cause."""
+
+import re
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+from conftest import our_bin
+
+
+def run_failing(argv, timeout=10):
+    """Run the daemon, expect it to exit 1 by itself; return its one stderr line."""
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail("%s still running after %ds (stderr: %r)" % (argv, timeout, exc.stderr))
+    stderr = done.stderr.decode(errors="replace")
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert done.returncode == 1, "exit status %d, stderr: %r" % (done.returncode, stderr)
+    assert len(lines) == 1, "expected one stderr line, got: %r" % stderr
+    return lines[0]
+
+
+def assert_names(line, *patterns):
+    for pattern in patterns:
+        assert re.search(pattern, line, re.I), "stderr line %r lacks /%s/" % (line, pattern)
+
+
+@pytest.mark.parametrize("mode", ["serve", "client"])
+def test_no_such_can_interface(port, mode):
+    p = port()
+    # A listener that never accepts, so a client fails only on the interface.
+    with socket.create_server(("127.0.0.1", p)):
+        role = ["--serve"] if mode == "serve" else []
+        line = run_failing([our_bin(), *role, "--host", "127.0.0.1", "--port", str(p), "nosuchcan0"])
+    assert_names(line, r"nosuchcan0", r"no such|not found|does not exist|unknown|missing")
+
+
+def test_interface_is_not_can(port):
+    line = run_failing([our_bin(), "--serve", "--host", "127.0.0.1", "--port", str(port()), "lo"])
+    assert_names(line, r"\blo\b", r"not a can|not can|no can|isn't a can")
+
+
+def test_address_in_use(vcan, port):
+    p = port()
+    with socket.create_server(("127.0.0.1", p)):
+        line = run_failing([our_bin(), "--serve", "--host", "127.0.0.1", "--port", str(p), vcan()])
+    assert_names(line, r"in use")
+
+
+def test_permission_denied_on_privileged_port(vcan):
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to drop privileges"
+    nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    probe = subprocess.run(nobody + [our_bin(), "--version"], capture_output=True)
+    assert probe.returncode == 0, "nobody cannot run %s: %r" % (our_bin(), probe.stderr)
+    line = run_failing(nobody + [our_bin(), "--serve", "--host", "127.0.0.1", "--port", "81", vcan()])
+    assert_names(line, r"permission denied|not permitted")
+
+
+@pytest.mark.parametrize("mode", ["serve", "client"])
+def test_unresolvable_host(vcan, port, mode):
+    role = ["--serve"] if mode == "serve" else ["--no-retry"]
+    host = "no.such.host.invalid"
+    line = run_failing([our_bin(), *role, "--host", host, "--port", str(port()), vcan()])
+    assert_names(line, re.escape(host), r"resolv|not known|unknown host|lookup|no address")
