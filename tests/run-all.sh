@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs (tests/install-deps.sh), then
+# runs every check and every kernel-level scenario, and ends with one line
+# counting the steps that passed and failed. Run as root (apt, UML, netns).
+#
+#   tests/run-all.sh            install dependencies, then test
+#   tests/run-all.sh --no-install   test only (dependencies already there)
+#
+# A step that cannot run (UML does not boot, a VM does not start) fails: no
+# step is ever skipped.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${1:-}" != "--no-install" ]; then
+	bash tests/install-deps.sh || { echo "run-all: installing dependencies failed" >&2; exit 1; }
+fi
+
+passed=0
+failed=0
+failures=()
+step() {
+	local name=$1
+	shift
+	echo
+	echo "==== $name: $*"
+	local t0=$SECONDS
+	if "$@"; then
+		passed=$((passed + 1))
+		echo "==== $name: PASS ($((SECONDS - t0)) s)"
+	else
+		failed=$((failed + 1))
+		failures+=("$name")
+		echo "==== $name: FAIL ($((SECONDS - t0)) s)"
+	fi
+}
+
+step format cargo fmt --check
+step clippy cargo clippy --locked --all-targets -- -D warnings
+step unit-tests cargo test --locked
+step msrv-1.75 cargo +1.75.0 build --locked
+step release-build cargo build --locked --release
+export TCPCAN_BIN=$PWD/target/release/tcpcan
+step kernel-scenarios tests/kernel/run.sh
+step packaging tests/packaging/run.sh
+step static-arm-builds scripts/build-dist.sh
+step arm-kernels tests/arm/run.sh
+step fuzz tests/fuzz/run.sh
+
+echo
+if [ "$failed" -gt 0 ]; then
+	echo "failed steps: ${failures[*]}"
+fi
+echo "steps: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
