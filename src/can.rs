@@ -60,6 +60,8 @@ pub enum ReadError {
 /// A raw CAN socket bound to one interface, non-blocking.
 pub struct CanPort {
     sock: CanSocket,
+    /// vcan/vxcan: no real bus behind it (see [`CanSink::is_virtual`]).
+    virtual_bus: bool,
     /// The kernel's cumulative drop count last seen (`SO_RXQ_OVFL`).
     overflow_seen: u32,
 }
@@ -78,6 +80,7 @@ impl CanPort {
         })?;
         let port = CanPort {
             sock,
+            virtual_bus: sys::if_is_virtual(name),
             overflow_seen: 0,
         };
         port.configure(name, opts).map_err(OpenError::Io)?;
@@ -163,6 +166,10 @@ impl CanSink for CanPort {
             Ok(_) => CanTx::Sent,
             Err(e) => classify_write_error(&e),
         }
+    }
+
+    fn is_virtual(&self) -> bool {
+        self.virtual_bus
     }
 }
 

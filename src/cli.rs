@@ -185,6 +185,7 @@ impl Config {
             },
             session: SessionConfig {
                 read_only: a.read_only,
+                error_frames: a.error_frames,
                 tx_timeout: Duration::from_millis(a.tx_timeout),
                 handshake_timeout: secs("handshake-timeout", a.handshake_timeout)?,
             },

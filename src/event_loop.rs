@@ -20,7 +20,7 @@ use crate::counters::RateLimit;
 use crate::error::Error;
 use crate::limits::{MAX_CLIENTS, READS_PER_WAKEUP, RETRY_INTERVAL};
 use crate::net::{self, Addrs};
-use crate::session::{CanSink, Close, Role, Session, Wake};
+use crate::session::{CanSink, Close, Role, RxState, Session, Wake};
 use crate::sys::{self, CanBatch, PollFd};
 
 /// Signal pipe, listener, monitor, dialing socket, then TCP + CAN per client.
@@ -94,6 +94,9 @@ impl Signals {
 /// One tunnel connection: its TCP stream, its own CAN socket, its session.
 struct Conn {
     tcp: Socket,
+    /// The peer hung up while frames still waited for the bus: deliver
+    /// them, then close (poll would report the hang-up on every round).
+    hung_up: bool,
     can: Option<CanPort>,
     can_retry_at: Option<Instant>,
     session: Session,
@@ -239,6 +242,13 @@ impl Daemon {
                 if revents == 0 {
                     continue;
                 }
+                // A signal is honoured between any two descriptors, so a
+                // loaded loop still stops within milliseconds.
+                if self.signals.term.load(Ordering::Relaxed) {
+                    log::info!("stopping on signal");
+                    self.log_counters();
+                    return Ok(());
+                }
                 let fd = self.fds[i].fd;
                 match self.slots[i] {
                     Slot::Signal => {
@@ -316,7 +326,13 @@ impl Daemon {
             if !s.tx_pending().is_empty() {
                 ev |= libc::POLLOUT;
             }
-            push(&mut self.fds, conn.tcp.as_raw_fd(), ev, Slot::Tcp(i));
+            // A negative descriptor is skipped by poll.
+            let fd = if conn.hung_up {
+                -1
+            } else {
+                conn.tcp.as_raw_fd()
+            };
+            push(&mut self.fds, fd, ev, Slot::Tcp(i));
             if let Some(p) = &conn.can {
                 let mut ev = 0;
                 // Capacity is back-pressure: a full TX buffer stops CAN reads
@@ -435,6 +451,7 @@ impl Daemon {
         };
         self.conns[slot] = Some(Conn {
             tcp,
+            hung_up: false,
             can,
             can_retry_at,
             session: Session::new(peer, role, self.cfg.session, now),
@@ -548,8 +565,11 @@ impl Daemon {
             };
             let spare = conn.session.rx_spare();
             if spare.is_empty() {
-                if revents & libc::POLLHUP != 0 && conn.session.parked().is_none() {
-                    return self.close(c, Why::PeerClosed);
+                if revents & libc::POLLHUP != 0 {
+                    if conn.session.parked().is_none() {
+                        return self.close(c, Why::PeerClosed);
+                    }
+                    conn.hung_up = true;
                 }
                 break;
             }
@@ -581,8 +601,10 @@ impl Daemon {
             Some(p) => p,
             None => &mut no_bus,
         };
-        if let Err(close) = conn.session.process(now, sink) {
-            return self.close(c, Why::Protocol(close));
+        match conn.session.process(now, sink) {
+            Err(close) => return self.close(c, Why::Protocol(close)),
+            Ok(RxState::Drained) if conn.hung_up => return self.close(c, Why::PeerClosed),
+            Ok(_) => {}
         }
         self.flush(c);
     }

@@ -34,6 +34,13 @@ pub enum CanTx {
 pub trait CanSink {
     /// Writes one frame in host layout.
     fn send(&mut self, frame: &[u8]) -> CanTx;
+
+    /// True if no real bus is behind this sink (vcan, vxcan): the only place
+    /// an error frame from TCP may be written, to show a remote bus's errors
+    /// to local tools.
+    fn is_virtual(&self) -> bool {
+        false
+    }
 }
 
 /// Which side of the TCP connection we are.
@@ -50,6 +57,8 @@ pub enum Role {
 pub struct SessionConfig {
     /// Nothing from TCP is written to the bus.
     pub read_only: bool,
+    /// `--error-frames`: error frames from TCP go to a *virtual* interface.
+    pub error_frames: bool,
     /// How long a frame may wait for a bus that reports ENOBUFS.
     pub tx_timeout: Duration,
     /// How long a connection may take to agree on a version.
@@ -238,6 +247,15 @@ impl Session {
     ) -> Option<Wake> {
         let frame = &mut self.rx.data_mut()[HEADER_LEN..used];
         let why = match wire::check_frame(frame) {
+            Err(FrameError::ErrorFrame)
+                if self.cfg.error_frames && frame.len() == wire::CAN_MTU && can.is_virtual() =>
+            {
+                if self.cfg.read_only {
+                    Some((Drop::ReadOnly, None))
+                } else {
+                    None
+                }
+            }
             Err(FrameError::ErrorFrame) => Some((Drop::ErrorFrame, None)),
             Err(e) => Some((Drop::Invalid, Some(e))),
             Ok(_) if self.cfg.read_only => Some((Drop::ReadOnly, None)),
@@ -402,6 +420,7 @@ mod tests {
     fn cfg() -> SessionConfig {
         SessionConfig {
             read_only: false,
+            error_frames: false,
             tx_timeout: Duration::from_millis(100),
             handshake_timeout: Duration::from_secs(10),
         }
@@ -629,6 +648,50 @@ mod tests {
         feed(&mut s, &data_msg(&classic(7, 2)));
         s.process(t, &mut bus).unwrap();
         assert_eq!(bus.sent.len(), 1);
+    }
+
+    /// A virtual interface, as vcan on a desk machine.
+    #[derive(Default)]
+    struct VirtualBus(FakeBus);
+
+    impl CanSink for VirtualBus {
+        fn send(&mut self, frame: &[u8]) -> CanTx {
+            self.0.send(frame)
+        }
+        fn is_virtual(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn error_frames_reach_only_a_virtual_bus_and_only_with_error_frames() {
+        let t = Instant::now();
+        let err = classic(CAN_ERR_FLAG | 0x40, 8);
+        for (error_frames, is_virtual, delivered) in [
+            (false, false, false),
+            (false, true, false),
+            (true, false, false),
+            (true, true, true),
+        ] {
+            let c = SessionConfig {
+                error_frames,
+                ..cfg()
+            };
+            let mut s = Session::new(peer(), Role::Server, c, t);
+            feed(&mut s, &wire::encode_version(1));
+            feed(&mut s, &data_msg(&err));
+            let mut real = FakeBus::default();
+            let mut virt = VirtualBus::default();
+            let sink: &mut dyn CanSink = if is_virtual { &mut virt } else { &mut real };
+            s.process(t, sink).unwrap();
+            let sent = real.sent.len() + virt.0.sent.len();
+            assert_eq!(
+                sent == 1,
+                delivered,
+                "error_frames={error_frames} virtual={is_virtual}"
+            );
+            assert_eq!(s.counters.drop_error_frame == 1, !delivered);
+        }
     }
 
     #[test]

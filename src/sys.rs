@@ -191,3 +191,28 @@ pub fn if_is_up(fd: RawFd, name: &str) -> io::Result<bool> {
     let flags = unsafe { req.ifr_ifru.ifru_flags };
     Ok(i32::from(flags) & libc::IFF_UP != 0)
 }
+
+/// True if network interface `name` is a virtual device (vcan, vxcan):
+/// its sysfs node lives under /sys/devices/virtual/. Allocation-free.
+pub fn if_is_virtual(name: &str) -> bool {
+    const PREFIX: &[u8] = b"/sys/class/net/";
+    let mut path = [0u8; PREFIX.len() + libc::IF_NAMESIZE + 1];
+    if name.is_empty() || name.len() >= libc::IF_NAMESIZE || name.contains(['/', '\0']) {
+        return false;
+    }
+    path[..PREFIX.len()].copy_from_slice(PREFIX);
+    path[PREFIX.len()..PREFIX.len() + name.len()].copy_from_slice(name.as_bytes());
+    let mut target = [0u8; 256];
+    // SAFETY: path is NUL-terminated; target is a writable buffer of its length.
+    let n = unsafe {
+        libc::readlink(
+            path.as_ptr().cast(),
+            target.as_mut_ptr().cast(),
+            target.len(),
+        )
+    };
+    if n <= 0 {
+        return false;
+    }
+    target[..n as usize].windows(9).any(|w| w == b"/virtual/")
+}
