@@ -95,6 +95,10 @@ if [ ! -s "$work/rc" ]; then
 	die "UML produced no result file (did it boot? '$uml' exit status $uml_rc) running: $*"
 fi
 rc=$(cat "$work/rc")
+if [ "$uml_rc" -ne 0 ]; then
+	# Seen now and then: UML aborts while halting, after CMD's result is safe.
+	echo "run-in-uml: note: UML itself exited with status $uml_rc after CMD finished" >&2
+fi
 boot="?"
 if [ -s "$work/ready_ns" ]; then
 	ready_ns=$(cat "$work/ready_ns")
