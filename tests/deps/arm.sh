@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Installs everything the static cross builds (scripts/build-dist.sh) and the
+# ARM full-system tests (tests/arm/run.sh) need, on a fresh Debian bookworm
+# machine. Idempotent; safe to run while others run apt (lock timeout).
+#
+# What and why:
+#   rustup: x86_64/aarch64 musl std (served by rustup; linked with rust-lld,
+#           so no cross gcc is needed for them); nightly rust-src, because the
+#           32-bit ARM musl std is not served here and is built with build-std.
+#   dpkg:   armhf + armel (musl libc.a for the 32-bit targets), arm64 + armhf
+#           (kernels and busybox-static for the VMs, downloaded, not installed).
+#   apt:    cross gcc for 32-bit ARM (linker + libgcc_eh), musl-dev per arch,
+#           qemu-system-arm (also brings qemu-system-aarch64) from
+#           bookworm-backports, because bookworm's QEMU 7.2 conflicts with the
+#           backported qemu-utils on these machines.
+#   cache:  target/arm-vm/cache/{arm64,armhf}: kernel + modules + busybox,
+#           extracted with dpkg-deb -x (gitignored, reused by run.sh).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+apt() { apt-get -o DPkg::Lock::Timeout=900 -qq "$@"; }
+export DEBIAN_FRONTEND=noninteractive
+
+# --- Rust ---------------------------------------------------------------
+rustup toolchain install stable --profile minimal >/dev/null 2>&1 || true
+rustup target add --toolchain stable x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null
+rustup toolchain install nightly --profile minimal >/dev/null 2>&1 || true
+rustup component add --toolchain nightly rust-src >/dev/null
+
+# --- Debian: foreign architectures and backports -------------------------
+for arch in arm64 armhf armel; do
+    dpkg --print-foreign-architectures | grep -qx "$arch" || dpkg --add-architecture "$arch"
+done
+
+# Add bookworm-backports to the machine's own Debian entry (deb822), in place,
+# so no mirror name is written anywhere by us. The entry is the one whose
+# Suites line lists plain "bookworm".
+need_update=0
+if ! grep -rqs -- 'bookworm-backports' /etc/apt/sources.list.d/ /etc/apt/sources.list; then
+    src=$(grep -lE '^Suites:.*(^|[[:space:]])bookworm([[:space:]]|$)' /etc/apt/sources.list.d/*.sources | head -n1 || true)
+    if [ -z "$src" ]; then
+        echo "tests/deps/arm.sh: no deb822 entry for bookworm under /etc/apt/sources.list.d/" >&2
+        exit 1
+    fi
+    sed -i -E '/^Suites:/ s/(^|[[:space:]])bookworm([[:space:]]|$)/\1bookworm bookworm-backports\2/' "$src"
+    need_update=1
+fi
+# A fresh machine may never have fetched the foreign-arch lists either.
+if [ "$need_update" = 1 ] || ! apt-cache show musl-dev:armel >/dev/null 2>&1 \
+    || ! apt-cache show busybox-static:arm64 >/dev/null 2>&1; then
+    # A mirror mid-sync can fail one index; retry, then judge by the result.
+    for _ in 1 2 3; do
+        if apt update; then break; fi
+        sleep 10
+    done
+fi
+
+pkgs=(gcc-arm-linux-gnueabihf gcc-arm-linux-gnueabi musl-dev:armhf musl-dev:armel
+      cpio gzip binutils file python3)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    apt install --no-install-recommends -y "${missing[@]}" >/dev/null
+fi
+if ! command -v qemu-system-aarch64 >/dev/null || ! command -v qemu-system-arm >/dev/null; then
+    apt install --no-install-recommends -y -t bookworm-backports qemu-system-arm >/dev/null
+fi
+
+# --- VM payload: kernels and busybox, downloaded and unpacked, not installed ---
+# The kernel package name carries the ABI (linux-image-6.1.0-NN-arm64); ask the
+# flavour's meta package which one is current.
+cache=$repo/target/arm-vm/cache
+fetch_vm() { # <debian arch> <kernel flavour>
+    local arch=$1 flavour=$2 dir=$cache/$1 kpkg
+    kpkg=$(apt-cache depends "linux-image-$flavour:$arch" \
+        | sed -n "s/^ *Depends: \(linux-image-[0-9][^:]*-$flavour\).*/\1/p" | head -n1)
+    if [ -z "$kpkg" ]; then
+        echo "tests/deps/arm.sh: cannot resolve the $flavour kernel package" >&2
+        exit 1
+    fi
+    if [ -f "$dir/.done" ] && [ "$(cat "$dir/.done")" = "$kpkg" ]; then
+        return 0
+    fi
+    rm -rf "$dir"
+    mkdir -p "$dir/debs" "$dir/root"
+    # Sandbox user root: _apt cannot write into a root-owned work tree.
+    (cd "$dir/debs" && apt -o APT::Sandbox::User=root download "$kpkg:$arch" "busybox-static:$arch" >/dev/null)
+    for deb in "$dir"/debs/*.deb; do
+        dpkg-deb -x "$deb" "$dir/root"
+    done
+    rm -rf "$dir/debs"
+    # The package ships no modules.dep (postinst makes it); the initramfs
+    # builder reads it to load each module's dependencies first.
+    depmod -b "$dir/root" "${kpkg#linux-image-}"
+    echo "$kpkg" >"$dir/.done"
+}
+fetch_vm arm64 arm64
+fetch_vm armhf armmp
