@@ -170,6 +170,10 @@ class Bus:
         """Everything that arrives within timeout (expected: nothing)."""
         return self.recv_n(1 << 20, timeout)
 
+    def expect(self, count, timeout=2.0):
+        """The `count` frames a test expects, plus any that follow within QUIET."""
+        return self.recv_n(count, timeout) + self.quiet()
+
     def drain(self):
         """Everything already queued, without waiting."""
         return self.recv_n(1 << 20, 0)
