@@ -14,5 +14,7 @@ color=no
 if [ -t 1 ]; then
 	color=yes
 fi
-# -p no:cacheprovider: no .pytest_cache in the checkout; -rfE: name failures at the end.
-exec tests/uml/run-in-uml.sh "$py" -m pytest tests/kernel -v -rfEP --durations=15 --color="$color" -p no:cacheprovider "$@"
+# No .pytest_cache in the checkout; daemon logs stay in target/kernel-tests
+# (a private --basetemp: concurrent pytest runs share /tmp/pytest-of-root);
+# -rfEP: failures named at the end, and what passing tests measured.
+exec tests/uml/run-in-uml.sh "$py" -m pytest tests/kernel -v --basetemp=target/kernel-tests -rfEP --durations=15 --color="$color" -p no:cacheprovider "$@"

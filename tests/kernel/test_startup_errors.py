@@ -1,9 +1,11 @@
 """Start-up errors: exit status 1 and one stderr line that names the cause."""
 
+import os
 import re
 import shutil
 import socket
 import subprocess
+import tempfile
 
 import pytest
 
@@ -13,7 +15,9 @@ from conftest import our_bin
 def run_failing(argv, timeout=10):
     """Run the daemon, expect it to exit 1 by itself; return its one stderr line."""
     try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        done = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, cwd="/"
+        )
     except subprocess.TimeoutExpired as exc:
         pytest.fail("%s still running after %ds (stderr: %r)" % (argv, timeout, exc.stderr))
     stderr = done.stderr.decode(errors="replace")
@@ -53,10 +57,18 @@ def test_address_in_use(vcan, port):
 def test_permission_denied_on_privileged_port(vcan):
     setpriv = shutil.which("setpriv")
     assert setpriv, "setpriv (util-linux) is needed to drop privileges"
-    nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
-    probe = subprocess.run(nobody + [our_bin(), "--version"], capture_output=True)
-    assert probe.returncode == 0, "nobody cannot run %s: %r" % (our_bin(), probe.stderr)
-    line = run_failing(nobody + [our_bin(), "--serve", "--host", "127.0.0.1", "--port", "81", vcan()])
+    # A copy nobody can reach: the checkout may sit below a 0700 directory.
+    public = tempfile.mkdtemp(prefix="tcpcan-nobody-")
+    try:
+        os.chmod(public, 0o755)
+        binary = shutil.copy(our_bin(), os.path.join(public, "tcpcan"))
+        os.chmod(binary, 0o755)
+        nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", binary]
+        probe = subprocess.run(nobody + ["--version"], capture_output=True, cwd="/")
+        assert probe.returncode == 0, "nobody cannot run %s: %r" % (binary, probe.stderr)
+        line = run_failing(nobody + ["--serve", "--host", "127.0.0.1", "--port", "81", vcan()])
+    finally:
+        shutil.rmtree(public)
     assert_names(line, r"permission denied|not permitted")
 
 
