@@ -84,6 +84,11 @@ def is_probe(frame):
     return frame[8:11] == PROBE_MAGIC
 
 
+def probe_frame(k, can_id):
+    """Probe number k: a classic frame no test sends otherwise."""
+    return classic(can_id, PROBE_MAGIC + struct.pack("<I", k) + b"!")
+
+
 def show(frame):
     """candump-like text of a raw frame, for assertion messages."""
     can_id, length, flags = struct.unpack_from("<IBB", frame)
@@ -188,7 +193,7 @@ def wait_path(src_if, dst_if, timeout=8.0, can_id=0x7E1):
     start = time.monotonic()
     with Bus(src_if) as src, Bus(dst_if) as dst:
         for k in itertools.count():
-            probe = classic(can_id, PROBE_MAGIC + struct.pack("<I", k) + b"!")
+            probe = probe_frame(k, can_id)
             src.send(probe)
             deadline = time.monotonic() + 0.1
             while time.monotonic() < deadline:
@@ -197,7 +202,6 @@ def wait_path(src_if, dst_if, timeout=8.0, can_id=0x7E1):
                     return time.monotonic() - start
             if time.monotonic() - start > timeout:
                 pytest.fail("no frame crossed from %s to %s within %.1fs" % (src_if, dst_if, timeout))
-    return None
 
 
 def wait_tunnel(a, b, timeout=8.0, can_id=0x7E1):
@@ -517,7 +521,7 @@ def wait_peer_path(peer, canif, timeout=5.0):
         k = 0
         while time.monotonic() < deadline:
             k += 1
-            probe = classic(0x7E2, PROBE_MAGIC + struct.pack("<I", k) + b"!")
+            probe = probe_frame(k, 0x7E2)
             bus.send(probe)
             end = time.monotonic() + 0.1
             while time.monotonic() < end:
@@ -532,7 +536,7 @@ class FakeServer:
     """A listening socket that speaks protocol v1 to one client at a time."""
 
     def __init__(self, port, host="127.0.0.1"):
-        self.sock = socket.create_server((host, port), reuse_port=False)
+        self.sock = socket.create_server((host, port))
 
     def accept(self, timeout=5.0):
         """Accept a client and answer its version proposal; return a Peer."""
