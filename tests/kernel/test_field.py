@@ -117,10 +117,10 @@ def test_bus_off_and_restart_are_logged(daemons, vcan, port, peers, role):
     daemon, _ = daemon_with_peer(role, daemons, peers, bus, port())
     with Bus(bus) as injector:
         injector.send(classic(CAN_ERR_FLAG | CAN_ERR_BUSOFF, bytes(8)))
-        line = daemon.wait_log(r"(?=.*warn)(?=.*\b%s\b).*bus.?off" % bus, timeout=2.0)
+        line = daemon.wait_log(r"(?=.*warn)(?=.*\b%s\b).*bus.?off" % bus, timeout=5.0)
         print("bus-off logged as:", line)
         injector.send(classic(CAN_ERR_FLAG | CAN_ERR_RESTARTED, bytes(8)))
-        line = daemon.wait_log(r"(?=.*warn)(?=.*\b%s\b).*restart" % bus, timeout=2.0)
+        line = daemon.wait_log(r"(?=.*warn)(?=.*\b%s\b).*restart" % bus, timeout=5.0)
         print("restart logged as:", line)
 
 

@@ -27,7 +27,7 @@ def client_connected(daemons, vcan, port, peers):
 
 def client_retrying(daemons, vcan, port, peers):
     client = daemons.client(vcan(), port())
-    client.wait_log(r"connect", timeout=3)
+    client.wait_log(r"connect", timeout=5)
     return client
 
 
