@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""The init script (under busybox) and tcpcan.service must turn the same
+/etc/default/tcpcan into the same tcpcan command line.
+
+The init script runs for real with its `run` action and a stand-in daemon
+that prints its arguments. systemd is not PID 1 here, so its side is
+emulated: the unit's ExecStart= (continuation lines joined, quotes removed,
+$$ turned into $, the way systemd does) runs with the environment systemd
+would build from Environment= and EnvironmentFile=.
+
+usage: argv_check.py BUSYBOX   (exit 0 if every case agrees)
+"""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+INIT = REPO / "init" / "tcpcan.init"
+UNIT = REPO / "init" / "tcpcan.service"
+DEFAULTS = REPO / "init" / "tcpcan.default"
+
+# Settings appended to the shipped file. TCPCAN_USER="" and TCPCAN_LOG="none"
+# because the unit has its own User= and logs to the journal. The host has no
+# CAN interface: --wait lets the script skip its interface check.
+CASES = {
+    "shipped settings": [],
+    "client, IPv6, extra options": [
+        'TCPCAN_MODE="client"',
+        'TCPCAN_HOST="::1"',
+        'TCPCAN_PORT="1234"',
+        'TCPCAN_ARGS="--allow 10.0.0.0/8 --read-only  --filter 123:7FF --wait"',
+    ],
+    "empty host and port are left out": ['TCPCAN_HOST=""', 'TCPCAN_PORT=""'],
+    # Run where files exist, so that globbing would show.
+    "a glob in the options stays as it is": ['TCPCAN_ARGS="--wait --filter 1*:7FF -v *"'],
+}
+COMMON = ['TCPCAN_CANIF="can7"', 'TCPCAN_ARGS="--wait"', 'TCPCAN_USER=""', 'TCPCAN_LOG="none"']
+
+
+def unit_directives():
+    """Key/value pairs of [Service], continuation lines joined like systemd."""
+    text = re.sub(r"\\\n", " ", UNIT.read_text())
+    section, pairs = None, []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]":
+            key, _, value = line.partition("=")
+            pairs.append((key, value))
+    return pairs
+
+
+def env_assignments(text):
+    """VAR=value words as systemd reads Environment= and EnvironmentFile=."""
+    env = {}
+    for word in shlex.split(text, comments=True):
+        key, _, value = word.partition("=")
+        env[key] = value
+    return env
+
+
+def unit_argv(settings, daemon):
+    env = {"PATH": os.environ["PATH"]}
+    command = None
+    for key, value in unit_directives():
+        if key == "Environment":
+            env.update(env_assignments(value))
+        elif key == "EnvironmentFile":
+            env.update(env_assignments(settings.read_text()))
+        elif key == "ExecStart":
+            # Any single $ left would be systemd's own substitution.
+            if re.search(r"(?<!\$)\$(?!\$)", value.replace("$$", "")):
+                sys.exit("argv_check: ExecStart has a $ that systemd would expand")
+            command = shlex.split(value.replace("$$", "$"))
+    command = [arg.replace("/usr/bin/tcpcan", str(daemon)) for arg in command]
+    return run(command, env, settings.parent)
+
+
+def script_argv(settings, daemon, applets):
+    env = {
+        "PATH": f"{applets}:{os.environ['PATH']}",
+        "TCPCAN_DEFAULTS": str(settings),
+        "TCPCAN_DAEMON": str(daemon),
+        "TCPCAN_PIDFILE": str(settings.parent / "unused.pid"),
+    }
+    return run(["sh", str(INIT), "run"], env, settings.parent)
+
+
+def run(command, env, cwd):
+    done = subprocess.run(
+        command, env=env, cwd=cwd, capture_output=True, text=True, timeout=30
+    )
+    if done.returncode != 0:
+        return f"exit status {done.returncode}: {done.stderr.strip()}"
+    return done.stdout.splitlines()
+
+
+def main(busybox):
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        applets = tmp / "busybox"
+        applets.mkdir()
+        for applet in ("sh", "start-stop-daemon", "id", "sleep", "ip", "logger"):
+            (applets / applet).symlink_to(busybox)
+        daemon = tmp / "tcpcan"
+        daemon.write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n')
+        daemon.chmod(0o755)
+        settings = tmp / "tcpcan.default"
+        failed = 0
+        for name, lines in CASES.items():
+            settings.write_text(DEFAULTS.read_text() + "\n".join(COMMON + lines) + "\n")
+            ours, theirs = script_argv(settings, daemon, applets), unit_argv(settings, daemon)
+            if ours == theirs and isinstance(ours, list):
+                print(f"ok - same command line: {name}: {' '.join(ours)}")
+            else:
+                print(f"not ok - {name}: init script {ours!r} but unit {theirs!r}")
+                failed = 1
+        return failed
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    sys.exit(main(sys.argv[1]))

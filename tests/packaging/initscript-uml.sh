@@ -1,0 +1,242 @@
+#!/bin/bash
+# The init script exercised for real: run inside User-Mode Linux by
+# tests/packaging/run.sh (through tests/uml/run-in-uml.sh), with every
+# busybox applet first in PATH, busybox syslogd receiving the logs, and the
+# script and settings file installed byte for byte as the recipes install
+# them. Needs the tcpcan binary (TCPCAN_BIN).
+#
+# Prints "ok - ..." or "not ok - ..." per check; exit status 1 if any failed.
+#
+# The helpers below are called through check "$@", which shellcheck cannot see.
+# shellcheck disable=SC2317
+set -uo pipefail
+
+repo=$(pwd)
+bin=${TCPCAN_BIN:-target/release/tcpcan}
+case $bin in
+/*) ;;
+*) bin=$repo/$bin ;;
+esac
+
+failed=0
+ok() { echo "ok - $*"; }
+not_ok() {
+	echo "not ok - $*"
+	failed=1
+}
+# check DESCRIPTION CMD...: one check from a command's exit status.
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+
+if [ "${TCPCAN_IN_UML:-}" != 1 ]; then
+	echo "not ok - $0 must run inside UML (tests/uml/run-in-uml.sh)"
+	exit 1
+fi
+if [ ! -x "$bin" ]; then
+	echo "not ok - no tcpcan binary at $bin (TCPCAN_BIN; cargo build --release)"
+	exit 1
+fi
+iproute2=$(command -v ip) || {
+	echo "not ok - iproute2's ip not found"
+	exit 1
+}
+busybox=$(command -v busybox) || {
+	echo "not ok - busybox not found (busybox-static)"
+	exit 1
+}
+
+# Readable by "nobody", whom the daemon runs as.
+tmp=$(mktemp -d /tmp/tcpcan-pkg-XXXXXX)
+chmod 0755 "$tmp"
+cleanup() {
+	[ -n "${syslogd_pid:-}" ] && kill "$syslogd_pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# The installed layout: the script as Buildroot names it, mode 0755.
+mkdir -p "$tmp/etc/init.d" "$tmp/etc/default" "$tmp/usr/bin" "$tmp/busybox"
+initscript=$tmp/etc/init.d/S60tcpcan
+install -m 0755 init/tcpcan.init "$initscript"
+install -m 0755 "$bin" "$tmp/usr/bin/tcpcan"
+settings=$tmp/etc/default/tcpcan
+export TCPCAN_DEFAULTS=$settings TCPCAN_DAEMON=$tmp/usr/bin/tcpcan
+unset TCPCAN_PIDFILE
+pidfile=/var/run/tcpcan.pid # /run is a tmpfs private to UML
+
+# A busybox system: every applet before the host's tools.
+for applet in $("$busybox" --list); do
+	ln -s "$busybox" "$tmp/busybox/$applet"
+done
+export PATH=$tmp/busybox:$PATH
+
+# The shipped settings file, then this test's overrides appended to it.
+settings() {
+	cp init/tcpcan.default "$settings"
+	printf '%s\n' "$@" >>"$settings"
+}
+
+# initscript ACTION: run it as busybox init would, output in $tmp/out.
+initscript() {
+	timeout 30 "${TCPCAN_SH:-sh}" "$initscript" "$1" >"$tmp/out" 2>&1
+	rc=$?
+	sed 's/^/    | /' "$tmp/out"
+	return "$rc"
+}
+output_has() { grep -qF -- "$1" "$tmp/out"; }
+daemon_pid() { cat "$pidfile" 2>/dev/null; }
+exchange() { timeout 20 python3 tests/packaging/v1_exchange.py 127.0.0.1 20010 "$1"; }
+# The process is gone (or a zombie, which busybox init would reap).
+gone() { ! [ -e "/proc/$1/exe" ] || ! readlink "/proc/$1/exe" >/dev/null 2>&1; }
+# differs A B: A is set and not B.
+differs() { [ -n "$1" ] && [ "$1" != "$2" ]; }
+link_up() { "$iproute2" link show dev "$1" | grep -qE "[<,]UP[,>]"; }
+syslog_has() {
+	for _ in $(seq 20); do
+		grep -qF -- "$1" "$tmp/messages" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+"$busybox" syslogd -n -O "$tmp/messages" &
+syslogd_pid=$!
+if ! "$iproute2" link add dev vcan0 type vcan ||
+	! "$iproute2" link set dev vcan0 up; then
+	not_ok "set up vcan0"
+fi
+
+echo "# start/status/restart/stop as user nobody, logs to syslog"
+settings 'TCPCAN_CANIF="vcan0"' 'TCPCAN_HOST="127.0.0.1"' \
+	'TCPCAN_USER="nobody"' 'TCPCAN_CAN_TXQUEUELEN="100"'
+initscript start
+check "start exits 0" [ "$rc" -eq 0 ]
+check "start says OK" output_has "Starting tcpcan: OK"
+pid1=$(daemon_pid)
+check "pidfile names the tcpcan process" \
+	[ "$(readlink "/proc/${pid1:-none}/exe")" = "$tmp/usr/bin/tcpcan" ]
+check "tcpcan runs as nobody" \
+	grep -qE "^Uid:[[:space:]]+65534[[:space:]]" "/proc/${pid1:-none}/status"
+check "TCPCAN_CAN_TXQUEUELEN set with busybox ip" \
+	[ "$(cat /sys/class/net/vcan0/tx_queue_len)" = 100 ]
+initscript status
+check "status exits 0 while running" [ "$rc" -eq 0 ]
+check "status names the pid" output_has "running (pid $pid1)"
+check "tunnel carries frames both ways" exchange vcan0
+check "tcpcan's stderr reaches syslog through logger" syslog_has "tcpcan: [INFO]"
+initscript start
+check "start while running exits 0" [ "$rc" -eq 0 ]
+check "start while running says so" output_has "already running"
+# Boot scripts and ssh sessions wait for every holder of their output.
+check "restart returns without holding its output open" \
+	timeout 20 bash -c "[ \"\$(sh '$initscript' restart)\" != '' ]"
+pid1=$(daemon_pid)
+initscript restart
+check "restart exits 0" [ "$rc" -eq 0 ]
+pid2=$(daemon_pid)
+check "restart replaced the process" differs "$pid2" "$pid1"
+check "old process gone after restart" gone "$pid1"
+check "tunnel works after restart" exchange vcan0
+initscript stop
+check "stop exits 0" [ "$rc" -eq 0 ]
+check "stop says OK" output_has "Stopping tcpcan: OK"
+check "stop removes the pidfile" [ ! -e "$pidfile" ]
+check "stop ends tcpcan" gone "$pid2"
+initscript status
+check "status exits 3 when stopped" [ "$rc" -eq 3 ]
+initscript stop
+check "stop when stopped exits 0" [ "$rc" -eq 0 ]
+
+echo "# bad settings make start fail with a clear message"
+settings 'TCPCAN_CANIF="vcan9"' 'TCPCAN_USER="nobody"'
+initscript start
+check "start with a missing interface exits 1" [ "$rc" -eq 1 ]
+check "start names the missing interface" \
+	output_has "Starting tcpcan: FAIL (no CAN interface 'vcan9'"
+check "no pidfile after a failed start" [ ! -e "$pidfile" ]
+settings 'TCPCAN_CANIF="lo"' 'TCPCAN_USER="nobody"'
+initscript start
+check "start on a non-CAN interface exits 1" [ "$rc" -eq 1 ]
+check "start says it is not a CAN interface" \
+	output_has "Starting tcpcan: FAIL ('lo' is not a CAN interface"
+# A mistake only tcpcan itself notices: it exits at once.
+settings 'TCPCAN_CANIF="vcan0"' 'TCPCAN_USER="nobody"' \
+	'TCPCAN_ARGS="--no-such-option"'
+initscript start
+check "start fails when tcpcan exits at start-up" [ "$rc" -eq 1 ]
+check "start says tcpcan exited at start-up" output_has "exited at start-up"
+check "no pidfile after tcpcan exited" [ ! -e "$pidfile" ]
+check "tcpcan's reason is in syslog" syslog_has "--no-such-option"
+settings 'TCPCAN_CANIF="vcan0"' 'TCPCAN_USER="nosuchuser"'
+initscript start
+check "start with an unknown user exits 1" [ "$rc" -eq 1 ]
+check "start names the unknown user" output_has "no user 'nosuchuser'"
+
+echo "# CAN controller set-up"
+"$iproute2" link add dev can0 type vcan
+settings 'TCPCAN_CANIF="can0"' 'TCPCAN_HOST="127.0.0.1"' 'TCPCAN_USER=""' \
+	'TCPCAN_CAN_BITRATE="500000"'
+initscript start
+check "with busybox's ip, a bitrate setting fails" [ "$rc" -eq 1 ]
+check "and the message says iproute2's ip is needed" \
+	output_has "FAIL (TCPCAN_CAN_BITRATE needs iproute2's ip"
+# vcan has no bitrate, so a stand-in ip records the calls. Debian's
+# busybox-static prefers its own applets to PATH, unlike image builds of
+# busybox, so this part runs under dash, which honours PATH.
+cat >"$tmp/ip" <<EOF
+#!/bin/sh
+if [ "\$*" = -V ]; then
+	echo "ip utility, iproute2-stand-in"
+	exit 0
+fi
+echo "ip \$*" >>"$tmp/ip.log"
+case " \$* " in
+*" type can "*) exit 0 ;;
+esac
+exec "$busybox" ip "\$@"
+EOF
+chmod 0755 "$tmp/ip"
+settings 'TCPCAN_CANIF="can0"' 'TCPCAN_HOST="127.0.0.1"' 'TCPCAN_USER=""' \
+	'TCPCAN_CAN_BITRATE="500000"' 'TCPCAN_CAN_DBITRATE="2000000"' \
+	'TCPCAN_CAN_RESTART_MS="100"' 'TCPCAN_CAN_TXQUEUELEN="64"'
+PATH=$tmp:$PATH TCPCAN_SH=dash initscript start
+check "start with CAN set-up exits 0" [ "$rc" -eq 0 ]
+cat >"$tmp/ip.expected" <<EOF
+ip link set dev can0 down
+ip link set dev can0 type can bitrate 500000 dbitrate 2000000 fd on restart-ms 100
+ip link set dev can0 qlen 64
+ip link set dev can0 up
+EOF
+check "ip commands: down, bitrate/dbitrate/restart-ms, qlen, up" \
+	cmp -s "$tmp/ip.expected" "$tmp/ip.log"
+check "can0 is up" link_up can0
+check "tunnel works on can0" exchange can0
+initscript stop
+check "stop after CAN set-up exits 0" [ "$rc" -eq 0 ]
+
+echo "# TCPCAN_LOG=none: start-stop-daemon --background"
+settings 'TCPCAN_CANIF="vcan0"' 'TCPCAN_HOST="127.0.0.1"' 'TCPCAN_USER="nobody"' \
+	'TCPCAN_LOG="none"'
+initscript start
+check "start with TCPCAN_LOG=none exits 0" [ "$rc" -eq 0 ]
+check "tunnel works with TCPCAN_LOG=none" exchange vcan0
+pid=$(daemon_pid)
+initscript stop
+check "stop with TCPCAN_LOG=none exits 0" [ "$rc" -eq 0 ]
+check "stop with TCPCAN_LOG=none ends tcpcan" gone "$pid"
+
+echo "# run: the foreground form for an inittab respawn line"
+sh "$initscript" run >"$tmp/out" 2>&1 &
+run_pid=$!
+sleep 0.5
+check "run execs tcpcan in place" \
+	[ "$(readlink "/proc/$run_pid/exe")" = "$tmp/usr/bin/tcpcan" ]
+check "tunnel works under run" exchange vcan0
+kill "$run_pid"
+wait "$run_pid"
+check "tcpcan under run exits 0 on SIGTERM" [ "$?" -eq 0 ]
+
+exit "$failed"
