@@ -140,6 +140,20 @@ impl CanPort {
         Some(classify_read_error(e))
     }
 
+    /// Frames the kernel dropped on this socket since last counted. The
+    /// per-frame `SO_RXQ_OVFL` report only arrives with the next frame, so
+    /// a stalled reader asks here before it logs or resumes.
+    pub fn new_drops(&mut self) -> u32 {
+        match sys::socket_drops(self.fd()) {
+            Ok(total) => {
+                let d = total.wrapping_sub(self.overflow_seen);
+                self.overflow_seen = total;
+                d
+            }
+            Err(_) => 0,
+        }
+    }
+
     /// Reads up to `max` frames into `batch`. Returns how many, and how many
     /// frames the kernel dropped on this socket since the last read.
     pub fn recv(&mut self, batch: &mut CanBatch, max: usize) -> Result<(usize, u32), ReadError> {

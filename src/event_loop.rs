@@ -103,6 +103,31 @@ struct Conn {
     overflow_warn: RateLimit,
 }
 
+impl Conn {
+    /// Asks the kernel for drops it has not yet reported with a frame.
+    fn poll_kernel_drops(&mut self, now: Instant, canif: &str) {
+        if let Some(port) = self.can.as_mut() {
+            let dropped = port.new_drops();
+            self.kernel_dropped(dropped, now, canif);
+        }
+    }
+
+    /// Counts frames the kernel dropped on our CAN socket, with a
+    /// rate-limited warning: the peer is not keeping up with the bus.
+    fn kernel_dropped(&mut self, dropped: u32, now: Instant, canif: &str) {
+        if dropped == 0 {
+            return;
+        }
+        self.session.counters.drop_kernel_overflow += u64::from(dropped);
+        if let Some(s) = self.overflow_warn.allow(now) {
+            log::warn!(
+                "{}: kernel dropped {dropped} frames from {canif}: peer is not keeping up ({s} similar warnings suppressed)",
+                self.session.peer()
+            );
+        }
+    }
+}
+
 /// A socket on the served interface that only receives bus-state error
 /// frames, and watches the interface come and go, for the log.
 struct Monitor {
@@ -477,10 +502,12 @@ impl Daemon {
         }
     }
 
-    fn log_counters(&self) {
+    fn log_counters(&mut self) {
         let n = self.conns.iter().flatten().count();
         log::info!("{n} connection(s)");
-        for conn in self.conns.iter().flatten() {
+        let now = Instant::now();
+        for conn in self.conns.iter_mut().flatten() {
+            conn.poll_kernel_drops(now, &self.cfg.canif);
             log::info!("{}: {}", conn.session.peer(), conn.session.counters);
         }
     }
@@ -618,8 +645,17 @@ impl Daemon {
         if pending.is_empty() {
             return;
         }
+        let was_full = !conn.session.tx_has_room();
         match conn.tcp.send_with_flags(pending, libc::MSG_NOSIGNAL) {
-            Ok(n) => conn.session.tx_sent(n),
+            Ok(n) => {
+                conn.session.tx_sent(n);
+                // The CAN socket was not read while we were full: whatever
+                // the kernel dropped meanwhile is counted now, not whenever
+                // the next frame happens to report it.
+                if was_full && conn.session.tx_has_room() {
+                    conn.poll_kernel_drops(Instant::now(), &self.cfg.canif);
+                }
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -662,16 +698,7 @@ impl Daemon {
             }
             match port.recv(&mut self.batch, room) {
                 Ok((n, overflow)) => {
-                    if overflow > 0 {
-                        conn.session.counters.drop_kernel_overflow += u64::from(overflow);
-                        if let Some(s) = conn.overflow_warn.allow(now) {
-                            log::warn!(
-                                "{}: kernel dropped {overflow} frames from {}: peer is not keeping up ({s} similar warnings suppressed)",
-                                conn.session.peer(),
-                                self.cfg.canif
-                            );
-                        }
-                    }
+                    conn.kernel_dropped(overflow, now, &self.cfg.canif);
                     for i in 0..n {
                         let len = self.batch.lens[i];
                         conn.session.queue_frame(&mut self.batch.frames[i][..len]);

@@ -39,6 +39,12 @@ pub const ENOBUFS_RETRY: Duration = Duration::from_millis(2);
 /// "a few of our frames left the queue", which is what a parked writer waits for.
 pub const CAN_SNDBUF: usize = 8 * 1024;
 
+/// Send buffer of each TCP stream (the kernel doubles it). Caps what a peer
+/// that stops reading costs in kernel memory, and keeps the frames it gets
+/// when it resumes fresh; still several times the bandwidth-delay product
+/// of a saturated CAN FD bus over a 300 ms cellular link.
+pub const TCP_SNDBUF: usize = 128 * 1024;
+
 /// Pending-connection queue of the listening socket.
 pub const LISTEN_BACKLOG: i32 = 64;
 

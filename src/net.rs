@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
 
-use crate::limits::{LISTEN_BACKLOG, MAX_ADDRS};
+use crate::limits::{LISTEN_BACKLOG, MAX_ADDRS, TCP_SNDBUF};
 
 /// Addresses a host resolved to.
 pub type Addrs = heapless::Vec<SocketAddr, MAX_ADDRS>;
@@ -64,6 +64,8 @@ pub fn configure_stream(sock: &Socket, keepalive: Duration) -> io::Result<()> {
     // Frames are small and latency matters more than segment count; we
     // already coalesce everything read in one wake-up into one send.
     sock.set_nodelay(true)?;
+    // Fixed, not autotuned: see limits::TCP_SNDBUF.
+    sock.set_send_buffer_size(TCP_SNDBUF)?;
     // As the reference: probe after `keepalive` idle, every `keepalive`, 3 times.
     let ka = TcpKeepalive::new()
         .with_time(keepalive)

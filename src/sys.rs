@@ -216,3 +216,24 @@ pub fn if_is_virtual(name: &str) -> bool {
     }
     target[..n as usize].windows(9).any(|w| w == b"/virtual/")
 }
+
+/// The socket's cumulative count of packets dropped on receive (the same
+/// counter `SO_RXQ_OVFL` reports, read without waiting for the next frame).
+pub fn socket_drops(fd: RawFd) -> io::Result<u32> {
+    let mut info = [0u32; libc::SK_MEMINFO_DROPS as usize + 1];
+    let mut len = mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: info is a writable buffer of len bytes; the kernel writes at most len.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info[libc::SK_MEMINFO_DROPS as usize])
+}
