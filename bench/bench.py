@@ -1,0 +1,454 @@
+"""The measurements of bench/run.sh, run inside one UML boot (see docs/benchmark.md).
+
+Three ways across from vcan0 to vcan1 are measured side by side: the kernel's
+gateway (cangw, the rig's upper bound), tcpcan server+client over loopback TCP,
+and the Python tcpcan 0.0.2 in the same roles. Frames come from and are counted
+by bench/target/canbench (bench/tools/canbench.c). Results go to a JSON file
+that bench/report.py turns into the table.
+
+usage: bench.py RESULTS.json   (env: TCPCAN_BIN, BENCH_QUICK=1 for a short run)
+"""
+
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TOOL = str(REPO / "bench/target/canbench")
+OURS = str(REPO / os.environ.get("TCPCAN_BIN", "target/release/tcpcan"))
+PYREF = str(REPO / "target/pyenv/bin/tcpcan")
+# Another build of ours measured in the same boot (bench/run.sh --compare).
+ALT = os.environ.get("BENCH_ALT")
+# The static musl dist build (what ships): only its idle memory is measured.
+STATIC = os.environ.get("BENCH_STATIC")
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+LOGS = REPO / "bench/target/logs"
+
+REPS = 1 if QUICK else 3  # saturation, CPU and latency runs per figure
+SAT_SECS = 1 if QUICK else 2  # length of one saturation blast
+CPU_RATE, CPU_SECS = 5000, 2 if QUICK else 4
+LAT_RATE, LAT_FRAMES = 1000, 1000 if QUICK else 3000
+FANOUT = [1, 8, 64]
+FANOUT_PY = [1, 8]  # 64 interpreters would need more memory and minutes to start
+# Fan-out keeps the delivered rate constant (FANOUT_DELIVERED frames/s over
+# all clients): 64 clients at 1000 frames/s each would overload the one UML CPU.
+FANOUT_DELIVERED, FANOUT_SECS = 1000, 2 if QUICK else 4
+# The reference under callgrind keeps up with a few hundred frames/s only.
+CG_RATE, CG_FRAMES = 100, 300 if QUICK else 500
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+_tag = 100
+_port = 21000
+
+
+def next_tag():
+    """A fresh run tag: counters ignore frames left over from earlier runs."""
+    global _tag
+    _tag += 1
+    return _tag
+
+
+def next_port():
+    global _port
+    _port += 1
+    return _port
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def kv(line):
+    """Parses canbench's key=value output line."""
+    out = {}
+    for item in line.split():
+        k, _, v = item.partition("=")
+        try:
+            out[k] = float(v) if "." in v else int(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
+def tool(*args, timeout=60):
+    r = subprocess.run([TOOL, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    if r.returncode not in (0, 1) or not r.stdout.strip():
+        raise RuntimeError(f"canbench {args}: exit {r.returncode}: {r.stderr.strip()}")
+    return kv(r.stdout.strip().splitlines()[-1])
+
+
+class Counter:
+    """A canbench counter running in the background while frames are sent."""
+
+    def __init__(self, ifname, tag, *extra):
+        self.p = subprocess.Popen(
+            [TOOL, "count", ifname, "-t", str(tag), *map(str, extra)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if self.p.stdout.readline().strip() != "ready":
+            raise RuntimeError("counter did not start")
+
+    def result(self, timeout=60):
+        out, _ = self.p.communicate(timeout=timeout)
+        return kv(out.strip().splitlines()[-1])
+
+
+def cpu_ticks(pid):
+    """utime+stime of a process, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return int(rest[11]) + int(rest[12])
+
+
+def vmrss_kib(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return None
+
+
+def idle_rss(kind):
+    """Resident memory of an idle, connected server and client: VmRSS, and
+    RssAnon, the part that is the process's own (not shared file pages)."""
+    with Tunnel(kind) as t:
+        time.sleep(0.5)
+        out = {
+            role: {"vmrss": vmrss_kib(pid), "anon": vmrss_kib(pid, "RssAnon")}
+            for role, pid in zip(("server", "client"), t.pids)
+        }
+    log(f"idle RSS {kind}: {out}")
+    return out
+
+
+def sh(*cmd):
+    subprocess.run(cmd, check=True)
+
+
+class Tunnel:
+    """One way across from vcan0: 'cangw', 'tcpcan', 'alt' (BENCH_ALT),
+    'python', or 'relay' (canbench's minimal C tunnel, the floor for any
+    user-space TCP tunnel), with N clients on vcan1..vcanN."""
+
+    def __init__(self, kind, fd=False, clients=1, wrap=None):
+        self.kind = kind
+        self.fd = fd
+        self.clients = clients
+        self.wrap = wrap or (lambda role, argv: argv)
+        self.procs = []
+        self.logs = []
+
+    def __enter__(self):
+        if self.kind == "cangw":
+            sh("cangw", "-F")
+            sh("cangw", "-A", "-s", "vcan0", "-d", "vcan1", "-e", *(["-X"] if self.fd else []))
+            return self
+        port = str(next_port())
+        if self.kind == "relay":
+            self._spawn("server", [TOOL, "relay-out", "vcan0", port])
+            self._wait_listening(port)
+            self._spawn("client1", [TOOL, "relay-in", "vcan1", port])
+            self._wait_ready()
+            return self
+        binary = {"tcpcan": OURS, "alt": ALT, "static": STATIC, "python": PYREF}[self.kind]
+        common = ["--host", "127.0.0.1", "--port", port]
+        self._spawn("server", self.wrap("server", [binary, "--serve", *common, "vcan0"]))
+        self._wait_listening(port)
+        for i in range(1, self.clients + 1):
+            self._spawn(f"client{i}", self.wrap("client", [binary, *common, f"vcan{i}"]))
+        self._wait_ready()
+        return self
+
+    def _spawn(self, name, argv):
+        LOGS.mkdir(parents=True, exist_ok=True)
+        path = LOGS / f"{self.kind}-{name}.log"
+        with open(path, "w") as f:
+            self.procs.append(subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT))
+        self.logs.append(path)
+
+    def _wait_listening(self, port):
+        hexport = f":{int(port):04X}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with open("/proc/net/tcp") as f:
+                if any(hexport in line.split()[1] and line.split()[3] == "0A" for line in f.readlines()[1:]):
+                    return
+            if self.procs[0].poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.kind} server did not listen; see {self.logs[0]}")
+
+    def _wait_ready(self):
+        # Ours logs the agreement; then one probe proves the last path. The
+        # reference logs nothing at its default level: probe every path.
+        deadline = time.monotonic() + 60
+        if self.kind in ("tcpcan", "alt", "static"):
+            for path in self.logs[1:]:
+                while "agreed protocol version" not in path.read_text():
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"no agreement; see {path}")
+                    time.sleep(0.05)
+            targets = [self.clients]
+        else:
+            targets = range(1, self.clients + 1)
+        for i in targets:
+            r = tool("probe", "vcan0", f"vcan{i}", "-W", 30000)
+            if r.get("probe") != "ok":
+                raise RuntimeError(f"{self.kind}: no path vcan0 -> vcan{i}; see {self.logs}")
+
+    @property
+    def pids(self):
+        return [p.pid for p in self.procs]
+
+    def cpu(self):
+        return [cpu_ticks(pid) for pid in self.pids]
+
+    def alive(self):
+        return all(p.poll() is None for p in self.procs)
+
+    def __exit__(self, *exc):
+        if self.kind == "cangw":
+            sh("cangw", "-F")
+            return
+        # The reference exits cleanly only on SIGINT (KeyboardInterrupt).
+        sig = signal.SIGINT if self.kind == "python" else signal.SIGTERM
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(sig)
+        for p in self.procs:
+            try:
+                p.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def saturation(kind, fd):
+    """Blast frames on vcan0 for SAT_SECS; count what reaches the far bus."""
+    tag = next_tag()
+    far = "vcan0" if kind == "direct" else "vcan1"
+    f = ["-f"] if fd else []
+    if kind == "direct":
+        c = Counter(far, tag, "-w", 1000, *f)
+        g = tool("gen", "vcan0", "-t", tag, "-d", SAT_SECS, *f)
+        r = c.result()
+        alive = True
+        tunnel_ms = []
+    else:
+        with Tunnel(kind, fd) as t:
+            c = Counter(far, tag, "-w", 1000, *f)
+            before = t.cpu()
+            g = tool("gen", "vcan0", "-t", tag, "-d", SAT_SECS, *f)
+            r = c.result()
+            after = t.cpu()
+            alive = t.alive()
+        tunnel_ms = [(a - b) * 1000 / CLK_TCK for a, b in zip(after, before)]
+    loss = 100.0 * (g["sent"] - r["unique"]) / g["sent"]
+    out = {
+        "sent": g["sent"],
+        "gen_rate": g["rate"],
+        "delivered": r["unique"],
+        "rate": r["rate"],
+        "loss_pct": loss,
+        "dup": r["dup"],
+        "reordered": r["reordered"],
+        "counter_drops": r["own_drops"],
+        "tunnel_survived": alive,
+        # Where the CPU went: generator, counter, then the tunnel's processes.
+        "cpu_ms": {"gen": g["cpu_ms"], "counter": r["cpu_ms"], "tunnel": tunnel_ms},
+    }
+    log(f"saturation {kind} {'FD' if fd else 'classic'}: {out}")
+    return out
+
+
+def ladder(kind, fd=False):
+    """Highest paced rate (1 s per step, doubling) that the path carries with zero loss."""
+    best = 0
+    steps = []
+    with Tunnel(kind, fd) as t:
+        for rate in [2500, 5000, 10000, 20000, 40000, 80000, 160000]:
+            tag = next_tag()
+            c = Counter("vcan1", tag, "-w", 500, "-n", rate)
+            g = tool("gen", "vcan0", "-t", tag, "-r", rate, "-d", 1)
+            r = c.result()
+            ok = r["unique"] == g["sent"] and g["rate"] >= 0.95 * rate and r["own_drops"] == 0
+            steps.append({"rate": rate, "sent": g["sent"], "delivered": r["unique"], "gen_rate": g["rate"]})
+            if not ok or not t.alive():
+                break
+            best = rate
+    log(f"lossless ladder {kind}: best {best}: {steps}")
+    return {"lossless_rate": best, "steps": steps}
+
+
+def cpu_at_rate(kind):
+    """CPU of the tunnel's processes while carrying CPU_RATE frames/s."""
+    with Tunnel(kind) as t:
+        time.sleep(0.5)
+        rss = [vmrss_kib(pid) for pid in t.pids]
+        anon = [vmrss_kib(pid, "RssAnon") for pid in t.pids]
+        tag = next_tag()
+        n = CPU_RATE * CPU_SECS
+        c = Counter("vcan1", tag, "-w", 1000, "-n", n)
+        before = t.cpu()
+        g = tool("gen", "vcan0", "-t", tag, "-r", CPU_RATE, "-d", CPU_SECS)
+        r = c.result()
+        after = t.cpu()
+    ticks = [a - b for a, b in zip(after, before)]
+    per_k = [x / CLK_TCK / (r["unique"] / 1000) if r["unique"] else None for x in ticks]
+    out = {
+        "sent": g["sent"],
+        "gen_rate": g["rate"],
+        "delivered": r["unique"],
+        "loss_pct": 100.0 * (g["sent"] - r["unique"]) / g["sent"],
+        "counter_drops": r["own_drops"],
+        "ticks": ticks,
+        "cpu_s_per_1000": {"server": per_k[0], "client": per_k[1], "total": sum(per_k)},
+        "idle_rss_kib": {"server": rss[0], "client": rss[1]},
+        "idle_anon_kib": {"server": anon[0], "client": anon[1]},
+    }
+    log(f"cpu {kind}: {out}")
+    return out
+
+
+def latency(kind):
+    with Tunnel(kind):
+        r = tool("lat", "vcan0", "vcan1", "-r", LAT_RATE, "-n", LAT_FRAMES, "-t", next_tag())
+    log(f"latency {kind}: {r}")
+    return r
+
+
+def fanout(kind, clients):
+    """One server, N clients each on its own vcanN; CPU per delivered frame.
+
+    Clients share no bus: a client on a bus with another client would send
+    that client's frames back to the server, and the server to everyone.
+    """
+    with Tunnel(kind, clients=clients) as t:
+        time.sleep(0.5)
+        rss_server = vmrss_kib(t.pids[0])
+        tag = next_tag()
+        rate = FANOUT_DELIVERED / clients
+        n = round(rate * FANOUT_SECS)
+        c = Counter("any", tag, "-x", "vcan0", "-w", 1500, "-n", n * clients)
+        before = t.cpu()
+        g = tool("gen", "vcan0", "-t", tag, "-r", rate, "-n", n)
+        r = c.result(timeout=120)
+        after = t.cpu()
+    ticks = [a - b for a, b in zip(after, before)]
+    delivered = r["recv"]
+    per = (lambda x: x / CLK_TCK / delivered * 1e6) if delivered else (lambda x: None)
+    out = {
+        "clients": clients,
+        "rate": rate,
+        "sent": g["sent"],
+        "delivered": delivered,
+        "loss_pct": 100.0 * (g["sent"] * clients - delivered) / (g["sent"] * clients),
+        "counter_drops": r["own_drops"],
+        "cpu_us_per_frame": {"server": per(ticks[0]), "total": per(sum(ticks))},
+        "server_rss_kib": rss_server,
+    }
+    log(f"fan-out {kind} x{clients}: {out}")
+    return out
+
+
+def callgrind_totals(path):
+    text = Path(path).read_text()
+    m = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
+    return int(m.group(1))
+
+
+def instructions(kind):
+    """User-space instructions per frame (callgrind), server and client, by
+    difference between a run carrying CG_FRAMES frames and one carrying none."""
+    totals = {}
+    for frames in (0, CG_FRAMES):
+        outs = {}
+
+        def wrap(role, argv, outs=outs):
+            out = LOGS / f"callgrind-{kind}-{role}-{frames}.out"
+            outs[role] = out
+            return ["valgrind", "--tool=callgrind", "--quiet", f"--callgrind-out-file={out}", *argv]
+
+        with Tunnel(kind, wrap=wrap):
+            time.sleep(0.5)
+            if frames:
+                tag = next_tag()
+                c = Counter("vcan1", tag, "-w", 3000, "-n", frames)
+                tool("gen", "vcan0", "-t", tag, "-r", CG_RATE, "-n", frames)
+                r = c.result()
+                if r["unique"] != frames:
+                    raise RuntimeError(f"callgrind run of {kind} lost frames: {r}")
+            else:
+                time.sleep(CG_FRAMES / CG_RATE)
+        totals[frames] = {role: callgrind_totals(p) for role, p in outs.items()}
+    out = {role: (totals[CG_FRAMES][role] - totals[0][role]) / CG_FRAMES for role in ("server", "client")}
+    log(f"instructions {kind}: {out} (totals {totals})")
+    return out
+
+
+def setup_buses():
+    cmds = "".join(f"link add vcan{i} type vcan\nlink set vcan{i} mtu 72 up\n" for i in range(max(FANOUT) + 1))
+    subprocess.run(["ip", "-batch", "-"], input=cmds, text=True, check=True)
+
+
+def main():
+    results_path = Path(sys.argv[1])
+    t_start = time.monotonic()
+    setup_buses()
+    res = {
+        "uml": {
+            "nproc": os.cpu_count(),
+            "kernel": platform.release(),
+            "mem_kib": int(open("/proc/meminfo").readline().split()[1]),
+        },
+        "quick": QUICK,
+        "params": {
+            "sat_secs": SAT_SECS, "reps": REPS, "cpu_rate": CPU_RATE, "cpu_secs": CPU_SECS,
+            "lat_rate": LAT_RATE, "lat_frames": LAT_FRAMES, "fanout_delivered": FANOUT_DELIVERED,
+            "fanout_secs": FANOUT_SECS, "cg_rate": CG_RATE, "cg_frames": CG_FRAMES,
+        },
+    }
+
+    ours = ["tcpcan"] + (["alt"] if ALT else [])
+    tunnels = ["cangw", *ours, "python", "relay"]
+    res["candidates"] = tunnels
+
+    # Repetitions are interleaved so that a slow spell of the shared host
+    # hits every candidate, not one.
+    sat = {k: {"classic": [], "fd": []} for k in ["direct", *tunnels]}
+    for _ in range(REPS):
+        for fd in (False, True):
+            for k in sat:
+                sat[k]["fd" if fd else "classic"].append(saturation(k, fd))
+    res["saturation"] = sat
+    res["lossless"] = {k: ladder(k) for k in tunnels}
+
+    cpu = {k: [] for k in [*ours, "python", "relay"]}
+    lat = {k: [] for k in tunnels}
+    for _ in range(REPS):
+        for k in cpu:
+            cpu[k].append(cpu_at_rate(k))
+        for k in lat:
+            lat[k].append(latency(k))
+    res["cpu"] = cpu
+    res["latency"] = lat
+
+    res["fanout"] = {k: [fanout(k, n) for n in FANOUT] for k in ours}
+    res["fanout"]["python"] = [fanout("python", n) for n in FANOUT_PY]
+    res["instructions"] = {k: instructions(k) for k in [*ours, "python"]}
+    if STATIC:
+        res["rss_static"] = idle_rss("static")
+    res["uml_seconds"] = time.monotonic() - t_start
+    results_path.write_text(json.dumps(res, indent=1))
+    log(f"done in {res['uml_seconds']:.0f} s; results in {results_path}")
+
+
+if __name__ == "__main__":
+    main()

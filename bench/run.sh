@@ -1,0 +1,101 @@
+#!/bin/bash
+# Benchmark (issue 6): tcpcan against the kernel's CAN gateway (cangw, the
+# rig's upper bound), the Python tcpcan 0.0.2 and a minimal C relay (the
+# floor of any user-space TCP tunnel), side by side in ONE boot of User-Mode
+# Linux, printed as one table. Not part of the test suite; see
+# docs/benchmark.md for what each figure means and how to read it.
+#
+# usage: bench/run.sh [--quick] [--compare OTHER_TCPCAN]
+#   --quick              one run per figure, shorter runs (~3 min instead of ~8)
+#   --compare BINARY     also measure another build of tcpcan (e.g. a patched
+#                        copy) in the same boot, with a ratio column
+# env: TCPCAN_BIN (default target/release/tcpcan, built here if missing)
+#
+# Output: the table on stdout, also in bench/target/report.md; raw results
+# in bench/target/results.json, daemon logs in bench/target/logs/.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+quick=0
+alt=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) quick=1 ;;
+	--compare)
+		[ $# -ge 2 ] || { echo "usage: $0 [--quick] [--compare BINARY]" >&2; exit 2; }
+		alt=$(realpath "$2")
+		shift
+		;;
+	*)
+		echo "usage: $0 [--quick] [--compare BINARY]" >&2
+		exit 2
+		;;
+	esac
+	shift
+done
+
+tests/deps/bench.sh
+
+out=bench/target
+mkdir -p "$out"
+rm -rf "$out/logs"
+
+if [ -z "${TCPCAN_BIN:-}" ]; then
+	cargo build --release --quiet
+	TCPCAN_BIN=target/release/tcpcan
+fi
+export TCPCAN_BIN
+
+# The size figure is the stripped dist profile (Cargo.toml); the static musl
+# build is what ships, so its size and idle RSS are reported too when its
+# target is installed.
+cargo build --profile dist --quiet
+size_dist=$(stat -c %s target/dist/tcpcan)
+static=
+size_static=
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+	echo "bench: no x86_64-unknown-linux-musl target: static build figures left out" >&2
+elif ! cargo build --profile dist --target x86_64-unknown-linux-musl --quiet >"$out/static-build.log" 2>&1; then
+	echo "bench: static musl build FAILED (see $out/static-build.log): its figures are left out" >&2
+else
+	static=target/x86_64-unknown-linux-musl/dist/tcpcan
+	size_static=$(stat -c %s "$static")
+fi
+size_alt=
+if [ -n "$alt" ]; then
+	tmp=$(mktemp)
+	strip -o "$tmp" "$alt"
+	size_alt=$(stat -c %s "$tmp")
+	rm -f "$tmp"
+fi
+
+gcc -O2 -Wall -Wextra -Werror -o "$out/canbench" bench/tools/canbench.c
+
+py=target/pyenv/bin/python
+host_json() {
+	"$py" - "$@" <<'EOF'
+import json, os, sys
+path, key, value = sys.argv[1:4]
+d = json.load(open(path)) if os.path.exists(path) else {}
+d[key] = value
+json.dump(d, open(path, "w"), indent=1)
+EOF
+}
+rm -f "$out/host.json"
+host_json "$out/host.json" host_nproc "$(nproc)"
+host_json "$out/host.json" host_cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+host_json "$out/host.json" load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
+host_json "$out/host.json" describe "$(git describe --always --dirty 2>/dev/null || echo unknown)"
+host_json "$out/host.json" size_dist "dist $size_dist${size_static:+ / static musl $size_static}"
+if [ -n "$alt" ]; then
+	host_json "$out/host.json" alt "$alt"
+	host_json "$out/host.json" size_alt "$size_alt"
+fi
+
+BENCH_QUICK=$quick BENCH_ALT=$alt BENCH_STATIC=$static \
+	tests/uml/run-in-uml.sh "$py" bench/bench.py "$out/results.json"
+
+host_json "$out/host.json" load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
+"$py" bench/report.py "$out/results.json" "$out/host.json" | tee "$out/report.md"
