@@ -48,6 +48,12 @@ busybox=$(command -v busybox) || {
 	exit 1
 }
 
+# The interpreter itself: a pyenv shim costs seconds per start in UML.
+python=$(python3 -c 'import sys; print(sys.executable)') || {
+	echo "not ok - python3 not found"
+	exit 1
+}
+
 # Readable by "nobody", whom the daemon runs as.
 tmp=$(mktemp -d /tmp/tcpcan-pkg-XXXXXX)
 chmod 0755 "$tmp"
@@ -88,7 +94,7 @@ initscript() {
 }
 output_has() { grep -qF -- "$1" "$tmp/out"; }
 daemon_pid() { cat "$pidfile" 2>/dev/null; }
-exchange() { timeout 20 python3 tests/packaging/v1_exchange.py 127.0.0.1 20010 "$1"; }
+exchange() { timeout 20 "$python" tests/packaging/v1_exchange.py 127.0.0.1 20010 "$1"; }
 # The process is gone (or a zombie, which busybox init would reap).
 gone() { ! [ -e "/proc/$1/exe" ] || ! readlink "/proc/$1/exe" >/dev/null 2>&1; }
 # differs A B: A is set and not B.
