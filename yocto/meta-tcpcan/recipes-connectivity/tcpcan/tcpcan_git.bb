@@ -1,21 +1,25 @@
+# nooelint: oelint.var.bbclassextend - a daemon with init files and a system user has no use as native
 SUMMARY = "Tunnel a Linux SocketCAN interface over TCP"
 DESCRIPTION = "tcpcan forwards the frames of a SocketCAN interface over TCP, \
-as a server or as a client; it speaks the protocol of the Python tcpcan \
-0.0.2. The package starts it at boot from /etc/init.d (busybox or SysV \
-init) or as tcpcan.service (systemd), configured in /etc/default/tcpcan."
+               as a server or as a client; it speaks the protocol of the \
+               Python tcpcan 0.0.2. The package starts it at boot from \
+               /etc/init.d (busybox or SysV init) or as tcpcan.service \
+               (systemd), configured in /etc/default/tcpcan."
 HOMEPAGE = "https://github.com/tcpcan/tcpcan"
 BUGTRACKER = "https://github.com/tcpcan/tcpcan/issues"
 SECTION = "net"
 LICENSE = "MIT | Apache-2.0"
-LIC_FILES_CHKSUM = "file://Cargo.toml;beginline=9;endline=9;md5=86b31c7756a1a7962f28b62856ed4f05"
+CVE_PRODUCT = "tcpcan"
+LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=fd445c0622eee9f5f53c8ed6ff4c9276 \
+                    file://LICENSE-APACHE;md5=3b83ef96387f14655fc854ddc3c6bd57"
 
 # destsuffix=${BP} and no S line: the checkout lands in the default S on
 # scarthgap (${WORKDIR}/${BP}) and on whinlatter and later
 # (${UNPACKDIR}/${BP}). The maintainer moves SRCREV (and PV) at each release
 # and then regenerates tcpcan-crates.inc (see the layer README).
-SRC_URI = "git://github.com/tcpcan/tcpcan.git;protocol=https;branch=main;destsuffix=${BP}"
-SRCREV = "06470ec583fdea322b2d48bc1ab3700048985cf4"
 PV = "0.1.0+git"
+SRC_URI = "git://github.com/tcpcan/tcpcan.git;protocol=https;branch=main;destsuffix=${BP}"
+SRCREV = "ce373cd3a0d4a927954874dda13dd3e3b7aed445"
 
 inherit cargo cargo-update-recipe-crates update-rc.d systemd useradd
 
@@ -24,17 +28,17 @@ require tcpcan-crates.inc
 # The init script, the unit and the settings file come from init/ of the
 # source tree itself: one copy for Yocto, Buildroot and hand installs.
 do_install:append() {
-	install -D -m 0644 ${S}/init/tcpcan.default ${D}${sysconfdir}/default/tcpcan
-	install -D -m 0755 ${S}/init/tcpcan.init ${D}${INIT_D_DIR}/tcpcan
-	install -D -m 0644 ${S}/init/tcpcan.service ${D}${systemd_system_unitdir}/tcpcan.service
-	# update-rc.d links the script only with sysvinit in DISTRO_FEATURES.
-	# Under INIT_MANAGER = "mdev-busybox" nothing would start tcpcan, yet
-	# busybox's rcS runs /etc/rc5.d/S??*: link it there ourselves.
-	if ${@oe.utils.conditional('VIRTUAL-RUNTIME_init_manager', 'busybox', 'true', 'false', d)} && \
-	   ${@bb.utils.contains('DISTRO_FEATURES', 'sysvinit', 'false', 'true', d)}; then
-		install -d ${D}${sysconfdir}/rc5.d
-		ln -sf ../init.d/tcpcan ${D}${sysconfdir}/rc5.d/S60tcpcan
-	fi
+    install -D -m 0644 ${S}/init/tcpcan.default ${D}${sysconfdir}/default/tcpcan
+    install -D -m 0755 ${S}/init/tcpcan.init ${D}${INIT_D_DIR}/tcpcan
+    install -D -m 0644 ${S}/init/tcpcan.service ${D}${systemd_system_unitdir}/tcpcan.service
+    # update-rc.d links the script only with sysvinit in DISTRO_FEATURES.
+    # Under INIT_MANAGER = "mdev-busybox" nothing would start tcpcan, yet
+    # busybox's rcS runs /etc/rc5.d/S??*: link it there ourselves.
+    if ${@oe.utils.conditional('VIRTUAL-RUNTIME_init_manager', 'busybox', 'true', 'false', d)} && \
+       ${@bb.utils.contains('DISTRO_FEATURES', 'sysvinit', 'false', 'true', d)}; then
+        install -d ${D}${sysconfdir}/rc5.d
+        ln -sf ../init.d/tcpcan ${D}${sysconfdir}/rc5.d/S60tcpcan
+    fi
 }
 
 CONFFILES:${PN} = "${sysconfdir}/default/tcpcan"
