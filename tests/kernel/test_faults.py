@@ -36,6 +36,7 @@ from faultlib import (  # noqa: F401  (links, netns: fixtures)
     log_lines,
     make_vcan,
     netns,
+    parse_counters,
     rss_kb,
     seq_frame,
     seq_of,
@@ -276,20 +277,38 @@ def send_queue(local_port, remote_port):
     return -1
 
 
+def small_window_peer(peers, p):
+    """An agreed connection with a small receive window and an Ethernet MSS
+    (not loopback's 64 KiB), so a stall reaches the daemon as it would over
+    a real network."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1448)
+    sock.connect(("127.0.0.1", p))
+    peers(sock)
+    sock.sendall(b"v\x04\0\0\0\1")
+    assert read_exactly(sock, 6, 3.0) == b"v\x04\0\0\0\1", "no version agreement"
+    return sock
+
+
+def seqs_until(data, tail):
+    """Sequence numbers of the data messages in `data` before frame `tail`;
+    None if `tail` is not there."""
+    seqs = []
+    while len(data) >= 2 and len(data) >= 2 + data[1]:
+        frame, data = data[2 : 2 + data[1]], data[2 + data[1] :]
+        if frame == tail:
+            return seqs
+        seqs.append(seq_of(frame))
+    return None
+
+
 def test_slow_reader_bounded_memory_others_unaffected(daemons, vcan, port, peers):
     a, p = vcan(), port()
     server = daemons.server(a, p)
     fast = peers(Peer.connect(p))
-    slow_sock = socket.socket()
-    # A small window so the stall reaches the daemon quickly, and an Ethernet
-    # MSS: with loopback's 64 KiB MSS the kernel grows the daemon's send
-    # buffer to megabytes and would hold the whole flood for the slow peer.
-    slow_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    slow_sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1448)
-    slow_sock.connect(("127.0.0.1", p))
+    slow_sock = small_window_peer(peers, p)
     slow = peers(Peer(slow_sock))
-    slow.send_msg(b"v", b"\0\0\0\1")
-    assert slow.recv_msg(3.0) == (b"v", b"\0\0\0\1")
     wait_peer_path(slow, a)
     wait_peer_path(fast, a)
     read_until_quiet(fast.sock, 0.3)
@@ -316,6 +335,7 @@ def test_slow_reader_bounded_memory_others_unaffected(daemons, vcan, port, peers
         % (FLOOD, took, FLOOD / took, rss0, rss1, send_queue(p, slow_sock.getsockname()[1]), stalled)
     )
     assert rss1 - rss0 < 256, "RSS grew by %d kB during the flood" % (rss1 - rss0)
+    assert stalled["kernel_overflow"] > 0, "drops of a stalled peer not counted while it is stalled"
 
     # Now the slow peer reads what the daemon kept for it: an in-order subset,
     # the rest counted as dropped by the kernel. The kernel reports a socket's
@@ -327,14 +347,8 @@ def test_slow_reader_bounded_memory_others_unaffected(daemons, vcan, port, peers
     with Bus(a) as bus:
         bus.send(tail)
     rest += read_until_quiet(slow.sock, 0.5)
-    slow.buf = rest
-    seqs = []
-    while True:
-        msg = slow.recv_msg(0)
-        if msg is None or msg == (b"d", tail):
-            break
-        seqs.append(seq_of(msg[1]))
-    assert msg == (b"d", tail), "the frame after the flood did not reach the slow peer"
+    seqs = seqs_until(rest, tail)
+    assert seqs is not None, "the frame after the flood did not reach the slow peer"
     after = counters(server, addr(slow_sock))
     warnings = count_log(server, r"kernel dropped \d+ frames .*not keeping up")
     print(
@@ -346,6 +360,44 @@ def test_slow_reader_bounded_memory_others_unaffected(daemons, vcan, port, peers
     assert len(seqs) + after["kernel_overflow"] == FLOOD, "frames neither delivered nor counted"
     assert 1 <= warnings <= 2, "expected one rate-limited warning, got %d" % warnings
     assert slow.is_open() and fast.is_open()
+
+
+def test_trickling_reader_drops_counted_exactly(daemons, vcan, port, peers):
+    # A peer that reads a little now and then: the daemon reads its CAN
+    # socket while the kernel is dropping, and SIGUSR1 asks for the drop
+    # count in between. Every frame must be delivered or counted, once.
+    a, p = vcan(), port()
+    server = daemons.server(a, p)
+    sock = small_window_peer(peers, p)
+    wait_peer_path(Peer(sock), a)
+    read_until_quiet(sock, 0.3)
+    who = addr(sock)
+    total = 30000  # well beyond what the TCP send buffer holds
+    got = b""
+    with Bus(a) as bus:
+        for k in range(0, total, BATCH):
+            bus.send_all([seq_frame(0x3B0, i) for i in range(k, k + BATCH)])
+            sock.settimeout(0.002)
+            try:
+                got += sock.recv(600)
+            except socket.timeout:
+                pass
+            if k % (5 * BATCH) == 0:
+                counters(server, who)
+        got += read_until_quiet(sock, 0.5)
+        tail = seq_frame(0x3B1, 0)
+        bus.send(tail)
+    got += read_until_quiet(sock, 0.5)
+    seqs = seqs_until(got, tail)
+    assert seqs is not None, "the frame after the flood did not arrive"
+    counts = counters(server, who)
+    print(
+        "trickling reader: %d of %d frames delivered, kernel_overflow=%d (sum %d)"
+        % (len(seqs), total, counts["kernel_overflow"], len(seqs) + counts["kernel_overflow"])
+    )
+    assert seqs == sorted(set(seqs)), "frames out of order or repeated"
+    assert counts["kernel_overflow"] > 0, "the reader was not slow enough to test anything"
+    assert len(seqs) + counts["kernel_overflow"] == total, "frames neither delivered nor counted exactly once"
 
 
 # ---------------------------------------------------------------- 5. restart
@@ -478,19 +530,28 @@ def test_sigterm_under_full_load_exits_0_within_100ms(daemons, vcan, port, targe
     server = daemons.server(a, p)
     client = daemons.client(b, p)
     wait_tunnel(a, b)
-    # On a gateway frames come from the bus hardware, not from a process
-    # that competes with the daemon for the CPU: hence nice 19. The daemons
-    # are still saturated (their kernel_overflow counters grow).
+    # On a gateway frames come from the bus hardware, not from processes
+    # that compete with the daemon for the CPU: hence nice 10 (at equal
+    # priority the generators starve the daemons, see the report). The
+    # daemons are still saturated: their kernel_overflow counters grow.
     load = [
         subprocess.Popen(
-            ["nice", "-n", "19", "cangen", bus, "-g", "0", "-I", "i", "-L", "8", "-D", "i"],
-            stderr=subprocess.DEVNULL,
+            ["nice", "-n", "10", "cangen", bus, "-g", "0", "-I", "i", "-L", "8", "-D", "i"],
+            stderr=subprocess.PIPE,
         )
         for bus in (a, b)
     ]
+    daemon, who = (server, accepted_peer(server)) if target == "server" else (client, "127.0.0.1:%d" % p)
     try:
-        time.sleep(1.0)
-        daemon = server if target == "server" else client
+
+        def loaded():
+            for bus, gen in zip((a, b), load):
+                assert gen.poll() is None, "cangen on %s stopped: %s" % (bus, gen.stderr.read())
+            counts = counters(daemon, who)
+            return counts["to_can"] > 1000 and counts["to_tcp"] > 1000
+
+        time.sleep(0.5)
+        wait_until(loaded, 5, "frames to flow both ways through the %s" % target, interval=0.2)
         mark = len(daemon.log())
         status, took = daemon.signal_and_reap(signal.SIGTERM)
     finally:
@@ -502,8 +563,9 @@ def test_sigterm_under_full_load_exits_0_within_100ms(daemons, vcan, port, targe
     print("%s under load: SIGTERM -> exit %d after %.1f ms; %s" % (target, status, took * 1000, final))
     assert status == 0
     assert took < 0.100, "took %.1f ms (limit 100 ms)" % (took * 1000)
-    counts = [int(n) for line in final for n in re.findall(r"to_(?:can|tcp)=(\d+)", line)]
-    assert final and min(counts) > 100, "there was no load in both directions: %s" % final
+    # cangen cannot have sent more than a few hundred thousand frames.
+    overflow = parse_counters(final[0])["kernel_overflow"]
+    assert overflow < 10_000_000, "kernel_overflow=%d: the counter wrapped" % overflow
 
 
 # ---------------------------------------------------------------- 8. churn
