@@ -134,8 +134,8 @@ def sh(*cmd):
 
 class Tunnel:
     """One way across from vcan0: 'cangw', 'tcpcan', 'alt' (BENCH_ALT),
-    'python', or 'relay' (canbench's minimal C tunnel, the floor for any
-    user-space TCP tunnel), with N clients on vcan1..vcanN."""
+    'python', or 'relay' (canbench's minimal C tunnel: what any user-space
+    TCP tunnel costs on this rig), with N clients on vcan1..vcanN."""
 
     def __init__(self, kind, fd=False, clients=1, wrap=None):
         self.kind = kind
@@ -218,8 +218,9 @@ class Tunnel:
             sh("cangw", "-F")
             return
         # The reference exits cleanly only on SIGINT (KeyboardInterrupt).
+        # Clients first, or they would log reconnect attempts.
         sig = signal.SIGINT if self.kind == "python" else signal.SIGTERM
-        for p in self.procs:
+        for p in reversed(self.procs):
             if p.poll() is None:
                 p.send_signal(sig)
         for p in self.procs:

@@ -12,7 +12,7 @@ NAMES = {
     "tcpcan": "tcpcan",
     "alt": "tcpcan --compare",
     "python": "Python 0.0.2",
-    "relay": "C relay (floor)",
+    "relay": "minimal C relay",
 }
 
 
@@ -195,7 +195,7 @@ def main():
              f"({rs['server']['anon']} / {rs['client']['anon']})"},
         )
         t.rows[-1][-1] = verdict(ok, "server < 1024 KiB")
-    t.row("stripped binary, bytes", {"tcpcan": host.get("size_dist"), "alt": host.get("size_alt")})
+    t.row("stripped binary, bytes", {"tcpcan": host.get("size_dist"), "alt": host.get("size_alt") and f"{host['size_alt']} (strip of the binary)"})
     ins = res["instructions"]
     for role, what in (("server", "CAN→TCP"), ("client", "TCP→CAN")):
         t.row(

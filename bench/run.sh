@@ -1,8 +1,8 @@
 #!/bin/bash
 # Benchmark (issue 6): tcpcan against the kernel's CAN gateway (cangw, the
-# rig's upper bound), the Python tcpcan 0.0.2 and a minimal C relay (the
-# floor of any user-space TCP tunnel), side by side in ONE boot of User-Mode
-# Linux, printed as one table. Not part of the test suite; see
+# rig's upper bound), the Python tcpcan 0.0.2 and a minimal C relay (what any
+# user-space TCP tunnel costs on this rig), side by side in ONE boot of
+# User-Mode Linux, printed as one table. Not part of the test suite; see
 # docs/benchmark.md for what each figure means and how to read it.
 #
 # usage: bench/run.sh [--quick] [--compare OTHER_TCPCAN]
