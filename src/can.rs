@@ -140,16 +140,19 @@ impl CanPort {
         Some(classify_read_error(e))
     }
 
+    /// Moves the drop count seen forward to `total`, returning the increase.
+    fn advance_drops(&mut self, total: u32) -> u32 {
+        let d = forward_delta(self.overflow_seen, total);
+        self.overflow_seen = self.overflow_seen.wrapping_add(d);
+        d
+    }
+
     /// Frames the kernel dropped on this socket since last counted. The
     /// per-frame `SO_RXQ_OVFL` report only arrives with the next frame, so
     /// a stalled reader asks here before it logs or resumes.
     pub fn new_drops(&mut self) -> u32 {
         match sys::socket_drops(self.fd()) {
-            Ok(total) => {
-                let d = total.wrapping_sub(self.overflow_seen);
-                self.overflow_seen = total;
-                d
-            }
+            Ok(total) => self.advance_drops(total),
             Err(_) => 0,
         }
     }
@@ -159,14 +162,7 @@ impl CanPort {
     pub fn recv(&mut self, batch: &mut CanBatch, max: usize) -> Result<(usize, u32), ReadError> {
         match batch.recv(self.fd(), max) {
             Ok((n, overflow)) => {
-                let new = match overflow {
-                    Some(total) => {
-                        let d = total.wrapping_sub(self.overflow_seen);
-                        self.overflow_seen = total;
-                        d
-                    }
-                    None => 0,
-                };
+                let new = overflow.map_or(0, |total| self.advance_drops(total));
                 Ok((n, new))
             }
             Err(e) => Err(classify_read_error(e)),
@@ -184,6 +180,19 @@ impl CanSink for CanPort {
 
     fn is_virtual(&self) -> bool {
         self.virtual_bus
+    }
+}
+
+/// How far a wrapping u32 counter moved from `seen` to `total`. Frames still
+/// queued carry the count stamped when they were queued, which can be older
+/// than one already read with `SO_MEMINFO`: a step backwards is no progress,
+/// not four billion drops. Half the range tells a stale stamp from a wrap.
+fn forward_delta(seen: u32, total: u32) -> u32 {
+    let d = total.wrapping_sub(seen);
+    if d < 1 << 31 {
+        d
+    } else {
+        0
     }
 }
 
@@ -228,6 +237,14 @@ mod tests {
         assert_eq!(classify_write_error(&e(libc::ENETDOWN)), CanTx::Down);
         assert_eq!(classify_write_error(&e(libc::ENODEV)), CanTx::Down);
         assert_eq!(classify_write_error(&e(libc::EINVAL)), CanTx::Refused);
+    }
+
+    #[test]
+    fn drop_counts_only_move_forward() {
+        assert_eq!(forward_delta(145, 220), 75);
+        assert_eq!(forward_delta(220, 145), 0, "stale stamp on a queued frame");
+        assert_eq!(forward_delta(u32::MAX - 1, 3), 5, "kernel counter wrapped");
+        assert_eq!(forward_delta(7, 7), 0);
     }
 
     #[test]

@@ -35,9 +35,11 @@ pub const WARN_INTERVAL: Duration = Duration::from_secs(5);
 /// socket nevertheless polls writable (the queue that is full is not ours).
 pub const ENOBUFS_RETRY: Duration = Duration::from_millis(2);
 
-/// Send buffer of each CAN socket. Small on purpose: POLLOUT then means
-/// "a few of our frames left the queue", which is what a parked writer waits for.
-pub const CAN_SNDBUF: usize = 8 * 1024;
+/// Send buffer of each CAN socket (the kernel doubles it; a frame costs
+/// ~800 bytes of it). Small enough that POLLOUT means "some of our frames
+/// left the queue", which is what a parked writer waits for; large enough
+/// (~40 frames) that a wake-up a few milliseconds late does not idle a fast bus.
+pub const CAN_SNDBUF: usize = 16 * 1024;
 
 /// Send buffer of each TCP stream (the kernel doubles it). Caps what a peer
 /// that stops reading costs in kernel memory, and keeps the frames it gets
