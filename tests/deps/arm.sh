@@ -6,7 +6,8 @@
 # What and why:
 #   rustup: x86_64/aarch64 musl std (served by rustup; linked with rust-lld,
 #           so no cross gcc is needed for them); nightly rust-src, because the
-#           32-bit ARM musl std is not served here and is built with build-std.
+#           release binaries build std from source (-Zbuild-std): the 32-bit
+#           ARM musl std is not served here, and it makes the others smaller.
 #   dpkg:   armhf + armel (musl libc.a for the 32-bit targets), arm64 + armhf
 #           (kernels and busybox-static for the VMs, downloaded, not installed).
 #   apt:    cross gcc for 32-bit ARM (linker + libgcc_eh), musl-dev per arch,
@@ -26,6 +27,9 @@ rustup toolchain install stable --profile minimal >/dev/null 2>&1 || true
 rustup target add --toolchain stable x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null
 rustup toolchain install nightly --profile minimal >/dev/null 2>&1 || true
 rustup component add --toolchain nightly rust-src >/dev/null
+# scripts/build-dist.sh builds std from rust-src on nightly for every target;
+# these two still need nightly's musl crt objects and libc.a (self-contained).
+rustup target add --toolchain nightly x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null
 
 # --- Debian: foreign architectures and backports -------------------------
 for arch in arm64 armhf armel; do
