@@ -39,6 +39,8 @@ FANOUT_PY = [1, 8]  # 64 interpreters would need more memory and minutes to star
 # Fan-out keeps the delivered rate constant (FANOUT_DELIVERED frames/s over
 # all clients): 64 clients at 1000 frames/s each would overload the one UML CPU.
 FANOUT_DELIVERED, FANOUT_SECS = 1000, 2 if QUICK else 4
+# strace makes every system call slow: a low rate keeps one frame per wake-up.
+SC_RATE, SC_FRAMES = 100, 300
 # The reference under callgrind keeps up with a few hundred frames/s only.
 CG_RATE, CG_FRAMES = 100, 300 if QUICK else 500
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -359,6 +361,47 @@ def fanout(kind, clients):
     return out
 
 
+def strace_counts(path):
+    """System calls by name from `strace -c` output."""
+    counts = {}
+    for line in Path(path).read_text().splitlines():
+        f = line.split()
+        if len(f) >= 5 and f[0][0].isdigit() and f[3].isdigit():
+            counts[f[-1]] = int(f[3])
+    return counts
+
+
+def syscalls(kind):
+    """System calls per frame of server and client (strace -c) while they
+    carry SC_FRAMES frames at SC_RATE: on this rig, where a system call costs
+    tens of microseconds and CPU accounting is sampled (see docs), the most
+    dependable measure of what a frame costs."""
+    with Tunnel(kind) as t:
+        time.sleep(0.5)
+        outs = [LOGS / f"strace-{kind}-{role}.txt" for role in ("server", "client")]
+        tracers = [
+            subprocess.Popen(["strace", "-c", "-o", str(out), "-p", str(pid)], stderr=subprocess.DEVNULL)
+            for out, pid in zip(outs, t.pids)
+        ]
+        time.sleep(1)
+        tag = next_tag()
+        c = Counter("vcan1", tag, "-w", 2000, "-n", SC_FRAMES)
+        tool("gen", "vcan0", "-t", tag, "-r", SC_RATE, "-n", SC_FRAMES)
+        r = c.result()
+        for tr in tracers:
+            tr.send_signal(signal.SIGINT)
+            tr.wait(timeout=60)
+    out = {}
+    for role, path in zip(("server", "client"), outs):
+        counts = strace_counts(path)
+        out[role] = {
+            "per_frame": counts.get("total", 0) / r["unique"] if r["unique"] else None,
+            "by_name": {k: v / r["unique"] for k, v in counts.items() if k != "total" and r["unique"]},
+        }
+    log(f"syscalls {kind}: {out}")
+    return out
+
+
 def callgrind_totals(path):
     text = Path(path).read_text()
     m = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
@@ -444,6 +487,7 @@ def main():
     res["fanout"] = {k: [fanout(k, n) for n in FANOUT] for k in ours}
     res["fanout"]["python"] = [fanout("python", n) for n in FANOUT_PY]
     res["instructions"] = {k: instructions(k) for k in [*ours, "python"]}
+    res["syscalls"] = {k: syscalls(k) for k in [*ours, "python", "relay"]}
     if STATIC:
         res["rss_static"] = idle_rss("static")
     res["uml_seconds"] = time.monotonic() - t_start

@@ -209,6 +209,14 @@ def main():
             {k: ins[k][role] for k in ins},
         )
 
+    sc = res.get("syscalls", {})
+    for role, what in (("server", "CAN→TCP"), ("client", "TCP→CAN")):
+        t.row(
+            f"system calls per frame, {role} ({what}, strace, one frame per wake-up)",
+            {k: sc[k][role]["per_frame"] for k in sc},
+            1,
+        )
+
     d = res["saturation"]["direct"]
     out = []
     out.append(

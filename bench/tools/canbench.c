@@ -17,8 +17,8 @@
  *   canbench relay-out IF PORT | relay-in IF PORT
  *
  * gen: RATE 0 (default) sends as fast as the interface takes frames, BATCH
- * per sendmmsg; a RATE is kept on average, the frames due sent together at
- * most every TICK_US (default 1000).
+ * per sendmmsg; a RATE is kept on average, the frames due sent together
+ * every TICK_US (default 1000) on average, at random intervals.
  * count: IF "any" with -x EXCEPT_IF counts on every CAN interface but one
  * (fan-out), without duplicate detection; exits after IDLE_MS without a
  * frame (once one arrived), after START_MS if none arrives, at EXPECT
@@ -232,9 +232,15 @@ static int cmd_gen(const char *ifname, const struct opts *o)
 				int64_t next = t0 + (int64_t)((double)sent * 1e9 / o->rate);
 				struct timespec ts;
 
-				/* Every wake-up costs the CPU we share with the tunnel. */
-				if (next < t + o->tick_us * 1000)
-					next = t + o->tick_us * 1000;
+				/* Every wake-up costs the CPU we share with the tunnel.
+				 * The gap is random (0.5-1.5 ticks): UML charges CPU
+				 * time by sampling at its 100 Hz tick, and a tunnel
+				 * woken in step with the tick would be charged always
+				 * or never. */
+				int64_t gap = o->tick_us * (500 + random() % 1000);
+
+				if (next < t + gap)
+					next = t + gap;
 				ts.tv_sec = next / 1000000000;
 				ts.tv_nsec = next % 1000000000;
 
