@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use socketcan::{CanSocket, Socket};
 
-use crate::limits::{CAN_SNDBUF, MAX_FILTERS};
+use crate::limits::{CAN_RCVBUF, CAN_SNDBUF, MAX_FILTERS};
 use crate::session::{CanSink, CanTx};
 use crate::sys::{self, CanBatch};
 
@@ -121,6 +121,19 @@ impl CanPort {
         }
         // Lets us count frames the kernel drops when we fall behind.
         sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)?;
+        // A deep receive queue rides out bursts and scheduling stalls; it
+        // costs memory only while frames wait. Forcing needs CAP_NET_ADMIN;
+        // without it the kernel caps the request at net.core.rmem_max.
+        if sys::setsockopt_int(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            CAN_RCVBUF as i32,
+        )
+        .is_err()
+        {
+            sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, CAN_RCVBUF as i32)?;
+        }
         // Small on purpose, see limits::CAN_SNDBUF.
         sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, CAN_SNDBUF as i32)?;
         Ok(())
@@ -180,6 +193,13 @@ impl CanSink for CanPort {
 
     fn is_virtual(&self) -> bool {
         self.virtual_bus
+    }
+
+    fn send_batch(&mut self, frames: &[&[u8]]) -> (usize, Option<CanTx>) {
+        match sys::send_frames(self.fd(), frames) {
+            Ok(n) => (n, None),
+            Err(e) => (0, Some(classify_write_error(&e))),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! stream arrives (accept or connect); both feed the same [`Session`].
 
 use core::fmt;
+use std::cell::Cell;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -20,7 +21,7 @@ use crate::counters::RateLimit;
 use crate::error::Error;
 use crate::limits::{MAX_CLIENTS, READS_PER_WAKEUP, RETRY_INTERVAL};
 use crate::net::{self, Addrs};
-use crate::session::{CanSink, Close, Role, RxState, Session, Wake};
+use crate::session::{CanSink, Clock, Close, Role, RxState, Session, Wake};
 use crate::sys::{self, CanBatch, PollFd};
 
 /// Signal pipe, listener, monitor, dialing socket, then TCP + CAN per client.
@@ -153,7 +154,11 @@ pub struct Daemon {
     listener: Option<Socket>,
     dial: Option<Dial>,
     monitor: Monitor,
-    conns: Box<[Option<Conn>]>,
+    /// Connection slots. Reserved whole at start-up but filled only as far
+    /// as the busiest moment needed, so an idle server's untouched slots
+    /// cost no resident memory, and adding one never allocates.
+    conns: Vec<Option<Conn>>,
+    capacity: usize,
     batch: Box<CanBatch>,
     fds: heapless::Vec<PollFd, MAX_POLL>,
     slots: heapless::Vec<Slot, MAX_POLL>,
@@ -172,6 +177,31 @@ fn monitor_options() -> CanOptions {
     CanOptions {
         filters: Filters::Nothing,
         error_mask: STATE_ERRORS,
+    }
+}
+
+/// The time, read from the clock at most once per loop turn and only when a
+/// path needs it: where the vDSO has no clock source (UML, ARM boards without
+/// the architected timer) every read is a system call.
+#[derive(Default)]
+struct Now(Cell<Option<Instant>>);
+
+impl Now {
+    fn get(&self) -> Instant {
+        match self.0.get() {
+            Some(t) => t,
+            None => {
+                let t = Instant::now();
+                self.0.set(Some(t));
+                t
+            }
+        }
+    }
+}
+
+impl Clock for &Now {
+    fn now(&self) -> Instant {
+        self.get()
     }
 }
 
@@ -239,7 +269,7 @@ impl Daemon {
             (None, Some(dial))
         };
         let capacity = if cfg.serve { cfg.max_clients } else { 1 };
-        let conns = (0..capacity).map(|_| None).collect();
+        let conns = Vec::with_capacity(capacity);
         Ok(Daemon {
             cfg,
             signals,
@@ -247,6 +277,7 @@ impl Daemon {
             dial,
             monitor,
             conns,
+            capacity,
             batch: Box::default(),
             fds: heapless::Vec::new(),
             slots: heapless::Vec::new(),
@@ -257,11 +288,12 @@ impl Daemon {
     /// Runs until a signal (Ok) or a fatal error.
     pub fn run(mut self) -> Result<(), Error> {
         loop {
-            let now = Instant::now();
-            let timeout = self.next_deadline().map_or(-1, |t| ms_until(now, t));
+            let timeout = self
+                .next_deadline()
+                .map_or(-1, |t| ms_until(Instant::now(), t));
             self.build_poll_table();
             sys::poll(&mut self.fds, timeout).map_err(|e| Error::Io("poll failed", e))?;
-            let now = Instant::now();
+            let now = &Now::default();
             for i in 0..self.fds.len() {
                 let revents = self.fds[i].revents;
                 if revents == 0 {
@@ -385,15 +417,15 @@ impl Daemon {
         t
     }
 
-    fn run_timers(&mut self, now: Instant) {
-        if self.monitor.retry_at.is_some_and(|t| now >= t) {
+    fn run_timers(&mut self, now: &Now) {
+        if self.monitor.retry_at.is_some_and(|t| now.get() >= t) {
             self.monitor_retry(now);
         }
         if self
             .dial
             .as_ref()
             .and_then(|d| d.retry_at)
-            .is_some_and(|t| now >= t)
+            .is_some_and(|t| now.get() >= t)
         {
             self.dial_start(now);
         }
@@ -401,7 +433,7 @@ impl Daemon {
             let Some(conn) = self.conns[c].as_mut() else {
                 continue;
             };
-            if conn.can_retry_at.is_some_and(|t| now >= t) {
+            if conn.can_retry_at.is_some_and(|t| now.get() >= t) {
                 conn.can_retry_at = None;
                 match CanPort::open(&self.cfg.canif, &self.cfg.can) {
                     Ok(p) => {
@@ -412,10 +444,14 @@ impl Daemon {
                         );
                         conn.can = Some(p);
                     }
-                    Err(_) => conn.can_retry_at = Some(now + RETRY_INTERVAL),
+                    Err(_) => conn.can_retry_at = Some(now.get() + RETRY_INTERVAL),
                 }
             }
-            match conn.session.on_timer(now) {
+            // Only sessions with a deadline need the time.
+            if conn.session.next_deadline().is_none() {
+                continue;
+            }
+            match conn.session.on_timer(now.get()) {
                 Err(close) => self.close(c, Why::Protocol(close)),
                 Ok(true) => self.deliver(c, now),
                 Ok(false) => {}
@@ -425,8 +461,8 @@ impl Daemon {
 
     // ----- server side -----
 
-    fn accept(&mut self, now: Instant) {
-        for _ in 0..self.conns.len() {
+    fn accept(&mut self, now: &Now) {
+        for _ in 0..self.capacity {
             let Some(listener) = &self.listener else {
                 return;
             };
@@ -447,10 +483,10 @@ impl Daemon {
                 log::warn!("{peer}: refused: not in the --allow list");
                 continue;
             }
-            let Some(slot) = self.conns.iter().position(Option::is_none) else {
+            let Some(slot) = self.free_slot() else {
                 log::warn!(
                     "{peer}: refused: already serving {} clients (--max-clients)",
-                    self.conns.len()
+                    self.capacity
                 );
                 continue;
             };
@@ -463,7 +499,19 @@ impl Daemon {
         }
     }
 
-    fn add_conn(&mut self, slot: usize, tcp: Socket, peer: SocketAddr, role: Role, now: Instant) {
+    /// A free connection slot, if there is capacity left.
+    fn free_slot(&mut self) -> Option<usize> {
+        if let Some(i) = self.conns.iter().position(Option::is_none) {
+            return Some(i);
+        }
+        if self.conns.len() < self.capacity {
+            self.conns.push(None);
+            return Some(self.conns.len() - 1);
+        }
+        None
+    }
+
+    fn add_conn(&mut self, slot: usize, tcp: Socket, peer: SocketAddr, role: Role, now: &Now) {
         let (can, can_retry_at) = match CanPort::open(&self.cfg.canif, &self.cfg.can) {
             Ok(p) => (Some(p), None),
             Err(e) => {
@@ -471,7 +519,7 @@ impl Daemon {
                     "{peer}: {}; frames from TCP are dropped until it is back",
                     open_error(&self.cfg.canif, e)
                 );
-                (None, Some(now + RETRY_INTERVAL))
+                (None, Some(now.get() + RETRY_INTERVAL))
             }
         };
         self.conns[slot] = Some(Conn {
@@ -479,7 +527,7 @@ impl Daemon {
             hung_up: false,
             can,
             can_retry_at,
-            session: Session::new(peer, role, self.cfg.session, now),
+            session: Session::new(peer, role, self.cfg.session, now.get()),
             overflow_warn: RateLimit::default(),
         });
         self.flush(slot);
@@ -514,10 +562,10 @@ impl Daemon {
 
     // ----- client side -----
 
-    fn dial_start(&mut self, now: Instant) {
+    fn dial_start(&mut self, now: &Now) {
         let Some(dial) = &mut self.dial else { return };
         dial.retry_at = None;
-        if self.conns[0].is_some() || dial.pending.is_some() {
+        if self.conns.iter().any(Option::is_some) || dial.pending.is_some() {
             return;
         }
         let addr = dial.addrs[dial.next];
@@ -528,7 +576,7 @@ impl Daemon {
         }
     }
 
-    fn dial_done(&mut self, now: Instant) {
+    fn dial_done(&mut self, now: &Now) {
         let Some(dial) = &mut self.dial else { return };
         let Some((sock, addr)) = dial.pending.take() else {
             return;
@@ -538,13 +586,16 @@ impl Daemon {
                 log::info!("connected to {addr}");
                 dial.last_error = None;
                 dial.next = 0;
-                self.add_conn(0, sock, addr, Role::Client, now);
+                // A client has one slot, and dials only while it is free.
+                if let Some(slot) = self.free_slot() {
+                    self.add_conn(slot, sock, addr, Role::Client, now);
+                }
             }
             Ok(Some(e)) | Err(e) => self.dial_failed(now, addr, e),
         }
     }
 
-    fn dial_failed(&mut self, now: Instant, addr: SocketAddr, e: io::Error) {
+    fn dial_failed(&mut self, now: &Now, addr: SocketAddr, e: io::Error) {
         let Some(dial) = &mut self.dial else { return };
         dial.next += 1;
         let tried_all = dial.next >= dial.addrs.len();
@@ -555,7 +606,7 @@ impl Daemon {
             if tried_all {
                 self.fatal = Some(Error::Connect(addr, e));
             } else {
-                dial.retry_at = Some(now);
+                dial.retry_at = Some(now.get());
             }
             return;
         }
@@ -566,12 +617,16 @@ impl Daemon {
         } else {
             log::debug!("cannot connect to {addr}: {e}");
         }
-        dial.retry_at = Some(if tried_all { now + RETRY_INTERVAL } else { now });
+        dial.retry_at = Some(if tried_all {
+            now.get() + RETRY_INTERVAL
+        } else {
+            now.get()
+        });
     }
 
     // ----- both sides -----
 
-    fn tcp_ready(&mut self, c: usize, now: Instant, revents: i16) {
+    fn tcp_ready(&mut self, c: usize, now: &Now, revents: i16) {
         if revents & libc::POLLOUT != 0 {
             self.flush(c);
         }
@@ -619,7 +674,7 @@ impl Daemon {
     }
 
     /// Hands buffered TCP input to the bus (and answers negotiation).
-    fn deliver(&mut self, c: usize, now: Instant) {
+    fn deliver(&mut self, c: usize, now: &Now) {
         let Some(conn) = self.conns[c].as_mut() else {
             return;
         };
@@ -665,7 +720,7 @@ impl Daemon {
         }
     }
 
-    fn can_ready(&mut self, c: usize, now: Instant, revents: i16) {
+    fn can_ready(&mut self, c: usize, now: &Now, revents: i16) {
         if revents & libc::POLLOUT != 0 {
             self.deliver(c, now);
         }
@@ -698,7 +753,9 @@ impl Daemon {
             }
             match port.recv(&mut self.batch, room) {
                 Ok((n, overflow)) => {
-                    conn.kernel_dropped(overflow, now, &self.cfg.canif);
+                    if overflow > 0 {
+                        conn.kernel_dropped(overflow, now.get(), &self.cfg.canif);
+                    };
                     for i in 0..n {
                         let len = self.batch.lens[i];
                         conn.session.queue_frame(&mut self.batch.frames[i][..len]);
@@ -717,7 +774,7 @@ impl Daemon {
         self.flush(c);
     }
 
-    fn can_read_error(&mut self, c: usize, now: Instant, e: ReadError) {
+    fn can_read_error(&mut self, c: usize, now: &Now, e: ReadError) {
         let Some(conn) = self.conns[c].as_mut() else {
             return;
         };
@@ -731,7 +788,7 @@ impl Daemon {
                     self.cfg.canif
                 );
                 conn.can = None;
-                conn.can_retry_at = Some(now + RETRY_INTERVAL);
+                conn.can_retry_at = Some(now.get() + RETRY_INTERVAL);
             }
             ReadError::Io(e) => log::warn!("{peer}: reading {}: {e}", self.cfg.canif),
         }
@@ -739,7 +796,7 @@ impl Daemon {
 
     // ----- bus state -----
 
-    fn monitor_readable(&mut self, now: Instant, revents: i16) {
+    fn monitor_readable(&mut self, now: &Now, revents: i16) {
         let name = &self.cfg.canif;
         let Some(port) = self.monitor.port.as_mut() else {
             return;
@@ -772,13 +829,13 @@ impl Daemon {
                     );
                     self.monitor.down = true;
                 }
-                self.monitor.retry_at = Some(now + RETRY_INTERVAL);
+                self.monitor.retry_at = Some(now.get() + RETRY_INTERVAL);
             }
             Err(ReadError::Gone) => {
                 log::warn!("{name}: interface disappeared; waiting for it to come back");
                 self.monitor.port = None;
                 self.monitor.down = true;
-                self.monitor.retry_at = Some(now + RETRY_INTERVAL);
+                self.monitor.retry_at = Some(now.get() + RETRY_INTERVAL);
             }
             Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(ReadError::Io(e)) => log::warn!("{name}: {e}"),
@@ -786,14 +843,14 @@ impl Daemon {
     }
 
     /// Reopens a vanished interface, or checks whether a down one is up.
-    fn monitor_retry(&mut self, now: Instant) {
+    fn monitor_retry(&mut self, now: &Now) {
         let name = &self.cfg.canif;
         self.monitor.retry_at = None;
         if self.monitor.port.is_none() {
             match CanPort::open(name, &monitor_options()) {
                 Ok(p) => self.monitor.port = Some(p),
                 Err(_) => {
-                    self.monitor.retry_at = Some(now + RETRY_INTERVAL);
+                    self.monitor.retry_at = Some(now.get() + RETRY_INTERVAL);
                     return;
                 }
             }
@@ -808,7 +865,7 @@ impl Daemon {
                 self.monitor.state = None;
             }
         } else {
-            self.monitor.retry_at = Some(now + RETRY_INTERVAL);
+            self.monitor.retry_at = Some(now.get() + RETRY_INTERVAL);
         }
     }
 }

@@ -41,6 +41,12 @@ pub const ENOBUFS_RETRY: Duration = Duration::from_millis(2);
 /// (~40 frames) that a wake-up a few milliseconds late does not idle a fast bus.
 pub const CAN_SNDBUF: usize = 16 * 1024;
 
+/// Receive queue of each CAN socket: the kernel doubles it and a queued
+/// frame costs ~770 bytes, so ~1,300 frames instead of the default ~280; a
+/// burst or a stalled loop then does not make the kernel drop frames. Only
+/// used while frames wait.
+pub const CAN_RCVBUF: usize = 512 * 1024;
+
 /// Send buffer of each TCP stream (the kernel doubles it). Caps what a peer
 /// that stops reading costs in kernel memory, and keeps the frames it gets
 /// when it resumes fresh; still several times the bandwidth-delay product

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::buf::ByteBuf;
 use crate::counters::{Counters, Drop, RateLimit};
-use crate::limits::{ENOBUFS_RETRY, RX_BUF, TX_BUF};
+use crate::limits::{CAN_BATCH, ENOBUFS_RETRY, RX_BUF, TX_BUF};
 use crate::negotiation::{Negotiation, NegotiationError, Step};
 use crate::wire::{self, Decoded, FrameError, FrameText, Message, WireError, HEADER_LEN};
 
@@ -40,6 +40,52 @@ pub trait CanSink {
     /// to local tools.
     fn is_virtual(&self) -> bool {
         false
+    }
+
+    /// Writes frames in order until one is not taken. Returns how many were
+    /// written and, if it is known, why the next one was not (`None` with
+    /// fewer written than given means "stopped short, try the rest again").
+    fn send_batch(&mut self, frames: &[&[u8]]) -> (usize, Option<CanTx>) {
+        for (i, f) in frames.iter().enumerate() {
+            match self.send(f) {
+                CanTx::Sent => {}
+                other => return (i, Some(other)),
+            }
+        }
+        (frames.len(), None)
+    }
+}
+
+/// Where the session gets the time: passed in, so tests drive it and the
+/// event loop reads the clock only when a path here needs it.
+pub trait Clock {
+    /// The current time.
+    fn now(&self) -> Instant;
+}
+
+impl Clock for Instant {
+    fn now(&self) -> Instant {
+        *self
+    }
+}
+
+/// Outcome of [`Session::send_run`].
+enum Run {
+    /// Fewer than two plain frames at the head: use the one-by-one path.
+    TooShort,
+    /// Progress was made (frames written or dropped).
+    Sent,
+    /// The head frame waits for the bus.
+    Parked(Wake),
+}
+
+/// Converts each frame of a run of data messages (ending at `ends`) between
+/// wire and host layout.
+fn swap_run(data: &mut [u8], ends: &[usize]) {
+    let mut start = 0;
+    for &end in ends {
+        wire::swap_layout(&mut data[start + HEADER_LEN..end]);
+        start = end;
     }
 }
 
@@ -197,9 +243,19 @@ impl Session {
     }
 
     /// Handles every complete message buffered from TCP.
-    pub fn process(&mut self, now: Instant, can: &mut dyn CanSink) -> Result<RxState, Close> {
+    pub fn process(&mut self, clock: impl Clock, can: &mut dyn CanSink) -> Result<RxState, Close> {
         let was_parked = self.parked.take();
         loop {
+            if self.is_agreed() && !self.cfg.read_only {
+                match self.send_run(&clock, can, was_parked) {
+                    Run::TooShort => {}
+                    Run::Sent => continue,
+                    Run::Parked(wake) => {
+                        self.parked = Some(wake);
+                        return Ok(RxState::Parked);
+                    }
+                }
+            }
             let (head, used) = match wire::decode(self.rx.data())? {
                 Decoded::Partial => return Ok(RxState::Drained),
                 Decoded::Complete(Message::Version(v), used) => (Some(v), used),
@@ -209,13 +265,82 @@ impl Session {
                 Some(v) => self.on_version(v)?,
                 None if !self.is_agreed() => return Err(Close::DataBeforeAgreement),
                 None => {
-                    if let Some(wake) = self.on_data(now, used, can, was_parked) {
+                    if let Some(wake) = self.on_data(&clock, used, can, was_parked) {
                         self.parked = Some(wake);
                         return Ok(RxState::Parked);
                     }
                 }
             }
             self.rx.consume(used);
+        }
+    }
+
+    /// Writes a run of two or more plain, valid data frames at the head of
+    /// the buffer with one call (`sendmmsg` on a real socket): one system
+    /// call per read instead of one per frame. Anything else at the head
+    /// (a version, a frame to drop) is left to the one-by-one path.
+    fn send_run(
+        &mut self,
+        clock: &impl Clock,
+        can: &mut dyn CanSink,
+        was_parked: Option<Wake>,
+    ) -> Run {
+        let mut ends: heapless::Vec<usize, CAN_BATCH> = heapless::Vec::new();
+        let mut at = 0;
+        let data = self.rx.data();
+        while !ends.is_full() {
+            match wire::decode(&data[at..]) {
+                Ok(Decoded::Complete(Message::Data(f), used)) if wire::check_frame(f).is_ok() => {
+                    at += used;
+                    let _ = ends.push(at);
+                }
+                _ => break,
+            }
+        }
+        if ends.len() < 2 {
+            return Run::TooShort;
+        }
+        swap_run(self.rx.data_mut(), &ends);
+        let (sent, failure) = {
+            let data = self.rx.data();
+            let mut frames: heapless::Vec<&[u8], CAN_BATCH> = heapless::Vec::new();
+            let mut start = 0;
+            for &end in &ends {
+                let _ = frames.push(&data[start + HEADER_LEN..end]);
+                start = end;
+            }
+            can.send_batch(&frames)
+        };
+        swap_run(self.rx.data_mut(), &ends);
+        if sent > 0 {
+            if log::log_enabled!(log::Level::Trace) {
+                let mut start = 0;
+                for &end in &ends[..sent] {
+                    log::trace!(
+                        "{}: tcp->can {}",
+                        self.peer,
+                        FrameText(&self.rx.data()[start + HEADER_LEN..end])
+                    );
+                    start = end;
+                }
+            }
+            self.rx.consume(ends[sent - 1]);
+            self.counters.to_can += sent as u64;
+            self.busy_since = None;
+        }
+        match failure {
+            None => Run::Sent,
+            Some(result) => {
+                // The frame now at the head is the one the bus refused.
+                let used = ends[sent] - if sent > 0 { ends[sent - 1] } else { 0 };
+                match self.after_send(clock, used, result, was_parked) {
+                    Some(wake) => Run::Parked(wake),
+                    None => {
+                        self.rx.consume(used);
+                        Run::Sent
+                    }
+                }
+            }
         }
     }
 
@@ -240,7 +365,7 @@ impl Session {
     /// how to wake the session if the frame must wait for the bus.
     fn on_data(
         &mut self,
-        now: Instant,
+        clock: &impl Clock,
         used: usize,
         can: &mut dyn CanSink,
         was_parked: Option<Wake>,
@@ -262,50 +387,64 @@ impl Session {
             Ok(_) => None,
         };
         if let Some((why, detail)) = why {
-            self.drop_frame(now, why, used, detail);
+            self.drop_frame(clock, why, used, detail);
             return None;
         }
         wire::swap_layout(frame);
         let result = can.send(frame);
         wire::swap_layout(frame);
-        match result {
-            CanTx::Sent => {
-                self.counters.to_can += 1;
-                self.busy_since = None;
-                if log::log_enabled!(log::Level::Trace) {
-                    let frame = &self.rx.data()[HEADER_LEN..used];
-                    log::trace!("{}: tcp->can {}", self.peer, FrameText(frame));
-                }
-                None
+        if result == CanTx::Sent {
+            self.counters.to_can += 1;
+            self.busy_since = None;
+            if log::log_enabled!(log::Level::Trace) {
+                let frame = &self.rx.data()[HEADER_LEN..used];
+                log::trace!("{}: tcp->can {}", self.peer, FrameText(frame));
             }
-            CanTx::Busy => {
-                let since = *self.busy_since.get_or_insert(now);
-                if now.saturating_duration_since(since) >= self.cfg.tx_timeout {
-                    self.drop_frame(now, Drop::Stale, used, None);
-                    return None;
-                }
-                // Woken by POLLOUT yet still full: the full queue is not our
-                // socket's (a qdisc, another writer), so poll cannot tell us
-                // when it drains. Fall back to a short timer.
-                Some(match was_parked {
-                    Some(Wake::CanWritable) | Some(Wake::At(_)) => Wake::At(now + ENOBUFS_RETRY),
-                    None => Wake::CanWritable,
-                })
-            }
-            CanTx::Refused => {
-                self.drop_frame(now, Drop::Refused, used, None);
-                None
-            }
-            CanTx::Down => {
-                self.drop_frame(now, Drop::BusDown, used, None);
-                None
-            }
+            return None;
         }
+        self.after_send(clock, used, result, was_parked)
     }
 
-    fn drop_frame(&mut self, now: Instant, why: Drop, used: usize, detail: Option<FrameError>) {
+    /// Handles a frame the bus did not take; `Some` if it must wait.
+    fn after_send(
+        &mut self,
+        clock: &impl Clock,
+        used: usize,
+        result: CanTx,
+        was_parked: Option<Wake>,
+    ) -> Option<Wake> {
+        let why = match result {
+            CanTx::Sent => return None,
+            CanTx::Refused => Drop::Refused,
+            CanTx::Down => Drop::BusDown,
+            CanTx::Busy => {
+                let now = clock.now();
+                let since = *self.busy_since.get_or_insert(now);
+                if now.saturating_duration_since(since) < self.cfg.tx_timeout {
+                    // Woken by POLLOUT yet still full: the full queue is not
+                    // our socket's (a qdisc, another writer), so poll cannot
+                    // tell us when it drains. Fall back to a short timer.
+                    return Some(match was_parked {
+                        Some(_) => Wake::At(now + ENOBUFS_RETRY),
+                        None => Wake::CanWritable,
+                    });
+                }
+                Drop::Stale
+            }
+        };
+        self.drop_frame(clock, why, used, None);
+        None
+    }
+
+    fn drop_frame(
+        &mut self,
+        clock: &impl Clock,
+        why: Drop,
+        used: usize,
+        detail: Option<FrameError>,
+    ) {
         self.counters.count_drop(why);
-        if let Some(suppressed) = self.warn.allow(now) {
+        if let Some(suppressed) = self.warn.allow(clock.now()) {
             let frame = &self.rx.data()[HEADER_LEN..used];
             let peer = self.peer;
             match detail {
@@ -692,6 +831,39 @@ mod tests {
             );
             assert_eq!(s.counters.drop_error_frame == 1, !delivered);
         }
+    }
+
+    /// A socket whose sendmmsg takes only part of each batch.
+    #[derive(Default)]
+    struct StingyBus(FakeBus, usize);
+
+    impl CanSink for StingyBus {
+        fn send(&mut self, frame: &[u8]) -> CanTx {
+            self.0.send(frame)
+        }
+        fn send_batch(&mut self, frames: &[&[u8]]) -> (usize, Option<CanTx>) {
+            self.1 += 1;
+            let take = frames.len().min(3);
+            for f in &frames[..take] {
+                self.0.send(f);
+            }
+            (take, None)
+        }
+    }
+
+    #[test]
+    fn runs_go_out_in_batches_in_order_even_when_cut_short() {
+        let t = Instant::now();
+        let mut s = agreed_server(t);
+        let frames: std::vec::Vec<_> = (0..40).map(|i| classic(i, 8)).collect();
+        for f in &frames {
+            feed(&mut s, &data_msg(f));
+        }
+        let mut bus = StingyBus::default();
+        assert_eq!(s.process(t, &mut bus), Ok(RxState::Drained));
+        assert_eq!(bus.0.sent, frames);
+        assert_eq!(s.counters.to_can, 40);
+        assert!(bus.1 >= 13, "sent in batches, not one by one");
     }
 
     #[test]

@@ -137,7 +137,7 @@ impl CanBatch {
                 fd,
                 hdrs.as_mut_ptr(),
                 max as _,
-                libc::MSG_DONTWAIT,
+                libc::MSG_DONTWAIT as _,
                 std::ptr::null_mut(),
             )
         };
@@ -236,4 +236,27 @@ pub fn socket_drops(fd: RawFd) -> io::Result<u32> {
         return Err(io::Error::last_os_error());
     }
     Ok(info[libc::SK_MEMINFO_DROPS as usize])
+}
+
+/// Writes up to [`CAN_BATCH`] datagrams (CAN frames) with one `sendmmsg`
+/// call, without blocking. Returns how many were written; an error means
+/// the first one was not.
+pub fn send_frames(fd: RawFd, frames: &[&[u8]]) -> io::Result<usize> {
+    let n = frames.len().min(CAN_BATCH);
+    // SAFETY: all-zero is a valid value for these plain C structs.
+    let mut iov: [libc::iovec; CAN_BATCH] = unsafe { mem::zeroed() };
+    let mut hdrs: [libc::mmsghdr; CAN_BATCH] = unsafe { mem::zeroed() };
+    for i in 0..n {
+        iov[i].iov_base = frames[i].as_ptr() as *mut libc::c_void;
+        iov[i].iov_len = frames[i].len();
+        hdrs[i].msg_hdr.msg_iov = &mut iov[i];
+        hdrs[i].msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: every header points at a live iovec describing a live frame;
+    // the kernel only reads them.
+    let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as _, libc::MSG_DONTWAIT as _) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r as usize)
 }
