@@ -103,6 +103,8 @@ def main():
     host = json.load(open(sys.argv[2]))
     compare = "alt" in res["candidates"]
     cols = ["cangw", "tcpcan", *(["alt"] if compare else []), "python", "relay"]
+    if compare:
+        NAMES["alt"] = f"compare: {host['alt']}"
     ours = ["tcpcan", *(["alt"] if compare else [])]
     t = Table(cols, compare)
     p = res["params"]

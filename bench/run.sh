@@ -5,10 +5,11 @@
 # User-Mode Linux, printed as one table. Not part of the test suite; see
 # docs/benchmark.md for what each figure means and how to read it.
 #
-# usage: bench/run.sh [--quick] [--compare OTHER_TCPCAN]
-#   --quick              one run per figure, shorter runs (~3 min instead of ~8)
+# usage: bench/run.sh [--quick] [--compare OTHER_TCPCAN [--label TEXT]]
+#   --quick              one run per figure, shorter runs (~4 min instead of ~6)
 #   --compare BINARY     also measure another build of tcpcan (e.g. a patched
 #                        copy) in the same boot, with a ratio column
+#   --label TEXT         what to call that column (default: its path)
 # env: TCPCAN_BIN (default target/release/tcpcan, built here if missing)
 #
 # Output: the table on stdout, also in bench/target/report.md; raw results
@@ -18,23 +19,32 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
+usage() {
+	echo "usage: $0 [--quick] [--compare BINARY [--label TEXT]]" >&2
+	exit 2
+}
 quick=0
 alt=
+label=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1 ;;
-	--compare)
-		[ $# -ge 2 ] || { echo "usage: $0 [--quick] [--compare BINARY]" >&2; exit 2; }
-		alt=$(realpath "$2")
+	--compare | --label)
+		[ $# -ge 2 ] || usage
+		if [ "$1" = --compare ]; then
+			alt=$(realpath "$2")
+		else
+			label=$2
+		fi
 		shift
 		;;
-	*)
-		echo "usage: $0 [--quick] [--compare BINARY]" >&2
-		exit 2
-		;;
+	*) usage ;;
 	esac
 	shift
 done
+if [ -n "$label" ] && [ -z "$alt" ]; then
+	usage
+fi
 
 tests/deps/bench.sh
 
@@ -90,7 +100,7 @@ host_json "$out/host.json" load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 host_json "$out/host.json" describe "$(git describe --always --dirty 2>/dev/null || echo unknown)"
 host_json "$out/host.json" size_dist "dist $size_dist${size_static:+ / static musl $size_static}"
 if [ -n "$alt" ]; then
-	host_json "$out/host.json" alt "$alt"
+	host_json "$out/host.json" alt "${label:-$alt}"
 	host_json "$out/host.json" size_alt "$size_alt"
 fi
 
