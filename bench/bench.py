@@ -1,12 +1,14 @@
 """The measurements of bench/run.sh, run inside one UML boot (see docs/benchmark.md).
 
-Three ways across from vcan0 to vcan1 are measured side by side: the kernel's
-gateway (cangw, the rig's upper bound), tcpcan server+client over loopback TCP,
-and the Python tcpcan 0.0.2 in the same roles. Frames come from and are counted
-by bench/target/canbench (bench/tools/canbench.c). Results go to a JSON file
-that bench/report.py turns into the table.
+Ways across from vcan0 to vcan1 measured side by side: the kernel's gateway
+(cangw, the rig's upper bound), tcpcan server+client over loopback TCP, the
+Python tcpcan 0.0.2 in the same roles and canbench's minimal C relay. Frames
+come from and are counted by bench/target/canbench (bench/tools/canbench.c).
+Results go to a JSON file that bench/report.py turns into the table.
 
-usage: bench.py RESULTS.json   (env: TCPCAN_BIN, BENCH_QUICK=1 for a short run)
+usage: bench.py RESULTS.json
+env: TCPCAN_BIN, BENCH_QUICK=1 (short run), BENCH_ALT (another build to
+compare), BENCH_STATIC (the static build, for its idle memory)
 """
 
 import json

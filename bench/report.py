@@ -105,7 +105,6 @@ def main():
     cols = ["cangw", "tcpcan", *(["alt"] if compare else []), "python", "relay"]
     if compare:
         NAMES["alt"] = f"compare: {host['alt']}"
-    ours = ["tcpcan", *(["alt"] if compare else [])]
     t = Table(cols, compare)
     p = res["params"]
     sat = res["saturation"]
