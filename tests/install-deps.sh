@@ -6,8 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
+# shellcheck source=tests/deps/lib.sh
+. tests/deps/lib.sh
 # Package lists may be missing or stale on a fresh machine.
-apt-get -o DPkg::Lock::Timeout=900 -qq update
+apt_update
 
 for area in core kernel packaging arm fuzz; do
 	script=tests/deps/$area.sh

@@ -9,7 +9,7 @@
 # A step that cannot run (UML does not boot, a VM does not start) fails: no
 # step is ever skipped.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 if [ "${1:-}" != "--no-install" ]; then
 	bash tests/install-deps.sh || { echo "run-all: installing dependencies failed" >&2; exit 1; }

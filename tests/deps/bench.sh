@@ -7,16 +7,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 "$repo/tests/deps/kernel.sh"
+# shellcheck source=tests/deps/lib.sh
+. "$repo/tests/deps/lib.sh"
 
-pkgs=(gcc libc6-dev linux-libc-dev valgrind binutils)
-missing=()
-for p in "${pkgs[@]}"; do
-	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
-		missing+=("$p")
-	fi
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get -o DPkg::Lock::Timeout=900 -qq update
-	apt-get -o DPkg::Lock::Timeout=900 -qq install -y --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_install_missing gcc libc6-dev linux-libc-dev valgrind binutils

@@ -6,9 +6,8 @@ set -euo pipefail
 
 cargo_fuzz_version=0.13.2
 
-apt_get() {
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 -qq "$@"
-}
+# shellcheck source=tests/deps/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # Only package registries are reachable: nightly cannot be downloaded here,
 # so say so plainly instead of failing inside rustup.
@@ -17,10 +16,7 @@ if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
 	exit 1
 fi
 
-if ! command -v c++ >/dev/null; then
-	apt_get update
-	apt_get install -y --no-install-recommends g++ >/dev/null
-fi
+command -v c++ >/dev/null || apt_install_missing g++
 
 if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]; then
 	cargo install -q --locked cargo-fuzz --version "$cargo_fuzz_version"

@@ -6,31 +6,19 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-apt_get() {
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 -qq "$@"
-}
+# shellcheck source=tests/deps/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # busybox-static: its poweroff -f is how PID 1 stops UML.
 # util-linux: setpriv and mountpoint. python3-venv in case python3 is Debian's.
-pkgs=(user-mode-linux can-utils kmod iproute2 busybox-static util-linux)
-missing=()
-for p in "${pkgs[@]}"; do
-	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
-		missing+=("$p")
-	fi
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	apt_get update
-	apt_get install -y --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_install_missing user-mode-linux can-utils kmod iproute2 busybox-static util-linux
 
 venv=$repo/target/pyenv
 if [ ! -x "$venv/bin/python" ]; then
 	mkdir -p "$repo/target"
 	if ! python3 -m venv "$venv" 2>/dev/null; then
 		rm -rf "$venv"
-		apt_get update
-		apt_get install -y --no-install-recommends python3-venv >/dev/null
+		apt_install_missing python3-venv
 		python3 -m venv "$venv"
 	fi
 fi

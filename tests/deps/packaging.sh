@@ -7,22 +7,11 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-apt_get() {
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 -qq "$@"
-}
+# shellcheck source=tests/deps/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # systemd: only for systemd-analyze; nothing starts it here.
-pkgs=(shellcheck busybox-static iproute2 systemd git python3-venv)
-missing=()
-for p in "${pkgs[@]}"; do
-	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
-		missing+=("$p")
-	fi
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	apt_get update
-	apt_get install -y --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_install_missing shellcheck busybox-static iproute2 systemd git python3-venv
 
 # Pinned: a newer oelint-adv may add rules, and the findings must not change
 # under us. Bump it on purpose, with the recipe fixes it asks for.
