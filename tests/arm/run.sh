@@ -11,6 +11,7 @@
 #        aarch64 -> qemu-system-aarch64 -M virt -cpu cortex-a53, Debian arm64
 #        armv7hf -> qemu-system-arm -M virt -cpu cortex-a15, Debian armmp
 #        ARMv6 soft-float -> the same armmp VM (hard-float kernel)
+#   ARMv6 CPU: the ARMv6 binary under qemu-arm -cpu arm1176 (user mode).
 #   3. "boot for real" (aarch64): busybox init as PID 1, init/tcpcan.init
 #      installed as S60tcpcan with init/tcpcan.default, frames crossing, and
 #      poweroff running its stop.
@@ -116,6 +117,42 @@ if [ -f init/tcpcan.init ] && [ -f init/tcpcan.default ]; then
     boot_vm aarch64-busybox-init arm64 aarch64-unknown-linux-musl boot
 else
     fail "aarch64-busybox-init: init/tcpcan.init or init/tcpcan.default missing"
+fi
+
+# --- ARMv6: the Pi Zero/1 CPU itself ----------------------------------------
+# No Debian kernel boots on an ARM1176 under QEMU's virt board, so the VM
+# above runs the ARMv6 binary on a Cortex-A15. qemu-arm (user mode) emulates
+# the ARM1176's instruction set exactly: an ARMv7-only instruction anywhere
+# on the path taken raises SIGILL. The armv7 binary is the control that the
+# check can fail.
+v6=dist/tcpcan-$version-arm-unknown-linux-musleabi
+v7=dist/tcpcan-$version-armv7-unknown-linux-musleabihf
+if ! command -v qemu-arm >/dev/null; then
+    fail "armv6-arm1176: qemu-arm missing (run tests/deps/arm.sh)"
+elif [ ! -f "$v6" ] || [ ! -f "$v7" ]; then
+    fail "armv6-arm1176: $v6 or $v7 missing"
+else
+    if out=$(timeout 60 qemu-arm -cpu arm1176 "$v6" --version 2>&1) &&
+        [ "$out" = "tcpcan $version (arm-unknown-linux-musleabi)" ]; then
+        pass "armv6-arm1176: --version runs on an ARM1176 CPU: $out"
+    else
+        fail "armv6-arm1176: --version on an ARM1176 CPU: $out"
+    fi
+    # Start-up to its first system calls: parse, log, open a CAN socket.
+    out=$(timeout 60 qemu-arm -cpu arm1176 "$v6" --serve nosuchcan0 2>&1)
+    rc=$?
+    if [ "$rc" = 1 ] && grep -q 'nosuchcan0' <<<"$out"; then
+        pass "armv6-arm1176: start-up error path runs on an ARM1176 (status 1: $out)"
+    else
+        fail "armv6-arm1176: start-up error path: status $rc: $out"
+    fi
+    # In a subshell whose stderr is dropped: bash reports the crash there.
+    rc=$( { timeout 60 qemu-arm -cpu arm1176 "$v7" --version >/dev/null 2>&1; echo $?; } 2>/dev/null)
+    if [ "$rc" = 132 ]; then
+        pass "armv6-arm1176: control: the armv7 binary dies of SIGILL there"
+    else
+        fail "armv6-arm1176: control: the armv7 binary ran on an ARM1176 (status $rc)"
+    fi
 fi
 
 # --- 4. x86_64 under UML ----------------------------------------------------

@@ -13,7 +13,8 @@
 #   apt:    cross gcc for 32-bit ARM (linker + libgcc_eh), musl-dev per arch,
 #           qemu-system-arm (also brings qemu-system-aarch64) from
 #           bookworm-backports, because bookworm's QEMU 7.2 conflicts with the
-#           backported qemu-utils on these machines.
+#           backported qemu-utils on these machines; qemu-user from there
+#           too, for qemu-arm -cpu arm1176 (Pi Zero/1).
 #   cache:  target/arm-vm/cache/{arm64,armhf}: kernel + modules + busybox,
 #           extracted with dpkg-deb -x (gitignored, reused by run.sh).
 set -euo pipefail
@@ -70,6 +71,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 if ! command -v qemu-system-aarch64 >/dev/null || ! command -v qemu-system-arm >/dev/null; then
     apt install --no-install-recommends -y -t bookworm-backports qemu-system-arm >/dev/null
+fi
+# qemu-arm -cpu arm1176 runs the ARMv6 binary on the Pi Zero/1 CPU itself.
+# No recommends: qemu-user-binfmt would register ARM binaries host-wide.
+if ! command -v qemu-arm >/dev/null; then
+    apt install --no-install-recommends -y -t bookworm-backports qemu-user >/dev/null
 fi
 
 # --- VM payload: kernels and busybox, downloaded and unpacked, not installed ---
