@@ -37,7 +37,7 @@ for t in "${targets[@]}"; do
     budget=$(budget_kib "$t")
     # std is built from source with our profile (-Zbuild-std, nightly):
     # rustup serves no std for the 32-bit ARM musl targets here, and for the
-    # others it saves ~60 KiB over the prebuilt one. No std features: that
+    # others it saves ~47 KiB over the prebuilt one. No std features: that
     # drops std's backtrace symbolizer (~220 KiB), useless in a stripped
     # binary; a panic still prints its message, then aborts (panic_abort).
     cargo +nightly build --quiet --locked --profile dist --target "$t" \
