@@ -21,16 +21,27 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 apt() { apt-get -o DPkg::Lock::Timeout=900 -qq "$@"; }
+# Runs a command silently; shows its output only if it fails.
+quiet() {
+    local out
+    if ! out=$("$@" 2>&1); then
+        echo "$out" >&2
+        return 1
+    fi
+}
 export DEBIAN_FRONTEND=noninteractive
 
 # --- Rust ---------------------------------------------------------------
-rustup toolchain install stable --profile minimal >/dev/null 2>&1 || true
-rustup target add --toolchain stable x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null
-rustup toolchain install nightly --profile minimal >/dev/null 2>&1 || true
-rustup component add --toolchain nightly rust-src >/dev/null
+# Install a channel only when missing: `rustup toolchain install` on an
+# installed channel updates it, and CI should not move nightly on every run.
+have_toolchain() { rustup run "$1" rustc --version >/dev/null 2>&1; }
+have_toolchain stable || rustup toolchain install stable --profile minimal
+quiet rustup target add --toolchain stable x86_64-unknown-linux-musl aarch64-unknown-linux-musl
+have_toolchain nightly || rustup toolchain install nightly --profile minimal
+quiet rustup component add --toolchain nightly rust-src
 # scripts/build-dist.sh builds std from rust-src on nightly for every target;
 # these two still need nightly's musl crt objects and libc.a (self-contained).
-rustup target add --toolchain nightly x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null
+quiet rustup target add --toolchain nightly x86_64-unknown-linux-musl aarch64-unknown-linux-musl
 
 # --- Debian: foreign architectures and backports -------------------------
 for arch in arm64 armhf armel; do
