@@ -20,7 +20,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-apt() { apt-get -o DPkg::Lock::Timeout=900 -qq "$@"; }
+# shellcheck source=tests/deps/lib.sh
+. "$(dirname "$0")/lib.sh"
 # Runs a command silently; shows its output only if it fails.
 quiet() {
     local out
@@ -29,7 +30,6 @@ quiet() {
         return 1
     fi
 }
-export DEBIAN_FRONTEND=noninteractive
 
 # --- Rust ---------------------------------------------------------------
 # Install a channel only when missing: `rustup toolchain install` on an
@@ -64,29 +64,18 @@ fi
 # A fresh machine may never have fetched the foreign-arch lists either.
 if [ "$need_update" = 1 ] || ! apt-cache show musl-dev:armel >/dev/null 2>&1 \
     || ! apt-cache show busybox-static:arm64 >/dev/null 2>&1; then
-    # A mirror mid-sync can fail one index; retry, then judge by the result.
-    for _ in 1 2 3; do
-        if apt update; then break; fi
-        sleep 10
-    done
+    apt_update
 fi
 
-pkgs=(gcc-arm-linux-gnueabihf gcc-arm-linux-gnueabi musl-dev:armhf musl-dev:armel
-      cpio gzip binutils file python3)
-missing=()
-for p in "${pkgs[@]}"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    apt install --no-install-recommends -y "${missing[@]}" >/dev/null
-fi
+apt_install_missing gcc-arm-linux-gnueabihf gcc-arm-linux-gnueabi musl-dev:armhf musl-dev:armel \
+    cpio gzip binutils file python3
 if ! command -v qemu-system-aarch64 >/dev/null || ! command -v qemu-system-arm >/dev/null; then
-    apt install --no-install-recommends -y -t bookworm-backports qemu-system-arm >/dev/null
+    apt_get install --no-install-recommends -y -t bookworm-backports qemu-system-arm >/dev/null
 fi
 # qemu-arm -cpu arm1176 runs the ARMv6 binary on the Pi Zero/1 CPU itself.
 # No recommends: qemu-user-binfmt would register ARM binaries host-wide.
 if ! command -v qemu-arm >/dev/null; then
-    apt install --no-install-recommends -y -t bookworm-backports qemu-user >/dev/null
+    apt_get install --no-install-recommends -y -t bookworm-backports qemu-user >/dev/null
 fi
 
 # --- VM payload: kernels and busybox, downloaded and unpacked, not installed ---
@@ -107,7 +96,7 @@ fetch_vm() { # <debian arch> <kernel flavour>
     rm -rf "$dir"
     mkdir -p "$dir/debs" "$dir/root"
     # Sandbox user root: _apt cannot write into a root-owned work tree.
-    (cd "$dir/debs" && apt -o APT::Sandbox::User=root download "$kpkg:$arch" "busybox-static:$arch" >/dev/null)
+    (cd "$dir/debs" && apt_get -o APT::Sandbox::User=root download "$kpkg:$arch" "busybox-static:$arch" >/dev/null)
     for deb in "$dir"/debs/*.deb; do
         dpkg-deb -x "$deb" "$dir/root"
     done
