@@ -35,6 +35,12 @@ step() {
 }
 
 step format cargo fmt --check
+# Every shell script we ship or run, including the init script (POSIX sh).
+shell_lint() {
+	git ls-files -z -- '*.sh' .ci/run | xargs -0 shellcheck -x &&
+		shellcheck -s sh init/tcpcan.init
+}
+step shell-lint shell_lint
 step clippy cargo clippy --locked --all-targets -- -D warnings
 step unit-tests cargo test --locked
 step msrv-1.75 cargo +1.75.0 build --locked

@@ -51,7 +51,7 @@ check "shellcheck -s sh init/tcpcan.init" shellcheck -s sh init/tcpcan.init
 check "busybox sh parses init/tcpcan.init" \
 	"${busybox:-busybox-not-installed}" sh -n init/tcpcan.init
 check "shellcheck on the packaging test and deps scripts" \
-	shellcheck tests/packaging/run.sh tests/packaging/initscript-uml.sh \
+	shellcheck -x tests/packaging/run.sh tests/packaging/initscript-uml.sh \
 	tests/deps/packaging.sh
 
 echo "# systemd unit"
