@@ -1,10 +1,9 @@
 #!/bin/bash
-# What tests/fuzz/run.sh needs (idempotent): the nightly toolchain (cargo-fuzz
-# builds with -Zsanitizer), a C++ compiler (libfuzzer-sys compiles libFuzzer)
-# and cargo-fuzz itself, from crates.io.
+# What tests/fuzz/run.sh needs (idempotent): the nightly toolchain (the fuzz
+# build uses -Zsanitizer) and a C++ compiler (libfuzzer-sys compiles
+# libFuzzer). cargo-fuzz itself is not needed: run.sh gives cargo the same
+# flags. `cargo install cargo-fuzz` is handy for working on fuzz/ by hand.
 set -euo pipefail
-
-cargo_fuzz_version=0.13.2
 
 # shellcheck source=tests/deps/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -17,7 +16,3 @@ if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
 fi
 
 command -v c++ >/dev/null || apt_install_missing g++
-
-if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]; then
-	cargo install -q --locked cargo-fuzz --version "$cargo_fuzz_version"
-fi
