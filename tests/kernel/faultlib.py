@@ -204,26 +204,25 @@ def big_rcvbuf_bus(ifname, size=32 << 20):
     return bus
 
 
-def wait_frame(bus, frame, timeout=2.0):
-    """True once `frame` arrives on `bus` (other frames are skipped)."""
+def _wait_for(recv, want, timeout):
+    """True once recv(seconds_left) returns `want`; other items are skipped."""
     deadline = time.monotonic() + timeout
     while True:
-        got = bus.recv(max(0.0, deadline - time.monotonic()))
+        got = recv(max(0.0, deadline - time.monotonic()))
         if got is None:
             return False
-        if got == frame:
+        if got == want:
             return True
+
+
+def wait_frame(bus, frame, timeout=2.0):
+    """True once `frame` arrives on `bus` (other frames are skipped)."""
+    return _wait_for(bus.recv, frame, timeout)
 
 
 def wait_peer_frame(peer, frame, timeout=2.0):
     """True once `frame` arrives at the protocol peer (other messages skipped)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = peer.recv_msg(max(0.0, deadline - time.monotonic()))
-        if msg is None:
-            return False
-        if msg == (b"d", frame):
-            return True
+    return _wait_for(peer.recv_msg, (b"d", frame), timeout)
 
 
 _witness = itertools.count(1)
