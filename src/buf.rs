@@ -86,12 +86,6 @@ impl<const N: usize> ByteBuf<N> {
         self.end += bytes.len();
         true
     }
-
-    /// Forgets everything unread.
-    pub fn clear(&mut self) {
-        self.start = 0;
-        self.end = 0;
-    }
 }
 
 impl<const N: usize> Default for ByteBuf<N> {

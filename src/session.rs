@@ -79,13 +79,19 @@ enum Run {
     Parked(Wake),
 }
 
-/// Converts each frame of a run of data messages (ending at `ends`) between
-/// wire and host layout.
+/// The frame inside each data message of a run whose messages end at `ends`
+/// (offsets from the start of the run).
+fn run_frames(ends: &[usize]) -> impl Iterator<Item = core::ops::Range<usize>> + '_ {
+    let starts = core::iter::once(0).chain(ends.iter().copied());
+    starts
+        .zip(ends)
+        .map(|(start, &end)| start + HEADER_LEN..end)
+}
+
+/// Converts each frame of a run between wire and host layout.
 fn swap_run(data: &mut [u8], ends: &[usize]) {
-    let mut start = 0;
-    for &end in ends {
-        wire::swap_layout(&mut data[start + HEADER_LEN..end]);
-        start = end;
+    for frame in run_frames(ends) {
+        wire::swap_layout(&mut data[frame]);
     }
 }
 
@@ -304,24 +310,25 @@ impl Session {
         let (sent, failure) = {
             let data = self.rx.data();
             let mut frames: heapless::Vec<&[u8], CAN_BATCH> = heapless::Vec::new();
-            let mut start = 0;
-            for &end in &ends {
-                let _ = frames.push(&data[start + HEADER_LEN..end]);
-                start = end;
+            for frame in run_frames(&ends) {
+                let _ = frames.push(&data[frame]);
             }
             can.send_batch(&frames)
         };
         swap_run(self.rx.data_mut(), &ends);
+        if sent == 0 && failure.is_none() {
+            // No progress and no reason: let the one-by-one path learn why,
+            // rather than asking the same batch again forever.
+            return Run::TooShort;
+        }
         if sent > 0 {
             if log::log_enabled!(log::Level::Trace) {
-                let mut start = 0;
-                for &end in &ends[..sent] {
+                for frame in run_frames(&ends[..sent]) {
                     log::trace!(
                         "{}: tcp->can {}",
                         self.peer,
-                        FrameText(&self.rx.data()[start + HEADER_LEN..end])
+                        FrameText(&self.rx.data()[frame])
                     );
-                    start = end;
                 }
             }
             self.rx.consume(ends[sent - 1]);
@@ -525,12 +532,6 @@ impl Session {
         Ok(self
             .next_deadline()
             .is_some_and(|t| now >= t && self.parked.is_some()))
-    }
-
-    /// Forgets buffered TCP input and any parked frame (connection reset).
-    pub fn reset_rx(&mut self) {
-        self.rx.clear();
-        self.parked = None;
     }
 }
 
@@ -864,6 +865,32 @@ mod tests {
         assert_eq!(bus.0.sent, frames);
         assert_eq!(s.counters.to_can, 40);
         assert!(bus.1 >= 13, "sent in batches, not one by one");
+    }
+
+    /// A batch call that takes nothing and says nothing.
+    #[derive(Default)]
+    struct MuteBatch(FakeBus);
+
+    impl CanSink for MuteBatch {
+        fn send(&mut self, frame: &[u8]) -> CanTx {
+            self.0.send(frame)
+        }
+        fn send_batch(&mut self, _frames: &[&[u8]]) -> (usize, Option<CanTx>) {
+            (0, None)
+        }
+    }
+
+    #[test]
+    fn a_batch_without_progress_falls_back_to_one_by_one() {
+        let t = Instant::now();
+        let mut s = agreed_server(t);
+        let frames: std::vec::Vec<_> = (0..5).map(|i| classic(i, 1)).collect();
+        for f in &frames {
+            feed(&mut s, &data_msg(f));
+        }
+        let mut bus = MuteBatch::default();
+        assert_eq!(s.process(t, &mut bus), Ok(RxState::Drained));
+        assert_eq!(bus.0.sent, frames);
     }
 
     #[test]
