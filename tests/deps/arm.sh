@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Installs everything the static cross builds (scripts/build-dist.sh) and the
-# ARM full-system tests (tests/arm/run.sh) need, on a fresh Debian bookworm
-# machine. Idempotent; safe to run while others run apt (lock timeout).
+# ARM full-system tests (tests/arm/run.sh) need, on a new Debian bookworm
+# machine (what it starts with: tests/deps/lib.sh). Idempotent; safe to run
+# while others run apt (lock timeout).
 #
 # What and why:
-#   rustup: x86_64/aarch64 musl std (served by rustup; linked with rust-lld,
-#           so no cross gcc is needed for them); nightly rust-src, because the
-#           release binaries build std from source (-Zbuild-std): the 32-bit
-#           ARM musl std is not served here, and it makes the others smaller.
-#   dpkg:   armhf + armel (musl libc.a for the 32-bit targets), arm64 + armhf
-#           (kernels and busybox-static for the VMs, downloaded, not installed).
-#   apt:    cross gcc for 32-bit ARM (linker + libgcc_eh), musl-dev per arch,
-#           qemu-system-arm (also brings qemu-system-aarch64) from
-#           bookworm-backports, because bookworm's QEMU 7.2 conflicts with the
-#           backported qemu-utils on these machines; qemu-user from there
-#           too, for qemu-arm -cpu arm1176 (Pi Zero/1).
+#   rustup: the toolchains named in scripts/release-toolchain.env: the
+#           dated nightly with its rust-src (the binaries build std from
+#           source, -Zbuild-std; this nightly's aarch64 musl std is not even
+#           served), and the stable release's x86_64/aarch64 musl targets,
+#           for their libunwind.a (.cargo/config.toml says why).
+#   dpkg:   arm64, armhf, armel (musl libc.a and cross gcc libraries for the
+#           targets; kernels and busybox-static for the VMs, downloaded, not
+#           installed).
+#   apt:    gcc for each target (the linker; libgcc_eh for 32-bit ARM),
+#           musl-dev per architecture (crt objects, libc.a), qemu-system-arm (also
+#           brings qemu-system-aarch64) from bookworm-backports, because
+#           bookworm's QEMU 7.2 conflicts with the backported qemu-utils on
+#           these machines; qemu-user from there too, for qemu-arm -cpu
+#           arm1176 (Pi Zero/1).
 #   cache:  target/arm-vm/cache/{arm64,armhf}: kernel + modules + busybox,
 #           extracted with dpkg-deb -x (gitignored, reused by run.sh).
 set -euo pipefail
@@ -32,16 +36,22 @@ quiet() {
 }
 
 # --- Rust ---------------------------------------------------------------
-# Install a channel only when missing: `rustup toolchain install` on an
-# installed channel updates it, and CI should not move nightly on every run.
-have_toolchain() { rustup run "$1" rustc --version >/dev/null 2>&1; }
-have_toolchain stable || rustup toolchain install stable --profile minimal
-quiet rustup target add --toolchain stable x86_64-unknown-linux-musl aarch64-unknown-linux-musl
-have_toolchain nightly || rustup toolchain install nightly --profile minimal
-quiet rustup component add --toolchain nightly rust-src
-# scripts/build-dist.sh builds std from rust-src on nightly for every target;
-# these two still need nightly's musl crt objects and libc.a (self-contained).
-quiet rustup target add --toolchain nightly x86_64-unknown-linux-musl aarch64-unknown-linux-musl
+# shellcheck source=scripts/release-toolchain.env
+. "$repo/scripts/release-toolchain.env"
+# A dated toolchain is installed once and never moves; install it only when
+# missing, so a run without network finds nothing to do.
+if ! rustup run "$RELEASE_TOOLCHAIN" rustc --version >/dev/null 2>&1; then
+    quiet rustup toolchain install "$RELEASE_TOOLCHAIN" --profile minimal ||
+        { echo "tests/deps/arm.sh: rustup could not install $RELEASE_TOOLCHAIN (scripts/release-toolchain.env): the release binaries cannot be built" >&2; exit 1; }
+fi
+quiet rustup component add --toolchain "$RELEASE_TOOLCHAIN" rust-src ||
+    { echo "tests/deps/arm.sh: rustup could not add rust-src to $RELEASE_TOOLCHAIN: -Zbuild-std needs it" >&2; exit 1; }
+# musl's runtime for x86_64 and aarch64 (.cargo/config.toml says why).
+if ! rustup run "$RELEASE_MUSL_TOOLCHAIN" rustc --version >/dev/null 2>&1; then
+    quiet rustup toolchain install "$RELEASE_MUSL_TOOLCHAIN" --profile minimal
+fi
+quiet rustup target add --toolchain "$RELEASE_MUSL_TOOLCHAIN" x86_64-unknown-linux-musl aarch64-unknown-linux-musl ||
+    { echo "tests/deps/arm.sh: rustup could not add the musl targets to $RELEASE_MUSL_TOOLCHAIN: x86_64 and aarch64 cannot be linked" >&2; exit 1; }
 
 # --- Debian: foreign architectures and backports -------------------------
 for arch in arm64 armhf armel; do
@@ -63,12 +73,14 @@ if ! grep -rqs -- 'bookworm-backports' /etc/apt/sources.list.d/ /etc/apt/sources
 fi
 # A fresh machine may never have fetched the foreign-arch lists either.
 if [ "$need_update" = 1 ] || ! apt-cache show musl-dev:armel >/dev/null 2>&1 \
+    || ! apt-cache show musl-dev:arm64 >/dev/null 2>&1 \
     || ! apt-cache show busybox-static:arm64 >/dev/null 2>&1; then
     apt_update
 fi
 
-apt_install_missing gcc-arm-linux-gnueabihf gcc-arm-linux-gnueabi musl-dev:armhf musl-dev:armel \
-    cpio gzip binutils file python3
+apt_install_missing gcc gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf gcc-arm-linux-gnueabi \
+    musl-dev:amd64 musl-dev:arm64 musl-dev:armhf musl-dev:armel \
+    cpio gzip binutils file python3 git
 if ! command -v qemu-system-aarch64 >/dev/null || ! command -v qemu-system-arm >/dev/null; then
     apt_get install --no-install-recommends -y -t bookworm-backports qemu-system-arm >/dev/null
 fi

@@ -1,4 +1,20 @@
 # shellcheck shell=bash
+#
+# What a new machine is assumed to have (and nothing more; every other tool,
+# package and toolchain is installed by tests/deps/*.sh, each saying why):
+#   - Debian bookworm, amd64, run as root, with its deb822 entry in
+#     /etc/apt/sources.list.d/ and only the package registries reachable
+#     (Debian, PyPI, crates.io; rustup's server for what it serves);
+#   - rustup with `stable` (1.95.0, also reachable as `1.95.0`) and
+#     `nightly` (1.97.0-nightly 2026-05-19), host std only, rustfmt and
+#     clippy on stable; gcc, git, python3 (3.11, with pip and venv).
+# What rustup serves and does not, as seen on such a machine: 1.75.0,
+# 1.88.0, nightly-2026-05-20 and its rust-src, stable's x86_64/aarch64 musl
+# std; NOT nightly's aarch64 musl std (404). So nothing here relies on the
+# undated `nightly`, nor on a musl std of a nightly.
+# Checked by stripping a machine back to this and running tests/run-all.sh
+# from a fresh clone.
+#
 # Sourced by tests/deps/*.sh and tests/install-deps.sh: apt with a lock
 # timeout (several installers may run at once), an update that survives a
 # mirror caught mid-sync, and install-if-missing.

@@ -11,8 +11,11 @@ cd "$(dirname "$0")/../.."
 
 secs=${TCPCAN_FUZZ_SECONDS:-60}
 target=protocol
-if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-	echo "fuzz: the nightly toolchain is missing: run tests/deps/fuzz.sh" >&2
+# The nightly the release is built with (one nightly is enough).
+# shellcheck source=scripts/release-toolchain.env
+. scripts/release-toolchain.env
+if ! rustup run "$RELEASE_TOOLCHAIN" rustc --version >/dev/null 2>&1; then
+	echo "fuzz: toolchain $RELEASE_TOOLCHAIN is missing: run tests/deps/fuzz.sh" >&2
 	echo "0 passed, 1 failed"
 	exit 1
 fi
@@ -25,7 +28,7 @@ mkdir -p "fuzz/artifacts/$target"
 # AddressSanitizer, debug assertions so overflows and debug_assert! count as
 # crashes, one codegen unit), without installing cargo-fuzz: that takes
 # minutes of CI for a command line we can give ourselves.
-host=$(rustc +nightly -vV | sed -n 's/^host: //p')
+host=$(rustc +"$RELEASE_TOOLCHAIN" -vV | sed -n 's/^host: //p')
 flags=(
 	-Cpasses=sancov-module
 	-Cllvm-args=-sanitizer-coverage-level=4
@@ -40,7 +43,7 @@ flags=(
 	-Ccodegen-units=1
 )
 status=0
-RUSTFLAGS="${flags[*]}" cargo +nightly build --quiet --locked --release \
+RUSTFLAGS="${flags[*]}" cargo +"$RELEASE_TOOLCHAIN" build --quiet --locked --release \
 	--manifest-path fuzz/Cargo.toml --target "$host" --bin "$target" >"$work/log" 2>&1 || status=$?
 if [ "$status" -eq 0 ]; then
 	# -max_total_time bounds the run; new corpus entries go to $work.
