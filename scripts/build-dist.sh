@@ -5,9 +5,49 @@
 # budget, and prints its size. Install the toolchains first, once:
 #     tests/deps/arm.sh
 # Usage: scripts/build-dist.sh [TARGET...]   (default: every target below)
+#
+# Reproducible: the same commit gives the same bytes wherever it is built
+# (scripts/check-reproducible.sh proves it): one pinned toolchain
+# (scripts/release-toolchain.env, checked below), no build paths in the
+# binaries (--remap-path-prefix), and SOURCE_DATE_EPOCH from the commit for
+# any tool that would stamp a time.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+
+# shellcheck source=scripts/release-toolchain.env
+. scripts/release-toolchain.env
+have=$(rustc +"$RELEASE_TOOLCHAIN" -V 2>/dev/null) || have=
+if [ "$have" != "$RELEASE_RUSTC" ]; then
+    echo "build-dist: toolchain $RELEASE_TOOLCHAIN is '${have:-not installed}', expected '$RELEASE_RUSTC' (scripts/release-toolchain.env); run tests/deps/arm.sh, or move the pin on purpose" >&2
+    exit 1
+fi
+sysroot=$(rustc +"$RELEASE_TOOLCHAIN" --print sysroot)
+musl_sysroot=$(rustc +"$RELEASE_MUSL_TOOLCHAIN" --print sysroot 2>/dev/null) || musl_sysroot=
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null) || SOURCE_DATE_EPOCH=0
+export SOURCE_DATE_EPOCH
+# Paths that would otherwise reach the binary through panic locations: this
+# checkout, the crates.io sources and std's sources (rust-src). Each is
+# replaced by a fixed name. Given with --config, so they add to the target's
+# rustflags in .cargo/config.toml (RUSTFLAGS would replace them).
+# x86_64 and aarch64 take libunwind.a from the stable toolchain's
+# self-contained musl directory (.cargo/config.toml says why); its path is
+# this machine's, so it is given here, after Debian's musl in the search.
+target_flags() { # <target>
+    local t=$1 extra="" sc
+    case $t in
+        x86_64-unknown-linux-musl | aarch64-unknown-linux-musl)
+            sc=$musl_sysroot/lib/rustlib/$t/lib/self-contained
+            if [ ! -f "$sc/libunwind.a" ]; then
+                echo "build-dist: no musl runtime for $t in toolchain $RELEASE_MUSL_TOOLCHAIN ($sc); run tests/deps/arm.sh" >&2
+                return 1
+            fi
+            extra=", '-L', '$sc'" ;;
+    esac
+    printf "target.%s.rustflags=['--remap-path-prefix=%s=/tcpcan', '--remap-path-prefix=%s=/cargo', '--remap-path-prefix=%s=/rust'%s]" \
+        "$t" "$PWD" "$cargo_home" "$sysroot" "$extra"
+}
 
 # Size budgets in KiB for the stripped binary. aarch64's 400 KiB is the
 # project's promise (issue 4). The others are about 1.5 times what they
@@ -35,13 +75,14 @@ mkdir -p dist
 fail=0
 for t in "${targets[@]}"; do
     budget=$(budget_kib "$t")
+    flags=$(target_flags "$t")
     # std is built from source with our profile (-Zbuild-std, nightly):
-    # rustup serves no std for the 32-bit ARM musl targets here, and for the
-    # others it saves ~47 KiB over the prebuilt one. No std features: that
+    # rustup serves no std for the 32-bit ARM musl targets here, nor our
+    # nightly's aarch64 one, and for the others it saves ~47 KiB. No std features: that
     # drops std's backtrace symbolizer (~220 KiB), useless in a stripped
     # binary; a panic still prints its message, then aborts (panic_abort).
-    cargo +nightly build --quiet --locked --profile dist --target "$t" \
-        -Zbuild-std=std,panic_abort -Zbuild-std-features=
+    cargo +"$RELEASE_TOOLCHAIN" build --quiet --locked --profile dist --target "$t" \
+        --config "$flags" -Zbuild-std=std,panic_abort -Zbuild-std-features=
     bin=target/$t/dist/tcpcan
     out=dist/tcpcan-$version-$t
     cp "$bin" "$out"
