@@ -80,6 +80,7 @@ check "SRCREV is a commit in this repository's history" \
 	git merge-base --is-ancestor "${srcrev:-none}" HEAD
 check "tcpcan-crates.inc matches Cargo.lock at SRCREV" \
 	python3 yocto/update-crates.py --check
+checks python3 tests/packaging/yocto_crates.py
 # shellcheck disable=SC2016 # ${S} is the recipe's, not ours
 while read -r f; do
 	check "the recipe's $f exists at SRCREV" git cat-file -e "${srcrev:-none}:$f"

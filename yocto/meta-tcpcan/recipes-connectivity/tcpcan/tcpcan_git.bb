@@ -25,6 +25,18 @@ inherit cargo cargo-update-recipe-crates update-rc.d systemd useradd
 
 require tcpcan-crates.inc
 
+# `bitbake -c update_crates tcpcan` lists the crates of every Cargo.lock it
+# finds under CARGO_LOCK_SRC_DIR (default ${S}, walked down to the last
+# directory; only .git and .pc are skipped, on scarthgap to wrynose alike).
+# ${S} also holds fuzz/Cargo.lock, whose crates (libfuzzer-sys, arbitrary,
+# cc, ...) nothing built here uses, and the class has no way to leave a file
+# out: so the task reads a directory that holds only the root Cargo.lock.
+CARGO_LOCK_SRC_DIR = "${WORKDIR}/update-crates"
+do_update_crates[cleandirs] = "${CARGO_LOCK_SRC_DIR}"
+do_update_crates:prepend() {
+    cp ${S}/Cargo.lock ${CARGO_LOCK_SRC_DIR}/
+}
+
 # The init script, the unit and the settings file come from init/ of the
 # source tree itself: one copy for Yocto, Buildroot and hand installs.
 do_install:append() {
