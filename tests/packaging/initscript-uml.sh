@@ -157,17 +157,26 @@ initscript stop
 check "stop when stopped exits 0" [ "$rc" -eq 0 ]
 
 echo "# bad settings make start fail with a clear message"
+# The script checks only what is its own (TCPCAN_MODE); tcpcan and
+# start-stop-daemon say the rest in one line each, which reaches syslog.
+settings 'TCPCAN_MODE="sever"' 'TCPCAN_CANIF="vcan0"' 'TCPCAN_USER="nobody"'
+initscript start
+check "start with a misspelt TCPCAN_MODE exits 1" [ "$rc" -eq 1 ]
+check "start names the bad TCPCAN_MODE" \
+	output_has "Starting tcpcan: FAIL (TCPCAN_MODE must be server or client, not 'sever'"
 settings 'TCPCAN_CANIF="vcan9"' 'TCPCAN_USER="nobody"'
 initscript start
 check "start with a missing interface exits 1" [ "$rc" -eq 1 ]
-check "start names the missing interface" \
-	output_has "Starting tcpcan: FAIL (no CAN interface 'vcan9'"
+check "start says tcpcan exited at start-up" \
+	output_has "Starting tcpcan: FAIL (tcpcan exited at start-up; its reason is in syslog)"
 check "no pidfile after a failed start" [ ! -e "$pidfile" ]
+check "tcpcan names the missing interface in syslog" \
+	syslog_has "no such CAN interface: vcan9"
 settings 'TCPCAN_CANIF="lo"' 'TCPCAN_USER="nobody"'
 initscript start
 check "start on a non-CAN interface exits 1" [ "$rc" -eq 1 ]
-check "start says it is not a CAN interface" \
-	output_has "Starting tcpcan: FAIL ('lo' is not a CAN interface"
+check "tcpcan says lo is not a CAN interface, in syslog" \
+	syslog_has "lo is not a CAN interface"
 # A mistake only tcpcan itself notices: it exits at once.
 settings 'TCPCAN_CANIF="vcan0"' 'TCPCAN_USER="nobody"' \
 	'TCPCAN_ARGS="--no-such-option"'
@@ -179,7 +188,7 @@ check "tcpcan's reason is in syslog" syslog_has "--no-such-option"
 settings 'TCPCAN_CANIF="vcan0"' 'TCPCAN_USER="nosuchuser"'
 initscript start
 check "start with an unknown user exits 1" [ "$rc" -eq 1 ]
-check "start names the unknown user" output_has "no user 'nosuchuser'"
+check "start-stop-daemon names the unknown user, in syslog" syslog_has "nosuchuser"
 
 echo "# CAN controller set-up"
 "$iproute2" link add dev can0 type vcan
