@@ -43,6 +43,7 @@ do_install:append() {
     install -D -m 0644 ${S}/init/tcpcan.default ${D}${sysconfdir}/default/tcpcan
     install -D -m 0755 ${S}/init/tcpcan.init ${D}${INIT_D_DIR}/tcpcan
     install -D -m 0644 ${S}/init/tcpcan.service ${D}${systemd_system_unitdir}/tcpcan.service
+    install -D -m 0644 ${S}/init/tcpcan@.service ${D}${systemd_system_unitdir}/tcpcan@.service
     # update-rc.d links the script only with sysvinit in DISTRO_FEATURES.
     # Under INIT_MANAGER = "mdev-busybox" nothing would start tcpcan, yet
     # busybox's rcS runs /etc/rc5.d/S??*: link it there ourselves.
@@ -58,6 +59,10 @@ CONFFILES:${PN} = "${sysconfdir}/default/tcpcan"
 INITSCRIPT_NAME = "tcpcan"
 INITSCRIPT_PARAMS = "defaults 60 40"
 
+# The class packages tcpcan@.service along with tcpcan.service. Each further
+# CAN interface is an instance NAME: /etc/default/tcpcan.NAME (from a
+# bbappend or the image), which the init script finds by itself, and under
+# systemd SYSTEMD_SERVICE:${PN}:append = " tcpcan@NAME.service" in a bbappend.
 SYSTEMD_SERVICE:${PN} = "tcpcan.service"
 
 # tcpcan runs as this system user (TCPCAN_USER, User= in the unit): raw CAN
