@@ -19,7 +19,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=fd445c0622eee9f5f53c8ed6ff4c9276 \
 # and then regenerates tcpcan-crates.inc (see the layer README).
 PV = "0.1.0+git"
 SRC_URI = "git://github.com/tcpcan/tcpcan.git;protocol=https;branch=main;destsuffix=${BP}"
-SRCREV = "9dab68e8652545ed4db77eb91f6d58ffb38a4fdf"
+SRCREV = "aa4bb7a6149ae5e10b7cb86bdcef4dea7cb46313"
 
 inherit cargo cargo-update-recipe-crates update-rc.d systemd useradd
 
