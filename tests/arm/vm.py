@@ -14,6 +14,7 @@ check failed. Usage:
 """
 
 import argparse
+import os
 import re
 import socket
 import struct
@@ -22,11 +23,13 @@ import sys
 import threading
 import time
 
+# The protocol client the tests share: tests/v1proto.py, one level up.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from v1proto import CAN_EFF_FLAG, HELLO, data, recv_exact, recv_msg  # noqa: E402
+import v1proto  # noqa: E402
+
 BOOT_TIMEOUT = 240  # s; a TCG boot takes 5-30 s, a loaded CI machine more
 STEP_TIMEOUT = 30  # s; any one exchange after boot
-CAN_EFF_FLAG = 0x80000000
-CANFD_BRS, CANFD_FDF = 0x01, 0x04
-HELLO = b"v\x04\x00\x00\x00\x01"  # protocol version 1
 
 
 class Failed(Exception):
@@ -101,31 +104,14 @@ class Console:
             self.log.close()
 
 
-def classic(can_id, data):
-    """A 'd' message carrying a struct can_frame (16 bytes)."""
-    body = struct.pack("<IBBBB8s", can_id, len(data), 0, 0, 0, data)
-    return b"d" + bytes([len(body)]) + body
+def classic(can_id, payload):
+    """A data message carrying a struct can_frame (16 bytes)."""
+    return data(v1proto.classic(can_id, payload))
 
 
-def fd(can_id, data, flags=CANFD_BRS | CANFD_FDF):
-    """A 'd' message carrying a struct canfd_frame (72 bytes)."""
-    body = struct.pack("<IBBBB64s", can_id, len(data), flags, 0, 0, data)
-    return b"d" + bytes([len(body)]) + body
-
-
-def recv_exact(sock, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise Failed(f"connection closed after {len(buf)} of {n} bytes")
-        buf += chunk
-    return buf
-
-
-def recv_msg(sock):
-    head = recv_exact(sock, 2)
-    return head + recv_exact(sock, head[1])
+def fd(can_id, payload):
+    """A data message carrying a struct canfd_frame (72 bytes), BRS set."""
+    return data(v1proto.fd(can_id, payload))
 
 
 def connect(port):
@@ -154,7 +140,7 @@ def cross(src, dst, msgs):
     """Send msgs on src; each must come out of dst unchanged, in order."""
     src.sendall(b"".join(msgs))
     for want in msgs:
-        got = recv_msg(dst)
+        got = v1proto.message(*recv_msg(dst))
         if got != want:
             raise Failed(f"sent {want.hex()}\n      got  {got.hex()}")
 
@@ -168,7 +154,7 @@ def count_arrivals(src, dst, msgs):
         while got < len(msgs):
             recv_msg(dst)
             got += 1
-    except (socket.timeout, Failed):
+    except OSError:  # silence (socket.timeout) or the connection closed
         pass
     finally:
         dst.settimeout(STEP_TIMEOUT)

@@ -14,12 +14,29 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+
+# The protocol client every test directory shares (tests/v1proto.py); test
+# modules import it after this conftest has run.
+sys.path.insert(0, str(REPO / "tests"))
+from v1proto import (  # noqa: E402, F401  (re-exported to the test modules)
+    CAN_EFF_FLAG,
+    CAN_RTR_FLAG,
+    CANFD_BRS,
+    CANFD_FDF,
+    HELLO,
+    classic,
+    fd,
+    hello,
+    message,
+    split,
+)
 
 
 def _repo_path(value):
@@ -30,17 +47,13 @@ def _repo_path(value):
 OUR_BIN = _repo_path(os.environ.get("TCPCAN_BIN", "target/release/tcpcan"))
 REF_BIN = REPO / "target/pyenv/bin/tcpcan"
 
-# linux/can.h and linux/can/raw.h
-CAN_EFF_FLAG = 0x80000000
-CAN_RTR_FLAG = 0x40000000
+# linux/can.h and linux/can/raw.h (the frame flags are in v1proto)
 CAN_ERR_FLAG = 0x20000000
 CAN_EFF_MASK = 0x1FFFFFFF
 CAN_ERR_MASK = 0x1FFFFFFF
 CAN_ERR_BUSOFF = 0x40
 CAN_ERR_RESTARTED = 0x100
-CANFD_BRS = 0x01
 CANFD_ESI = 0x02
-CANFD_FDF = 0x04  # the kernel sets it on every CAN FD frame it delivers (6.x)
 CAN_MTU = 16
 CANFD_MTU = 72
 SOL_CAN_RAW = socket.SOL_CAN_BASE + socket.CAN_RAW
@@ -57,19 +70,6 @@ PROBE_MAGIC = b"PRB"
 # How long "nothing more arrives" is watched for. Frames cross vcan and
 # loopback TCP in well under a millisecond; this leaves a wide margin.
 QUIET = 0.2
-
-
-def classic(can_id, data=b"", rtr=False, dlc=None):
-    """A 16-byte struct can_frame (data padded with zeros)."""
-    if rtr:
-        can_id |= CAN_RTR_FLAG
-    length = len(data) if dlc is None else dlc
-    return struct.pack("<IBBBB8s", can_id, length, 0, 0, 0, data)
-
-
-def fd(can_id, data=b"", flags=CANFD_BRS):
-    """A 72-byte struct canfd_frame (data padded with zeros), as the kernel delivers it."""
-    return struct.pack("<IBBBB64s", can_id, len(data), flags | CANFD_FDF, 0, 0, data)
 
 
 def payload(length, seed=0):
@@ -455,17 +455,17 @@ class Peer:
         """Connect, propose `version`, wait for the server's answer."""
         sock = socket.create_connection((host, port), timeout)
         peer = cls(sock)
-        peer.send_msg(b"v", struct.pack(">I", version))
+        peer.sock.sendall(hello(version))
         msg = peer.recv_msg(timeout)
         assert msg is not None, "server answered no version within %.1fs" % timeout
-        assert msg == (b"v", struct.pack(">I", version)), "bad version answer %r" % (msg,)
+        assert message(*msg) == hello(version), "bad version answer %r" % (msg,)
         return peer
 
     def close(self):
         self.sock.close()
 
     def send_msg(self, prefix, payload_bytes):
-        self.sock.sendall(prefix + bytes([len(payload_bytes)]) + payload_bytes)
+        self.sock.sendall(message(prefix, payload_bytes))
 
     def send_frame(self, frame):
         self.send_msg(b"d", frame)
@@ -487,11 +487,10 @@ class Peer:
         """(prefix, payload) within timeout, or None (timeout or closed)."""
         deadline = time.monotonic() + timeout
         while True:
-            if len(self.buf) >= 2 and len(self.buf) >= 2 + self.buf[1]:
-                size = 2 + self.buf[1]
-                msg = (self.buf[:1], self.buf[2:size])
-                self.buf = self.buf[size:]
-                return msg
+            whole = split(self.buf)
+            if whole is not None:
+                kind, body, self.buf = whole
+                return kind, body
             left = deadline - time.monotonic()
             if self.closed or left <= 0 or not self._read(left):
                 return None
@@ -545,8 +544,8 @@ class FakeServer:
         conn, _ = self.sock.accept()
         peer = Peer(conn)
         msg = peer.recv_msg(timeout)
-        assert msg == (b"v", struct.pack(">I", 1)), "client proposed %r" % (msg,)
-        peer.send_msg(b"v", struct.pack(">I", 1))
+        assert msg is not None and message(*msg) == HELLO, "client proposed %r" % (msg,)
+        peer.sock.sendall(HELLO)
         return peer
 
     def close(self):

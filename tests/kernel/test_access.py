@@ -9,6 +9,7 @@ import pytest
 
 from conftest import Bus, Peer, classic, daemon_with_peer, our_bin, payload, shows, wait_peer_path, wait_tunnel
 from faultlib import addr, assert_flows, closed_counters, counters, eof_within, seq_frame, wait_peer_frame
+from v1proto import HELLO, message
 
 
 def connect_from(source, port, host="127.0.0.1"):
@@ -34,12 +35,12 @@ def test_allow_closes_peers_outside_at_accept(daemons, vcan, port, peers, listen
     server = daemons.server(a, p, host=listen, extra=extra)
     target = "::1" if ":" in inside else "127.0.0.1"
     good = peers(Peer(connect_from(inside, p, target)))
-    good.send_msg(b"v", b"\0\0\0\1")
-    assert good.recv_msg(3.0) == (b"v", b"\0\0\0\1"), "a peer inside %s was not served" % allow
+    good.sock.sendall(HELLO)
+    assert message(*(good.recv_msg(3.0) or (b"", b""))) == HELLO, "a peer inside %s was not served" % allow
     wait_peer_path(good, a)
 
     bad = peers(connect_from(outside, p, "127.0.0.1" if ":" not in outside else "::1"))
-    bad.sendall(b"v\x04\0\0\0\1")
+    bad.sendall(HELLO)
     took = eof_within(bad, 2.0)
     assert took is not None, "a peer outside %s was served" % allow
     line = server.wait_log(re.escape(addr(bad)) + r": refused: not in the --allow list")
@@ -81,7 +82,7 @@ def test_max_clients_refuses_the_extra_client(daemons, vcan, port, peers):
         wait_peer_path(peer, a)
 
     extra = peers(socket.create_connection(("127.0.0.1", p), 5))
-    extra.sendall(b"v\x04\0\0\0\1")
+    extra.sendall(HELLO)
     took = eof_within(extra, 2.0)
     assert took is not None, "a third client was served with --max-clients 2"
     line = server.wait_log(re.escape(addr(extra)) + r": refused: .*--max-clients")

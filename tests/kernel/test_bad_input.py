@@ -13,15 +13,13 @@ import pytest
 
 from conftest import CAN_MTU, CANFD_FDF, Bus, Peer, classic, fd, payload, shows, wait_peer_path
 from faultlib import addr, assert_flows, closed_counters, counters, eof_within, stays_open
+from v1proto import HELLO, hello, message
 
 HANDSHAKE = 2
 
 
-def version(n):
-    return b"v\x04" + struct.pack(">I", n)
-
-
-V1 = version(1)
+version = hello
+V1 = HELLO
 
 
 class Served:
@@ -88,8 +86,7 @@ def quiet(sock, seconds=0.3):
         return b""
 
 
-def msg(prefix, body):
-    return prefix + bytes([len(body)]) + body
+msg = message
 
 
 # ---------------------------------------------------------------- negotiation
@@ -272,7 +269,7 @@ def test_random_byte_flood_closes_without_harm(served, seed, agreed):
 
 @pytest.mark.parametrize(
     "sent",
-    [b"", b"v\x04\0", version(2)],
+    [b"", HELLO[:3], version(2)],
     ids=["nothing", "half_a_version", "unanswered_downgrade"],
 )
 def test_silent_connection_closed_after_handshake_timeout(served, sent):

@@ -45,6 +45,8 @@ from faultlib import (  # noqa: F401  (links, netns: fixtures)
     wait_frame,
     wait_new_log,
 )
+from v1proto import HELLO
+from v1proto import data as data_message
 
 # A daemon that waits for an event must not burn CPU: 2 s while the bus is
 # down may cost at most this much CPU time (a busy loop costs ~2 s).
@@ -53,7 +55,7 @@ IDLE_CPU = 0.10
 
 def data_msgs(frames):
     """The frames as one block of protocol v1 data messages."""
-    return b"".join(b"d" + bytes([len(f)]) + f for f in frames)
+    return b"".join(data_message(f) for f in frames)
 
 
 # ---------------------------------------------------------------- 1. down/up
@@ -286,8 +288,8 @@ def small_window_peer(peers, p):
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1448)
     sock.connect(("127.0.0.1", p))
     peers(sock)
-    sock.sendall(b"v\x04\0\0\0\1")
-    assert read_exactly(sock, 6, 3.0) == b"v\x04\0\0\0\1", "no version agreement"
+    sock.sendall(HELLO)
+    assert read_exactly(sock, 6, 3.0) == HELLO, "no version agreement"
     return sock
 
 
@@ -579,10 +581,10 @@ def one_cycle(p, kind):
         if kind == 1:
             s.sendall(b"v")  # gone mid-header
         elif kind == 2:
-            s.sendall(b"v\x04\0\0")  # gone mid-payload
+            s.sendall(HELLO[:4])  # gone mid-payload
         elif kind in (3, 4, 5):
-            s.sendall(b"v\x04\0\0\0\1")
-            assert read_exactly(s, 6, 5.0) == b"v\x04\0\0\0\1"
+            s.sendall(HELLO)
+            assert read_exactly(s, 6, 5.0) == HELLO
             if kind == 4:
                 s.sendall(data_msgs([classic(0x6AB, payload(8))]))
             if kind == 5:

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """The init script (under busybox) and tcpcan.service must turn the same
-/etc/default/tcpcan into the same tcpcan command line.
+/etc/default/tcpcan into the same tcpcan command line; the script's instance
+NAME and tcpcan@NAME.service likewise for /etc/default/tcpcan plus
+/etc/default/tcpcan.NAME. tcpcan@.service is tcpcan.service apart from the
+lines that make it a template.
 
 The init script runs for real with its `run` action and a stand-in daemon
 that prints its arguments. systemd is not PID 1 here, so its side is
@@ -11,6 +14,7 @@ would build from Environment= and EnvironmentFile=.
 usage: argv_check.py BUSYBOX   (exit 0 if every case agrees)
 """
 
+import difflib
 import os
 import re
 import shlex
@@ -22,18 +26,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 INIT = REPO / "init" / "tcpcan.init"
 UNIT = REPO / "init" / "tcpcan.service"
+TEMPLATE = REPO / "init" / "tcpcan@.service"
+INSTANCE = "can1"
+# Settings of instance INSTANCE, read after the shared file.
+INSTANCE_LINES = ['TCPCAN_CANIF="can8"', 'TCPCAN_PORT="20011"']
 DEFAULTS = REPO / "init" / "tcpcan.default"
 
 # Settings appended to the shipped file. TCPCAN_USER="" and TCPCAN_LOG="none"
-# because the unit has its own User= and logs to the journal. The host has no
-# CAN interface: --wait lets the script skip its interface check.
+# because the unit has its own User= and logs to the journal.
 CASES = {
     "shipped settings": [],
     "client, IPv6, extra options": [
         'TCPCAN_MODE="client"',
         'TCPCAN_HOST="::1"',
         'TCPCAN_PORT="1234"',
-        'TCPCAN_ARGS="--allow 10.0.0.0/8 --read-only  --filter 123:7FF --wait"',
+        'TCPCAN_ARGS="--read-only  --filter 123:7FF --wait"',
     ],
     "empty host and port are left out": ['TCPCAN_HOST=""', 'TCPCAN_PORT=""'],
     # Run where files exist, so that globbing would show.
@@ -42,9 +49,9 @@ CASES = {
 COMMON = ['TCPCAN_CANIF="can7"', 'TCPCAN_ARGS="--wait"', 'TCPCAN_USER=""', 'TCPCAN_LOG="none"']
 
 
-def unit_directives():
+def unit_directives(unit):
     """Key/value pairs of [Service], continuation lines joined like systemd."""
-    text = re.sub(r"\\\n", " ", UNIT.read_text())
+    text = re.sub(r"\\\n", " ", unit.read_text())
     section, pairs = None, []
     for line in text.splitlines():
         line = line.strip()
@@ -67,14 +74,19 @@ def env_assignments(text):
     return env
 
 
-def unit_argv(settings, daemon):
+def unit_argv(unit, settings, daemon):
     env = {"PATH": os.environ["PATH"]}
     command = None
-    for key, value in unit_directives():
+    files = {"/etc/default/tcpcan": settings,
+             "/etc/default/tcpcan.%i": settings.with_name(f"{settings.name}.{INSTANCE}")}
+    for key, value in unit_directives(unit):
         if key == "Environment":
             env.update(env_assignments(value))
         elif key == "EnvironmentFile":
-            env.update(env_assignments(settings.read_text()))
+            path = files.get(value.removeprefix("-"))
+            if path is None:
+                sys.exit(f"argv_check: {unit.name}: unknown EnvironmentFile={value}")
+            env.update(env_assignments(path.read_text()))
         elif key == "ExecStart":
             # Any single $ left would be systemd's own substitution.
             if re.search(r"(?<!\$)\$(?!\$)", value.replace("$$", "")):
@@ -84,14 +96,14 @@ def unit_argv(settings, daemon):
     return run(command, env, settings.parent)
 
 
-def script_argv(settings, daemon, applets):
+def script_argv(settings, daemon, applets, *instance):
     env = {
         "PATH": f"{applets}:{os.environ['PATH']}",
         "TCPCAN_DEFAULTS": str(settings),
         "TCPCAN_DAEMON": str(daemon),
         "TCPCAN_PIDFILE": str(settings.parent / "unused.pid"),
     }
-    return run(["sh", str(INIT), "run"], env, settings.parent)
+    return run(["sh", str(INIT), "run", *instance], env, settings.parent)
 
 
 def run(command, env, cwd):
@@ -114,16 +126,40 @@ def main(busybox):
         daemon.write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n')
         daemon.chmod(0o755)
         settings = tmp / "tcpcan.default"
+        settings.with_name(f"{settings.name}.{INSTANCE}").write_text(
+            "\n".join(INSTANCE_LINES) + "\n")
         failed = 0
         for name, lines in CASES.items():
             settings.write_text(DEFAULTS.read_text() + "\n".join(COMMON + lines) + "\n")
-            ours, theirs = script_argv(settings, daemon, applets), unit_argv(settings, daemon)
-            if ours == theirs and isinstance(ours, list):
-                print(f"ok - same command line: {name}: {' '.join(ours)}")
-            else:
-                print(f"not ok - {name}: init script {ours!r} but unit {theirs!r}")
-                failed = 1
+            for what, ours, theirs in [
+                ("", script_argv(settings, daemon, applets), unit_argv(UNIT, settings, daemon)),
+                (f" (instance {INSTANCE}, tcpcan@{INSTANCE}.service)",
+                 script_argv(settings, daemon, applets, INSTANCE),
+                 unit_argv(TEMPLATE, settings, daemon)),
+            ]:
+                if ours == theirs and isinstance(ours, list):
+                    print(f"ok - same command line: {name}{what}: {' '.join(ours)}")
+                else:
+                    print(f"not ok - {name}{what}: init script {ours!r} but unit {theirs!r}")
+                    failed = 1
+        failed |= template_is_unit()
         return failed
+
+
+def template_is_unit():
+    """tcpcan@.service = tcpcan.service + its own comment, Description and
+    the instance's EnvironmentFile= (with the comment above it)."""
+    unit = UNIT.read_text().splitlines()
+    template = TEMPLATE.read_text().splitlines()
+    extra = [line for line in difflib.ndiff(unit, template) if line[:1] in "+-"]
+    allowed = re.compile(r"^\+ (#.*|Description=.* %i|EnvironmentFile=/etc/default/tcpcan\.%i)$"
+                         r"|^- Description=.*$")
+    stray = [line for line in extra if not allowed.match(line)]
+    if stray:
+        print(f"not ok - tcpcan@.service differs from tcpcan.service beyond its template lines: {stray}")
+        return 1
+    print("ok - tcpcan@.service is tcpcan.service but for its template lines")
+    return 0
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def makefile(path):
             problems.append(f"line {n}: indented with spaces")
     if lines[-1:] != ["$(eval $(cargo-package))"]:
         problems.append("last line is not $(eval $(cargo-package))")
-    for used in sorted(set(re.findall(r"\$\(@D\)/(init/[\w.-]+)", text))):
+    for used in sorted(set(re.findall(r"\$\(@D\)/(init/[\w.@-]+)", text))):
         if not (REPO / used).is_file():
             problems.append(f"installs $(@D)/{used}, which the source tree lacks")
     return problems

@@ -72,6 +72,7 @@ settings=$tmp/etc/default/tcpcan
 export TCPCAN_DEFAULTS=$settings TCPCAN_DAEMON=$tmp/usr/bin/tcpcan
 unset TCPCAN_PIDFILE
 pidfile=/var/run/tcpcan.pid # /run is a tmpfs private to UML
+pidfile1=/var/run/tcpcan.can1.pid
 
 # A busybox system: every applet before the host's tools.
 for applet in $("$busybox" --list); do
@@ -85,21 +86,27 @@ settings() {
 	printf '%s\n' "$@" >>"$settings"
 }
 
-# initscript ACTION: run it as busybox init would, output in $tmp/out.
+# initscript ACTION [NAME]: run it as busybox init would, output in $tmp/out.
 initscript() {
-	timeout 30 "${TCPCAN_SH:-sh}" "$initscript" "$1" >"$tmp/out" 2>&1
+	timeout 30 "${TCPCAN_SH:-sh}" "$initscript" "$@" >"$tmp/out" 2>&1
 	rc=$?
 	sed 's/^/    | /' "$tmp/out"
 	return "$rc"
 }
 output_has() { grep -qF -- "$1" "$tmp/out"; }
 daemon_pid() { cat "$pidfile" 2>/dev/null; }
-exchange() { timeout 20 "$python" tests/packaging/v1_exchange.py 127.0.0.1 20010 "$1"; }
+# exchange CANIF [PORT]: frames cross the server on PORT both ways.
+exchange() { timeout 20 "$python" tests/packaging/v1_exchange.py 127.0.0.1 "${2:-20010}" "$1"; }
 # The process is gone (or a zombie, which busybox init would reap).
 gone() { ! [ -e "/proc/$1/exe" ] || ! readlink "/proc/$1/exe" >/dev/null 2>&1; }
 # differs A B: A is set and not B.
 differs() { [ -n "$1" ] && [ "$1" != "$2" ]; }
 link_up() { "$iproute2" link show dev "$1" | grep -qE "[<,]UP[,>]"; }
+still_runs() { [ "$(daemon_pid)" = "$1" ] && ! gone "$1"; }
+both_gone() { gone "$1" && gone "$2"; }
+# The pidfile names a running tcpcan.
+running() { [ "$(readlink "/proc/$(cat "$1" 2>/dev/null)/exe")" = "$tmp/usr/bin/tcpcan" ]; }
+both_running() { running "$pidfile" && running "$pidfile1"; }
 syslog_has() {
 	for _ in $(seq 20); do
 		grep -qF -- "$1" "$tmp/messages" 2>/dev/null && return 0
@@ -157,17 +164,26 @@ initscript stop
 check "stop when stopped exits 0" [ "$rc" -eq 0 ]
 
 echo "# bad settings make start fail with a clear message"
+# The script checks only what is its own (TCPCAN_MODE); tcpcan and
+# start-stop-daemon say the rest in one line each, which reaches syslog.
+settings 'TCPCAN_MODE="sever"' 'TCPCAN_CANIF="vcan0"' 'TCPCAN_USER="nobody"'
+initscript start
+check "start with a misspelt TCPCAN_MODE exits 1" [ "$rc" -eq 1 ]
+check "start names the bad TCPCAN_MODE" \
+	output_has "Starting tcpcan: FAIL (TCPCAN_MODE must be server or client, not 'sever'"
 settings 'TCPCAN_CANIF="vcan9"' 'TCPCAN_USER="nobody"'
 initscript start
 check "start with a missing interface exits 1" [ "$rc" -eq 1 ]
-check "start names the missing interface" \
-	output_has "Starting tcpcan: FAIL (no CAN interface 'vcan9'"
+check "start says tcpcan exited at start-up" \
+	output_has "Starting tcpcan: FAIL (tcpcan exited at start-up; its reason is in syslog)"
 check "no pidfile after a failed start" [ ! -e "$pidfile" ]
+check "tcpcan names the missing interface in syslog" \
+	syslog_has "no such CAN interface: vcan9"
 settings 'TCPCAN_CANIF="lo"' 'TCPCAN_USER="nobody"'
 initscript start
 check "start on a non-CAN interface exits 1" [ "$rc" -eq 1 ]
-check "start says it is not a CAN interface" \
-	output_has "Starting tcpcan: FAIL ('lo' is not a CAN interface"
+check "tcpcan says lo is not a CAN interface, in syslog" \
+	syslog_has "lo is not a CAN interface"
 # A mistake only tcpcan itself notices: it exits at once.
 settings 'TCPCAN_CANIF="vcan0"' 'TCPCAN_USER="nobody"' \
 	'TCPCAN_ARGS="--no-such-option"'
@@ -179,7 +195,7 @@ check "tcpcan's reason is in syslog" syslog_has "--no-such-option"
 settings 'TCPCAN_CANIF="vcan0"' 'TCPCAN_USER="nosuchuser"'
 initscript start
 check "start with an unknown user exits 1" [ "$rc" -eq 1 ]
-check "start names the unknown user" output_has "no user 'nosuchuser'"
+check "start-stop-daemon names the unknown user, in syslog" syslog_has "nosuchuser"
 
 echo "# CAN controller set-up"
 "$iproute2" link add dev can0 type vcan
@@ -244,5 +260,74 @@ check "tunnel works under run" exchange vcan0
 kill "$run_pid"
 wait "$run_pid"
 check "tcpcan under run exits 0 on SIGTERM" [ "$?" -eq 0 ]
+
+echo "# two CAN interfaces: instance can1 beside the first, by settings alone"
+"$iproute2" link add dev vcan1 type vcan
+"$iproute2" link set dev vcan1 up
+settings 'TCPCAN_CANIF="vcan0"' 'TCPCAN_HOST="127.0.0.1"' 'TCPCAN_USER="nobody"'
+printf '%s\n' 'TCPCAN_CANIF="vcan1"' 'TCPCAN_PORT="20011"' >"$settings.can1"
+# An editor's backup beside it is not an instance.
+cp "$settings.can1" "$settings.can1~"
+initscript start
+check "start exits 0 with two instances" [ "$rc" -eq 0 ]
+check "start says OK for the first" output_has "Starting tcpcan: OK"
+check "start says OK for instance can1" output_has "Starting tcpcan.can1: OK"
+check "an editor's backup file starts nothing" [ "$(grep -c Starting "$tmp/out")" -eq 2 ]
+pid0=$(daemon_pid)
+pid1=$(cat "$pidfile1" 2>/dev/null)
+check "instance can1 has its own pidfile and process" differs "$pid1" "$pid0"
+check "instance can1 runs tcpcan as nobody" \
+	grep -qE "^Uid:[[:space:]]+65534[[:space:]]" "/proc/${pid1:-none}/status"
+check "tunnel on vcan0, port 20010" exchange vcan0 20010
+check "tunnel on vcan1, port 20011" exchange vcan1 20011
+check "instance can1 logs under its own tag" syslog_has "tcpcan.can1: [INFO]"
+initscript status
+check "status exits 0 with both running" [ "$rc" -eq 0 ]
+check "status names instance can1" output_has "tcpcan.can1 is running (pid $pid1)"
+initscript stop can1
+check "stop can1 exits 0" [ "$rc" -eq 0 ]
+check "stop can1 says OK for can1 only" \
+	[ "$(cat "$tmp/out")" = "Stopping tcpcan.can1: OK" ]
+check "stop can1 ends its tcpcan" gone "$pid1"
+check "stop can1 removes its pidfile" [ ! -e "$pidfile1" ]
+check "the first instance still runs" still_runs "$pid0"
+check "tunnel on vcan0 still works" exchange vcan0 20010
+initscript status can1
+check "status can1 exits 3 when it is stopped" [ "$rc" -eq 3 ]
+initscript status
+check "status of all exits 3 while one is stopped" [ "$rc" -eq 3 ]
+initscript start can1
+check "start can1 exits 0" [ "$rc" -eq 0 ]
+check "start can1 starts only can1" \
+	[ "$(cat "$tmp/out")" = "Starting tcpcan.can1: OK" ]
+check "tunnel on vcan1 works again" exchange vcan1 20011
+initscript start nosuch
+check "start of an unknown instance exits 1" [ "$rc" -eq 1 ]
+check "and names its missing file" output_has "no instance 'nosuch' ($settings.nosuch does not exist)"
+pid1=$(cat "$pidfile1" 2>/dev/null)
+initscript stop
+check "stop exits 0 with two instances" [ "$rc" -eq 0 ]
+check "stop ends both" both_gone "$pid0" "$pid1"
+
+echo "# two instances under busybox init respawn lines (run, run can1)"
+sh "$initscript" run >"$tmp/run0.out" 2>&1 &
+run0=$!
+sh "$initscript" run can1 >"$tmp/run1.out" 2>&1 &
+run1=$!
+# run pipes tcpcan's log into logger; each pidfile names its tcpcan.
+for _ in $(seq 30); do
+	both_running && break
+	sleep 0.1
+done
+check "run and run can1 both start a tcpcan" both_running
+check "tunnel on vcan0 under run" exchange vcan0 20010
+check "tunnel on vcan1 under run can1" exchange vcan1 20011
+kill "$(cat "$pidfile1")"
+wait "$run1"
+check "the run can1 line ends when its tcpcan does" [ "$?" -eq 0 ]
+check "tunnel on vcan0 still works under run" exchange vcan0 20010
+kill "$(cat "$pidfile")"
+wait "$run0"
+rm -f "$settings.can1" "$settings.can1~"
 
 exit "$failed"

@@ -57,6 +57,8 @@ check "shellcheck on the packaging test and deps scripts" \
 echo "# systemd unit"
 check "systemd-analyze verify init/tcpcan.service" \
 	systemd-analyze verify --man=no init/tcpcan.service
+check "systemd-analyze verify init/tcpcan@.service" \
+	systemd-analyze verify --man=no init/tcpcan@.service
 if [ -n "$busybox" ]; then
 	checks python3 tests/packaging/argv_check.py "$busybox"
 else
@@ -80,10 +82,11 @@ check "SRCREV is a commit in this repository's history" \
 	git merge-base --is-ancestor "${srcrev:-none}" HEAD
 check "tcpcan-crates.inc matches Cargo.lock at SRCREV" \
 	python3 yocto/update-crates.py --check
+checks python3 tests/packaging/yocto_crates.py
 # shellcheck disable=SC2016 # ${S} is the recipe's, not ours
 while read -r f; do
 	check "the recipe's $f exists at SRCREV" git cat-file -e "${srcrev:-none}:$f"
-done < <(grep -o '${S}/init/[A-Za-z0-9._-]*' "$recipe" | sed 's|${S}/||' | sort -u)
+done < <(grep -o '${S}/init/[A-Za-z0-9.@_-]*' "$recipe" | sed 's|${S}/||' | sort -u)
 
 echo "# Buildroot package"
 checks python3 tests/packaging/buildroot_rules.py

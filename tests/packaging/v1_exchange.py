@@ -7,38 +7,19 @@ arrive over TCP.
 usage: v1_exchange.py HOST PORT CANIF   (exit 0 on success, 1 with a reason)
 """
 
+import os
 import socket
-import struct
 import sys
 import time
 
+# The protocol client the tests share: tests/v1proto.py, one level up.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from v1proto import DATA, HELLO, classic, data, frame_fields, message, recv_msg  # noqa: E402
+
 TIMEOUT_S = 5.0
-CAN_FRAME = struct.Struct("<IB3x8s")  # struct can_frame, little-endian host
+CAN_MTU = 16
 TO_BUS = (0x123, bytes.fromhex("DEADBEEF"))
 FROM_BUS = (0x321, bytes.fromhex("0102030405060708"))
-
-
-def can_frame(can_id, data):
-    return CAN_FRAME.pack(can_id, len(data), data.ljust(8, b"\0"))
-
-
-def message(prefix, payload):
-    return prefix + bytes([len(payload)]) + payload
-
-
-def recv_exact(sock, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        buf += chunk
-    return buf
-
-
-def recv_message(sock):
-    prefix, length = recv_exact(sock, 2)
-    return bytes([prefix]), recv_exact(sock, length)
 
 
 def main(host, port, canif):
@@ -47,27 +28,24 @@ def main(host, port, canif):
     bus.settimeout(TIMEOUT_S)
     tcp = socket.create_connection((host, int(port)), timeout=TIMEOUT_S)
 
-    tcp.sendall(message(b"v", struct.pack(">I", 1)))
-    prefix, payload = recv_message(tcp)
-    if prefix != b"v" or payload != struct.pack(">I", 1):
-        return f"expected version 1 back, got {prefix!r} {payload.hex()}"
+    tcp.sendall(HELLO)
+    kind, payload = recv_msg(tcp)
+    if message(kind, payload) != HELLO:
+        return f"expected version 1 back, got {kind!r} {payload.hex()}"
 
-    tcp.sendall(message(b"d", can_frame(*TO_BUS)))
+    tcp.sendall(data(classic(*TO_BUS)))
     deadline = time.monotonic() + TIMEOUT_S
     while True:
-        can_id, length, data = CAN_FRAME.unpack(bus.recv(16))
-        if (can_id, data[:length]) == TO_BUS:
+        if frame_fields(bus.recv(CAN_MTU)) == TO_BUS:
             break
         if time.monotonic() > deadline:
             return "the frame sent over TCP never reached the bus"
 
-    bus.send(can_frame(*FROM_BUS))
+    bus.send(classic(*FROM_BUS))
     while True:
-        prefix, payload = recv_message(tcp)
-        if prefix == b"d" and len(payload) == CAN_FRAME.size:
-            can_id, length, data = CAN_FRAME.unpack(payload)
-            if (can_id, data[:length]) == FROM_BUS:
-                return None
+        kind, payload = recv_msg(tcp)
+        if kind == DATA and len(payload) == CAN_MTU and frame_fields(payload) == FROM_BUS:
+            return None
         if time.monotonic() > deadline:
             return "the frame put on the bus never arrived over TCP"
 

@@ -25,9 +25,13 @@ define TCPCAN_INSTALL_INIT_SYSV
 		$(TARGET_DIR)/etc/init.d/S60tcpcan
 endef
 
+# tcpcan@.service: one more CAN interface per instance (tcpcan@can1), as
+# /etc/default/tcpcan.can1 does for the start script.
 define TCPCAN_INSTALL_INIT_SYSTEMD
 	$(INSTALL) -D -m 0644 $(@D)/init/tcpcan.service \
 		$(TARGET_DIR)/usr/lib/systemd/system/tcpcan.service
+	$(INSTALL) -D -m 0644 $(@D)/init/tcpcan@.service \
+		$(TARGET_DIR)/usr/lib/systemd/system/tcpcan@.service
 endef
 
 $(eval $(cargo-package))

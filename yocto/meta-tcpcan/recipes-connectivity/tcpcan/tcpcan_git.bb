@@ -19,11 +19,23 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=fd445c0622eee9f5f53c8ed6ff4c9276 \
 # and then regenerates tcpcan-crates.inc (see the layer README).
 PV = "0.1.0+git"
 SRC_URI = "git://github.com/tcpcan/tcpcan.git;protocol=https;branch=main;destsuffix=${BP}"
-SRCREV = "9dab68e8652545ed4db77eb91f6d58ffb38a4fdf"
+SRCREV = "aa4bb7a6149ae5e10b7cb86bdcef4dea7cb46313"
 
 inherit cargo cargo-update-recipe-crates update-rc.d systemd useradd
 
 require tcpcan-crates.inc
+
+# `bitbake -c update_crates tcpcan` lists the crates of every Cargo.lock it
+# finds under CARGO_LOCK_SRC_DIR (default ${S}, walked down to the last
+# directory; only .git and .pc are skipped, on scarthgap to wrynose alike).
+# ${S} also holds fuzz/Cargo.lock, whose crates (libfuzzer-sys, arbitrary,
+# cc, ...) nothing built here uses, and the class has no way to leave a file
+# out: so the task reads a directory that holds only the root Cargo.lock.
+CARGO_LOCK_SRC_DIR = "${WORKDIR}/update-crates"
+do_update_crates[cleandirs] = "${CARGO_LOCK_SRC_DIR}"
+do_update_crates:prepend() {
+    cp ${S}/Cargo.lock ${CARGO_LOCK_SRC_DIR}/
+}
 
 # The init script, the unit and the settings file come from init/ of the
 # source tree itself: one copy for Yocto, Buildroot and hand installs.
@@ -31,6 +43,7 @@ do_install:append() {
     install -D -m 0644 ${S}/init/tcpcan.default ${D}${sysconfdir}/default/tcpcan
     install -D -m 0755 ${S}/init/tcpcan.init ${D}${INIT_D_DIR}/tcpcan
     install -D -m 0644 ${S}/init/tcpcan.service ${D}${systemd_system_unitdir}/tcpcan.service
+    install -D -m 0644 ${S}/init/tcpcan@.service ${D}${systemd_system_unitdir}/tcpcan@.service
     # update-rc.d links the script only with sysvinit in DISTRO_FEATURES.
     # Under INIT_MANAGER = "mdev-busybox" nothing would start tcpcan, yet
     # busybox's rcS runs /etc/rc5.d/S??*: link it there ourselves.
@@ -46,6 +59,10 @@ CONFFILES:${PN} = "${sysconfdir}/default/tcpcan"
 INITSCRIPT_NAME = "tcpcan"
 INITSCRIPT_PARAMS = "defaults 60 40"
 
+# The class packages tcpcan@.service along with tcpcan.service. Each further
+# CAN interface is an instance NAME: /etc/default/tcpcan.NAME (from a
+# bbappend or the image), which the init script finds by itself, and under
+# systemd SYSTEMD_SERVICE:${PN}:append = " tcpcan@NAME.service" in a bbappend.
 SYSTEMD_SERVICE:${PN} = "tcpcan.service"
 
 # tcpcan runs as this system user (TCPCAN_USER, User= in the unit): raw CAN
