@@ -61,48 +61,6 @@ pub fn if_nametoindex(name: &str) -> Option<u32> {
     (idx != 0).then_some(idx)
 }
 
-/// Writes one datagram (a CAN frame) to a socket.
-pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: buf is a valid readable slice for its length.
-    let n = check(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })?;
-    Ok(n as usize)
-}
-
-/// Sets an integer socket option.
-pub fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
-    // SAFETY: the option value points at a live c_int of the size given.
-    check(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const i32).cast(),
-            mem::size_of::<i32>() as libc::socklen_t,
-        )
-    })?;
-    Ok(())
-}
-
-/// Sets an option whose value is an array of plain structs (CAN filters).
-pub fn setsockopt_slice<T: Copy>(fd: RawFd, level: i32, name: i32, values: &[T]) -> io::Result<()> {
-    let ptr = if values.is_empty() {
-        std::ptr::null()
-    } else {
-        values.as_ptr().cast()
-    };
-    // SAFETY: ptr/len describe the slice (or null/0), T is plain old data.
-    check(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            ptr,
-            mem::size_of_val(values) as libc::socklen_t,
-        )
-    })?;
-    Ok(())
-}
-
 /// Room for one `SO_RXQ_OVFL` control message (a u32).
 const CMSG_ROOM: usize = 32;
 
