@@ -1,6 +1,6 @@
 //! Which system calls do the standard library and the socket crates not
 //! offer us? Thin wrappers over them: the one module allowed `unsafe`, each
-//! block with its SAFETY note, and one place ([`check`]) where a failed call
+//! block with its SAFETY note, and one place (`check`) where a failed call
 //! becomes an `io::Error`.
 #![allow(unsafe_code)]
 
