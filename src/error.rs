@@ -5,6 +5,8 @@ use core::fmt;
 use std::io;
 use std::net::SocketAddr;
 
+use crate::close::Close;
+
 /// A fatal error.
 #[derive(Debug)]
 pub enum Error {
@@ -21,7 +23,7 @@ pub enum Error {
     /// A client could not connect and must not retry.
     Connect(SocketAddr, io::Error),
     /// A client lost its connection and must not retry.
-    Lost(SocketAddr, String),
+    Lost(SocketAddr, Close),
     /// Any other system call, with what we were doing.
     Io(&'static str, io::Error),
 }

@@ -2,7 +2,6 @@
 //! non-blocking descriptors. Server and client differ only in how a TCP
 //! stream arrives (accept or connect); both feed the same [`Session`].
 
-use core::fmt;
 use std::cell::Cell;
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -17,11 +16,13 @@ use socket2::Socket;
 use crate::busstate::{state_from_error_frame, BusState, STATE_ERRORS};
 use crate::can::{CanOptions, CanPort, Filters, NoBus, OpenError, ReadError};
 use crate::cli::Config;
+use crate::close::Close;
 use crate::counters::RateLimit;
+use crate::device::CanSink;
 use crate::error::Error;
 use crate::limits::{MAX_CLIENTS, READS_PER_WAKEUP, RETRY_INTERVAL};
 use crate::net::{self, Addrs};
-use crate::session::{CanSink, Clock, Close, Role, RxState, Session, Wake};
+use crate::session::{Clock, Role, RxState, Session, Timer, Wake};
 use crate::sys::{self, CanBatch, PollFd};
 
 /// Signal pipe, listener, monitor, dialing socket, then TCP + CAN per client.
@@ -36,23 +37,6 @@ enum Slot {
     Dial,
     Tcp(usize),
     Can(usize),
-}
-
-/// Why a connection ended.
-enum Why {
-    PeerClosed,
-    Io(io::Error),
-    Protocol(Close),
-}
-
-impl fmt::Display for Why {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Why::PeerClosed => f.write_str("peer closed the connection"),
-            Why::Io(e) => e.fmt(f),
-            Why::Protocol(c) => c.fmt(f),
-        }
-    }
 }
 
 /// Signals reach the loop through a self-pipe; flags say which arrived.
@@ -452,9 +436,9 @@ impl Daemon {
                 continue;
             }
             match conn.session.on_timer(now.get()) {
-                Err(close) => self.close(c, Why::Protocol(close)),
-                Ok(true) => self.deliver(c, now),
-                Ok(false) => {}
+                Timer::Close(close) => self.close(c, close),
+                Timer::RetryParked => self.deliver(c, now),
+                Timer::Idle => {}
             }
         }
     }
@@ -533,7 +517,7 @@ impl Daemon {
         self.flush(slot);
     }
 
-    fn close(&mut self, c: usize, why: Why) {
+    fn close(&mut self, c: usize, why: Close) {
         let Some(conn) = self.conns[c].take() else {
             return;
         };
@@ -545,7 +529,7 @@ impl Daemon {
                 // Try again at once: a restarted server is back within a second.
                 dial.retry_at = Some(Instant::now());
             } else {
-                self.fatal = Some(Error::Lost(peer, why.to_string()));
+                self.fatal = Some(Error::Lost(peer, why));
             }
         }
     }
@@ -639,7 +623,7 @@ impl Daemon {
         if revents & libc::POLLERR != 0 {
             let e = conn.tcp.take_error().ok().flatten();
             let e = e.unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionReset));
-            return self.close(c, Why::Io(e));
+            return self.close(c, Close::from(e));
         }
         for _ in 0..READS_PER_WAKEUP {
             let Some(conn) = self.conns[c].as_mut() else {
@@ -649,7 +633,7 @@ impl Daemon {
             if spare.is_empty() {
                 if revents & libc::POLLHUP != 0 {
                     if conn.session.parked().is_none() {
-                        return self.close(c, Why::PeerClosed);
+                        return self.close(c, Close::PeerClosed);
                     }
                     conn.hung_up = true;
                 }
@@ -657,7 +641,7 @@ impl Daemon {
             }
             let want = spare.len();
             match (&conn.tcp).read(spare) {
-                Ok(0) => return self.close(c, Why::PeerClosed),
+                Ok(0) => return self.close(c, Close::PeerClosed),
                 Ok(n) => {
                     conn.session.rx_filled(n);
                     self.deliver(c, now);
@@ -667,7 +651,7 @@ impl Daemon {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return self.close(c, Why::Io(e)),
+                Err(e) => return self.close(c, Close::from(e)),
             }
         }
         self.flush(c);
@@ -684,8 +668,8 @@ impl Daemon {
             None => &mut no_bus,
         };
         match conn.session.process(now, sink) {
-            Err(close) => return self.close(c, Why::Protocol(close)),
-            Ok(RxState::Drained) if conn.hung_up => return self.close(c, Why::PeerClosed),
+            Err(close) => return self.close(c, close),
+            Ok(RxState::Drained) if conn.hung_up => return self.close(c, Close::PeerClosed),
             Ok(_) => {}
         }
         self.flush(c);
@@ -716,7 +700,7 @@ impl Daemon {
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                 ) => {}
-            Err(e) => self.close(c, Why::Io(e)),
+            Err(e) => self.close(c, Close::from(e)),
         }
     }
 
@@ -758,7 +742,7 @@ impl Daemon {
                     };
                     for i in 0..n {
                         let len = self.batch.lens[i];
-                        conn.session.queue_frame(&mut self.batch.frames[i][..len]);
+                        conn.session.queue_frame(&self.batch.frames[i][..len]);
                     }
                     if n < room {
                         break;
