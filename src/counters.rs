@@ -1,4 +1,5 @@
-//! Per-connection traffic and drop counters, and a warning rate limiter.
+//! How much did a connection carry, and what did it drop and why? Its
+//! traffic and drop counters, and a rate limiter for the warnings.
 
 use core::fmt;
 use std::time::Instant;
