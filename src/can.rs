@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use libc::{c_int, CAN_RAW_FD_FRAMES, CAN_RAW_FILTER, SOL_CAN_RAW, SOL_SOCKET};
 use socketcan::{CanSocket, Socket, SocketOptions};
 
+use crate::device::{CanSink, CanTx};
 use crate::limits::{CAN_RCVBUF, CAN_SNDBUF, MAX_FILTERS};
-use crate::session::{CanSink, CanTx};
 use crate::sys::{self, CanBatch};
 
 /// Which data frames a socket receives.
@@ -192,11 +192,22 @@ impl CanSink for CanPort {
         self.virtual_bus
     }
 
-    fn send_batch(&mut self, frames: &[&[u8]]) -> (usize, Option<CanTx>) {
-        match sys::send_frames(self.fd(), frames) {
-            Ok(n) => (n, None),
-            Err(e) => (0, Some(classify_write_error(&e))),
+    fn send_batch(&mut self, frames: &[&[u8]]) -> (usize, CanTx) {
+        let mut done = 0;
+        while done < frames.len() {
+            match sys::send_frames(self.fd(), &frames[done..]) {
+                // sendmmsg reports an error only for the first message and
+                // keeps quiet about why it stopped later: asking again for
+                // the rest makes the frame left over give its own answer.
+                Ok(n) if n > 0 => done += n,
+                Ok(_) => match self.send(frames[done]) {
+                    CanTx::Sent => done += 1,
+                    other => return (done, other),
+                },
+                Err(e) => return (done, classify_write_error(&e)),
+            }
         }
+        (done, CanTx::Sent)
     }
 }
 
