@@ -217,6 +217,14 @@ impl CanSink for CanPort {
     }
 
     fn send_batch(&mut self, frames: &[&[u8]]) -> (usize, CanTx) {
+        // A lone frame (most wake-ups below saturation) goes with send(2):
+        // the same one system call, without building CAN_BATCH headers.
+        if let [frame] = frames {
+            return match self.send(frame) {
+                CanTx::Sent => (1, CanTx::Sent),
+                other => (0, other),
+            };
+        }
         let mut done = 0;
         while done < frames.len() {
             match sys::send_frames(self.fd(), &frames[done..]) {
