@@ -37,10 +37,14 @@ endef
 TCPCAN_PRE_CONFIGURE_HOOKS += TCPCAN_VENDOR_CRATES
 
 # The start script, unit and settings file live in init/ of the source
-# tree: one copy for Buildroot, Yocto and hand installs.
+# tree: one copy for Buildroot, Yocto and hand installs. The sysctl file
+# gives the unprivileged daemon the CAN receive queue it asks for; systemd
+# and S02sysctl (busybox's or procps-ng's) apply it at boot.
 define TCPCAN_INSTALL_SETTINGS
 	$(INSTALL) -D -m 0644 $(@D)/init/tcpcan.default \
 		$(TARGET_DIR)/etc/default/tcpcan
+	$(INSTALL) -D -m 0644 $(@D)/init/tcpcan.sysctl.conf \
+		$(TARGET_DIR)/usr/lib/sysctl.d/30-tcpcan.conf
 endef
 TCPCAN_POST_INSTALL_TARGET_HOOKS += TCPCAN_INSTALL_SETTINGS
 
