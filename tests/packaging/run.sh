@@ -101,6 +101,9 @@ checks python3 tests/packaging/buildroot_rules.py
 echo "# URLs"
 checks python3 tests/packaging/urls.py
 
+echo "# the CAN receive queue of the unprivileged daemon"
+checks python3 tests/packaging/rcvbuf.py
+
 echo "# the init script under busybox, inside UML"
 bin=${TCPCAN_BIN:-target/release/tcpcan}
 if [ -x "$bin" ]; then

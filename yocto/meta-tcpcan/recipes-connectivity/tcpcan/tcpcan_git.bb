@@ -27,7 +27,7 @@ TCPCAN_GIT_URI ??= "git://${@os.path.normpath(d.getVar('FILE_DIRNAME') + '/../..
 # and then regenerates tcpcan-crates.inc (see the layer README).
 PV = "0.1.0+git"
 SRC_URI = "${TCPCAN_GIT_URI};branch=main;destsuffix=${BP}"
-SRCREV = "aa4bb7a6149ae5e10b7cb86bdcef4dea7cb46313"
+SRCREV = "e0b328989d8902341c88633e2a32c32e46e441a3"
 
 inherit cargo cargo-update-recipe-crates update-rc.d systemd useradd
 
@@ -52,6 +52,10 @@ do_install:append() {
     install -D -m 0755 ${S}/init/tcpcan.init ${D}${INIT_D_DIR}/tcpcan
     install -D -m 0644 ${S}/init/tcpcan.service ${D}${systemd_system_unitdir}/tcpcan.service
     install -D -m 0644 ${S}/init/tcpcan@.service ${D}${systemd_system_unitdir}/tcpcan@.service
+    # The CAN receive queue the unprivileged daemon asks for: systemd-sysctl
+    # applies this at boot; under sysvinit and busybox the init script
+    # raises the limit itself (oe-core applies only /etc/sysctl.conf there).
+    install -D -m 0644 ${S}/init/tcpcan.sysctl.conf ${D}${nonarch_libdir}/sysctl.d/30-tcpcan.conf
     # update-rc.d links the script only with sysvinit in DISTRO_FEATURES.
     # Under INIT_MANAGER = "mdev-busybox" nothing would start tcpcan, yet
     # busybox's rcS runs /etc/rc5.d/S??*: link it there ourselves.
@@ -62,6 +66,7 @@ do_install:append() {
     fi
 }
 
+FILES:${PN} += "${nonarch_libdir}/sysctl.d"
 CONFFILES:${PN} = "${sysconfdir}/default/tcpcan"
 
 INITSCRIPT_NAME = "tcpcan"
