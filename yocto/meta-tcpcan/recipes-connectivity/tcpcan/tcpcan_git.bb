@@ -27,7 +27,7 @@ TCPCAN_GIT_URI ??= "git://${@os.path.normpath(d.getVar('FILE_DIRNAME') + '/../..
 # and then regenerates tcpcan-crates.inc (see the layer README).
 PV = "0.1.0+git"
 SRC_URI = "${TCPCAN_GIT_URI};branch=main;destsuffix=${BP}"
-SRCREV = "e0b328989d8902341c88633e2a32c32e46e441a3"
+SRCREV = "649f4649bcc5bc2cdb4bb1ee016d1b4dc668eca3"
 
 inherit cargo cargo-update-recipe-crates update-rc.d systemd useradd
 
