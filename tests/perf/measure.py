@@ -1,0 +1,188 @@
+"""The counts of the performance guard (tests/perf/run.sh), run inside one UML boot.
+
+For the tcpcan server (on vcan0) and client (on vcan1) over loopback TCP:
+user-space instructions per frame (callgrind) and system calls per frame
+(strace -c -f), each by difference between a run that carries frames and an
+idle run of the same length, at two offered rates:
+
+  100fps   one frame every 10 ms
+  5kfps    bursts of BURST frames every 5 ms (5000 frames/s)
+
+Why bursts at a fixed cadence, not canbench's randomly paced generator: how
+many frames a daemon finds per wake-up decides its counts, and at 5 kfps that
+would depend on timing. Here each burst is queued whole before either daemon
+runs (this driver runs SCHED_FIFO, so a woken daemon cannot preempt it
+mid-burst), BURST fits one recvmmsg (limits::CAN_BATCH is 32), and the next
+burst is sent only after the last one reached vcan1 and the daemons went back
+to sleep. So each burst meets the same idle tunnel however slow valgrind or
+strace make it: the counts do not depend on the machine. A burst that could
+not be carried in its slot delays the next slot (counted as `late`), which
+changes the wall-clock rate but not what each burst costs.
+
+usage: measure.py RESULTS.json
+env: TCPCAN_BIN (the build measured), PERF_SLOTS (slots per run, default 200)
+"""
+
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+import bench  # noqa: E402  (the tunnel, frame tool and output parsers of bench/run.sh)
+
+OUT = REPO / "target/perf"
+bench.TOOL = str(OUT / "canbench")  # built by tests/perf/run.sh as bench/run.sh does
+bench.LOGS = OUT / "logs"
+
+BURST = 25  # frames per 5 kfps burst: within one recvmmsg (limits::CAN_BATCH = 32)
+RATES = {"100fps": (1, 0.010), "5kfps": (BURST, 0.005)}  # frames per slot, slot length
+SLOTS = int(os.environ.get("PERF_SLOTS", "200"))
+# After the last frame of a burst reached vcan1, time left for the client to
+# return to poll(2) before the next burst, when the slot has no time left.
+SETTLE = 0.002
+ARRIVAL_TIMEOUT = 10.0  # a burst not carried by then is a failure, not a slow count
+CAN_ID = 0x123  # canbench's BENCH_ID: the frames of a run are told apart by their tag
+CAN_FRAME = struct.Struct("=IB3x4sI")  # can_id, len, pad, run tag, sequence (classic frame)
+
+
+def realtime(on):
+    """Puts this driver ahead of every other process of the boot while it
+    drives (see above); the daemons, started before, stay SCHED_OTHER."""
+    if on:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+    else:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
+def can_socket(ifname):
+    s = socket.socket(socket.AF_CAN, socket.SOCK_RAW, socket.CAN_RAW)
+    s.bind((ifname,))
+    return s
+
+
+def drive(frames_per_slot, slot, tag):
+    """Offers SLOTS slots of frames_per_slot frames on vcan0 and waits for
+    each slot's frames on vcan1; with 0 frames, idles for the same time."""
+    realtime(True)
+    try:
+        return _drive(frames_per_slot, slot, tag)
+    finally:
+        realtime(False)
+
+
+def _drive(frames_per_slot, slot, tag):
+    tx = can_socket("vcan0")
+    rx = can_socket("vcan1")
+    rx.setblocking(False)
+    seq = 0
+    late = 0
+    next_slot = time.monotonic()
+    for _ in range(SLOTS):
+        for _ in range(frames_per_slot):
+            tx.send(CAN_FRAME.pack(CAN_ID, 8, struct.pack("<I", tag), seq))
+            seq += 1
+        got = 0
+        deadline = time.monotonic() + ARRIVAL_TIMEOUT
+        while got < frames_per_slot:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([rx], [], [], left)[0]:
+                raise RuntimeError(f"burst of {frames_per_slot} not carried: {got} arrived")
+            while True:
+                try:
+                    data = rx.recv(16)
+                except BlockingIOError:
+                    break
+                if data[8:12] == struct.pack("<I", tag):
+                    got += 1
+        next_slot += slot
+        now = time.monotonic()
+        if next_slot < now + SETTLE:
+            late += frames_per_slot > 0
+            next_slot = now + SETTLE
+        time.sleep(next_slot - now)
+    tx.close()
+    rx.close()
+    return {"frames": seq, "late": late}
+
+
+def strace_wrap(outs, kind):
+    """strace -c -f around each daemon; its counts are written when it exits."""
+
+    def wrap(role, argv):
+        outs[role] = bench.LOGS / f"strace-{kind}-{role}.txt"
+        return ["strace", "-c", "-f", "-o", str(outs[role]), *argv]
+
+    return wrap
+
+
+def callgrind_wrap(outs, kind):
+    def wrap(role, argv):
+        outs[role] = bench.LOGS / f"callgrind-{kind}-{role}.out"
+        return ["valgrind", "--tool=callgrind", "--quiet", f"--callgrind-out-file={outs[role]}", *argv]
+
+    return wrap
+
+
+def stop_traced(t):
+    """Ends a tunnel whose processes are strace: SIGTERM goes to the daemon
+    (strace's child), so strace sees it exit and writes its summary."""
+    for p in reversed(t.procs):
+        children = Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()
+        for pid in children:
+            os.kill(int(pid), signal.SIGTERM)
+    for p in t.procs:
+        p.wait(timeout=120)
+
+
+def one_run(tool, run, frames_per_slot, slot):
+    outs = {}
+    wrap = (callgrind_wrap if tool == "instructions" else strace_wrap)(outs, f"{tool}-{run}")
+    with bench.Tunnel("tcpcan", wrap=wrap) as t:
+        time.sleep(0.5)
+        d = drive(frames_per_slot, slot, bench.next_tag())
+        if not t.alive():
+            raise RuntimeError(f"a daemon died during {tool} {run}; see {t.logs}")
+        if tool == "syscalls":
+            stop_traced(t)
+    if tool == "instructions":
+        totals = {role: bench.callgrind_totals(p) for role, p in outs.items()}
+    else:
+        totals = {role: bench.strace_counts(p).get("total", 0) for role, p in outs.items()}
+    bench.log(f"perf {tool} {run}: {d} totals {totals}")
+    return d, totals
+
+
+def main():
+    results = Path(sys.argv[1])
+    subprocess.run(
+        ["ip", "-batch", "-"],
+        input="".join(f"link add vcan{i} type vcan\nlink set vcan{i} up\n" for i in (0, 1)),
+        text=True,
+        check=True,
+    )
+    counts = {}
+    runs = {}
+    for tool in ("instructions", "syscalls"):
+        for rate, (per_slot, slot) in RATES.items():
+            idle, idle_totals = one_run(tool, f"{rate}-idle", 0, slot)
+            busy, busy_totals = one_run(tool, rate, per_slot, slot)
+            runs[f"{tool}-{rate}"] = {"idle": idle, "busy": busy}
+            for role in ("server", "client"):
+                per_frame = (busy_totals[role] - idle_totals[role]) / busy["frames"]
+                counts[f"{tool}.{rate}.{role}"] = round(per_frame, 4)
+    # Times stay out of this step (they are the benchmark's): counts only.
+    out = {"counts": counts, "runs": runs, "slots": SLOTS, "burst": BURST}
+    results.write_text(json.dumps(out, indent=1))
+    bench.log(f"perf: {len(counts)} counts in {results}")
+
+
+if __name__ == "__main__":
+    main()
