@@ -99,7 +99,7 @@ def main():
     for name in sorted(measured):
         committed = base["counts"].get(name)
         ratio, v = verdict(measured[name], committed, margin)
-        rows.append((name, f"{measured[name]:.3f}", "-" if committed is None else f"{committed:.3f}",
+        rows.append((name, f"{measured[name]:.5g}", "-" if committed is None else f"{committed:.5g}",
                      "-" if ratio is None else f"{ratio:.3f}", v))
         if committed is None:
             failures.append(f"{name}: no committed figure in {args.baseline} (tests/perf/run.sh --update)")
@@ -107,7 +107,7 @@ def main():
             failures.append(f"{name} rose {100 * (ratio - 1):.1f} % above its figure "
                             f"({committed:g} -> {measured[name]:g}; margin {100 * margin:g} %)")
     for name in sorted(set(base["counts"]) - set(measured)):
-        rows.append((name, "-", f"{base['counts'][name]:.3f}", "-", "FAIL"))
+        rows.append((name, "-", f"{base['counts'][name]:.5g}", "-", "FAIL"))
         failures.append(f"{name}: committed but no longer measured")
 
     head = ("count", "measured", "committed", "ratio", "verdict")
