@@ -14,7 +14,7 @@
 # env: TCPCAN_BIN (default target/release/tcpcan, built here if missing)
 #
 # Exit status: 0 when no count rose more than the margin, 1 when one did,
-# 125 when UML could not run the measurement.
+# 2 on a usage error, 125 when UML could not run the measurement.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -37,6 +37,14 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
+
+# Checked before the boot, not a minute later by guard.py.
+case $margin in
+*[!0-9.]* | . | *.*.* | [1-9]*)
+	echo "perf: margin must be a fraction below 1 such as 0.10, not '$margin'" >&2
+	exit 2
+	;;
+esac
 
 if [ -z "${TCPCAN_BIN:-}" ]; then
 	cargo build --locked --release --quiet
