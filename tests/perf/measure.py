@@ -13,11 +13,11 @@ many frames a daemon finds per wake-up decides its counts, and at 5 kfps that
 would depend on timing. Here each burst is queued whole before either daemon
 runs (this driver runs SCHED_FIFO, so a woken daemon cannot preempt it
 mid-burst), BURST fits one recvmmsg (limits::CAN_BATCH is 32), and the next
-burst is sent only after the last one reached vcan1 and the daemons went back
-to sleep. So each burst meets the same idle tunnel however slow valgrind or
-strace make it: the counts do not depend on the machine. A burst that could
-not be carried in its slot delays the next slot (counted as `late`), which
-changes the wall-clock rate but not what each burst costs.
+burst is sent only after the last one reached vcan1 and both daemons are
+back asleep in poll(2). So each burst meets the same idle tunnel however
+slow valgrind or strace make it: the counts do not depend on the machine. A
+burst that could not be carried in its slot delays the next slot (counted as
+`late`), which changes the wall-clock rate but not what each burst costs.
 
 usage: measure.py RESULTS.json
 env: TCPCAN_BIN (the build measured), PERF_SLOTS (slots per run, default 200)
@@ -45,10 +45,8 @@ bench.LOGS = OUT / "logs"
 BURST = 25  # frames per 5 kfps burst: within one recvmmsg (limits::CAN_BATCH = 32)
 RATES = {"100fps": (1, 0.010), "5kfps": (BURST, 0.005)}  # frames per slot, slot length
 SLOTS = int(os.environ.get("PERF_SLOTS", "200"))
-# After the last frame of a burst reached vcan1, time left for the client to
-# return to poll(2) before the next burst, when the slot has no time left.
-SETTLE = 0.002
 ARRIVAL_TIMEOUT = 10.0  # a burst not carried by then is a failure, not a slow count
+ASLEEP_POLL = 0.0002  # how often to look whether the daemons went back to sleep
 CAN_ID = 0x123  # canbench's BENCH_ID: the frames of a run are told apart by their tag
 CAN_FRAME = struct.Struct("=IB3x4sI")  # can_id, len, pad, run tag, sequence (classic frame)
 
@@ -68,17 +66,34 @@ def can_socket(ifname):
     return s
 
 
-def drive(frames_per_slot, slot, tag):
-    """Offers SLOTS slots of frames_per_slot frames on vcan0 and waits for
-    each slot's frames on vcan1; with 0 frames, idles for the same time."""
+def asleep(pid):
+    """True when the daemon is blocked in a system call. Its sockets are all
+    non-blocking, so that call is poll(2): it has done all it had to do. A
+    daemon woken but not yet run, preempted, or stopped by strace is not."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "S"
+
+
+def wait_asleep(pids):
+    deadline = time.monotonic() + ARRIVAL_TIMEOUT
+    while not all(asleep(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"daemons {pids} did not go back to poll(2)")
+        time.sleep(ASLEEP_POLL)
+
+
+def drive(frames_per_slot, slot, tag, pids):
+    """Offers SLOTS slots of frames_per_slot frames on vcan0; each slot's
+    frames must reach vcan1 and the daemons (pids) go back to sleep before the
+    next slot. With 0 frames, idles for the same time."""
     realtime(True)
     try:
-        return _drive(frames_per_slot, slot, tag)
+        return _drive(frames_per_slot, slot, tag, pids)
     finally:
         realtime(False)
 
 
-def _drive(frames_per_slot, slot, tag):
+def _drive(frames_per_slot, slot, tag, pids):
     tx = can_socket("vcan0")
     rx = can_socket("vcan1")
     rx.setblocking(False)
@@ -102,11 +117,12 @@ def _drive(frames_per_slot, slot, tag):
                     break
                 if data[8:12] == struct.pack("<I", tag):
                     got += 1
+        wait_asleep(pids)
         next_slot += slot
         now = time.monotonic()
-        if next_slot < now + SETTLE:
-            late += frames_per_slot > 0
-            next_slot = now + SETTLE
+        if next_slot < now:
+            late += 1
+            next_slot = now
         time.sleep(next_slot - now)
     tx.close()
     rx.close()
@@ -131,13 +147,16 @@ def callgrind_wrap(outs, kind):
     return wrap
 
 
+def traced(t):
+    """The daemons of a tunnel whose processes are strace: strace's children."""
+    return [int(pid) for p in t.procs for pid in Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()]
+
+
 def stop_traced(t):
     """Ends a tunnel whose processes are strace: SIGTERM goes to the daemon
     (strace's child), so strace sees it exit and writes its summary."""
-    for p in reversed(t.procs):
-        children = Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()
-        for pid in children:
-            os.kill(int(pid), signal.SIGTERM)
+    for pid in reversed(traced(t)):
+        os.kill(pid, signal.SIGTERM)
     for p in t.procs:
         p.wait(timeout=120)
 
@@ -147,7 +166,8 @@ def one_run(tool, run, frames_per_slot, slot):
     wrap = (callgrind_wrap if tool == "instructions" else strace_wrap)(outs, f"{tool}-{run}")
     with bench.Tunnel("tcpcan", wrap=wrap) as t:
         time.sleep(0.5)
-        d = drive(frames_per_slot, slot, bench.next_tag())
+        pids = traced(t) if tool == "syscalls" else t.pids  # valgrind runs in the daemon's process
+        d = drive(frames_per_slot, slot, bench.next_tag(), pids)
         if not t.alive():
             raise RuntimeError(f"a daemon died during {tool} {run}; see {t.logs}")
         if tool == "syscalls":
