@@ -44,7 +44,10 @@ bench.LOGS = OUT / "logs"
 
 BURST = 25  # frames per 5 kfps burst: within one recvmmsg (limits::CAN_BATCH = 32)
 RATES = {"100fps": (1, 0.010), "5kfps": (BURST, 0.005)}  # frames per slot, slot length
-SLOTS = int(os.environ.get("PERF_SLOTS", "200"))
+SLOTS = os.environ.get("PERF_SLOTS", "200")
+if not SLOTS.isdigit() or int(SLOTS) < 1:
+    sys.exit(f"perf: PERF_SLOTS must be a whole number of slots, not {SLOTS!r}")
+SLOTS = int(SLOTS)
 ARRIVAL_TIMEOUT = 10.0  # a burst not carried by then is a failure, not a slow count
 ASLEEP_POLL = 0.0002  # how often to look whether the daemons went back to sleep
 CAN_ID = 0x123  # canbench's BENCH_ID: the frames of a run are told apart by their tag
