@@ -155,26 +155,30 @@ def traced(t):
     return [int(pid) for p in t.procs for pid in Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()]
 
 
-def stop_traced(t):
-    """Ends a tunnel whose processes are strace: SIGTERM goes to the daemon
-    (strace's child), so strace sees it exit and writes its summary."""
-    for pid in reversed(traced(t)):
-        os.kill(pid, signal.SIGTERM)
-    for p in t.procs:
-        p.wait(timeout=120)
+def stop(t, pids):
+    """Stops the client, lets the server see it leave and go back to sleep,
+    then stops the server. Signalled together (as Tunnel does), which of the
+    two the server noticed first would decide the log lines it writes, and
+    so its count of the run (seen: 21,000 instructions). SIGTERM goes to
+    the daemon itself: under strace, to strace's child, so that strace sees
+    it exit and writes its summary."""
+    for i in reversed(range(len(pids))):
+        os.kill(pids[i], signal.SIGTERM)
+        t.procs[i].wait(timeout=120)
+        wait_asleep(pids[:i])
 
 
 def one_run(tool, run, frames_per_slot, slot):
     outs = {}
     wrap = (callgrind_wrap if tool == "instructions" else strace_wrap)(outs, f"{tool}-{run}")
     with bench.Tunnel("tcpcan", wrap=wrap) as t:
-        time.sleep(0.5)
         pids = traced(t) if tool == "syscalls" else t.pids  # valgrind runs in the daemon's process
+        time.sleep(0.5)
+        wait_asleep(pids)
         d = drive(frames_per_slot, slot, bench.next_tag(), pids)
         if not t.alive():
             raise RuntimeError(f"a daemon died during {tool} {run}; see {t.logs}")
-        if tool == "syscalls":
-            stop_traced(t)
+        stop(t, pids)
     if tool == "instructions":
         totals = {role: bench.callgrind_totals(p) for role, p in outs.items()}
     else:
