@@ -119,7 +119,9 @@ def main():
         print(f"perf: FAIL: {f}")
     if failures:
         return 1
-    print(f"perf: all {len(rows)} counts within {100 * margin:g} % of their figures")
+    improved = sum(r[4] != "ok" for r in rows)
+    print(f"perf: no count rose more than {100 * margin:g} % above its figure"
+          + (f"; {improved} improved: update the figures (tests/perf/run.sh --update)" if improved else ""))
     return 0
 
 
