@@ -4,7 +4,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use libc::{c_int, CAN_RAW_FD_FRAMES, CAN_RAW_FILTER, SOL_CAN_RAW, SOL_SOCKET};
 use socketcan::{CanSocket, Socket, SocketOptions};
@@ -69,14 +69,22 @@ pub struct CanPort {
 
 /// Set once the kernel refused CAN FD, so the warning is not repeated per socket.
 static FD_REFUSED: AtomicBool = AtomicBool::new(false);
-/// Set once the receive queue the kernel granted was logged: the first
-/// socket is opened at start-up, and every later one gets the same.
+/// The receive queue the kernel granted the first socket, in bytes (0 until
+/// one is open); every later socket gets the same.
+static RCVBUF_GRANTED: AtomicUsize = AtomicUsize::new(0);
+/// Set once that was logged.
 static RCVBUF_LOGGED: AtomicBool = AtomicBool::new(false);
 
-/// Says once how deep the receive queue is, and how to get the intended
+/// Says once, after start-up succeeded (a start-up error stays the only
+/// line), how deep the CAN receive queue is, and how to get the intended
 /// depth when the kernel granted less: a shallower queue drops frames
-/// sooner when a peer stalls or the loop wakes late.
-fn log_rcvbuf(name: &str, granted: usize) {
+/// sooner when a peer stalls or the loop wakes late. Nothing before the
+/// first socket is open.
+pub fn log_receive_queue(name: &str) {
+    let granted = RCVBUF_GRANTED.load(Ordering::Relaxed);
+    if granted == 0 || RCVBUF_LOGGED.swap(true, Ordering::Relaxed) {
+        return;
+    }
     // The kernel reports (and grants) twice what is asked for.
     let wanted = 2 * CAN_RCVBUF;
     let frames = granted / CAN_QUEUED_FRAME_COST;
@@ -152,8 +160,9 @@ impl CanPort {
         {
             sock.as_raw_socket().set_recv_buffer_size(CAN_RCVBUF)?;
         }
-        if !RCVBUF_LOGGED.swap(true, Ordering::Relaxed) {
-            log_rcvbuf(name, sock.as_raw_socket().recv_buffer_size()?);
+        if RCVBUF_GRANTED.load(Ordering::Relaxed) == 0 {
+            let granted = sock.as_raw_socket().recv_buffer_size()?;
+            RCVBUF_GRANTED.store(granted, Ordering::Relaxed);
         }
         // Small on purpose, see limits::CAN_SNDBUF.
         sock.as_raw_socket().set_send_buffer_size(CAN_SNDBUF)?;

@@ -86,6 +86,8 @@ impl Daemon {
 
     /// Runs until a signal (Ok) or a fatal error.
     pub fn run(mut self) -> Result<(), Error> {
+        // Set up without error: now the queue the bus socket got may be said.
+        crate::can::log_receive_queue(&self.cfg.canif);
         loop {
             let timeout = self
                 .next_deadline()

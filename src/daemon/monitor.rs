@@ -124,8 +124,11 @@ impl Monitor {
 
     /// Reopens a vanished interface, or checks whether a down one is up.
     pub fn on_due(&mut self, name: &str, now: &Now) {
-        if self.port.on_due(name, &monitor_options(), now) == Reopen::Absent {
-            return;
+        match self.port.on_due(name, &monitor_options(), now) {
+            Reopen::Absent => return,
+            // Waited for at start-up (--wait): the first socket is open.
+            Reopen::Reopened => crate::can::log_receive_queue(name),
+            Reopen::Present => {}
         }
         let Some(port) = self.port.port() else {
             return;
