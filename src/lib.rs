@@ -29,6 +29,7 @@ pub mod limits;
 pub mod negotiation;
 pub mod net;
 pub mod session;
+pub mod socketcand;
 pub mod sys;
 pub mod wire;
 
