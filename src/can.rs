@@ -160,6 +160,15 @@ impl CanPort {
         Ok(())
     }
 
+    /// Asks the kernel to stamp each frame read with its receive time
+    /// (`SO_TIMESTAMP`, in [`CanBatch::stamps`]). Only socketcand clients
+    /// ask: protocol v1 carries no time.
+    pub fn enable_timestamps(&self) -> io::Result<()> {
+        const ON: c_int = 1;
+        self.sock
+            .set_socket_option(SOL_SOCKET, libc::SO_TIMESTAMP, &ON)
+    }
+
     /// The socket's descriptor, for poll.
     pub fn fd(&self) -> RawFd {
         self.sock.as_raw_fd()

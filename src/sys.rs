@@ -61,8 +61,10 @@ pub fn if_nametoindex(name: &str) -> Option<u32> {
     (idx != 0).then_some(idx)
 }
 
-/// Room for one `SO_RXQ_OVFL` control message (a u32).
-const CMSG_ROOM: usize = 32;
+/// Room for one `SO_RXQ_OVFL` control message (a u32, 24 bytes with its
+/// header) and one `SO_TIMESTAMP` message (a timeval, 32 bytes with its
+/// header) on sockets that asked for one.
+const CMSG_ROOM: usize = 64;
 
 /// Reusable buffers for reading CAN frames in batches with `recvmmsg`.
 pub struct CanBatch {
@@ -70,6 +72,9 @@ pub struct CanBatch {
     pub frames: [[u8; CANFD_MTU]; CAN_BATCH],
     /// Length of each frame read (16 or 72).
     pub lens: [usize; CAN_BATCH],
+    /// Kernel receive time of each frame read, seconds and microseconds,
+    /// on a socket with `SO_TIMESTAMP` on (else zero).
+    pub stamps: [(i64, u32); CAN_BATCH],
     cmsg: [[u64; CMSG_ROOM / 8]; CAN_BATCH],
 }
 
@@ -79,6 +84,7 @@ impl CanBatch {
         CanBatch {
             frames: [[0; CANFD_MTU]; CAN_BATCH],
             lens: [0; CAN_BATCH],
+            stamps: [(0, 0); CAN_BATCH],
             cmsg: [[0; CMSG_ROOM / 8]; CAN_BATCH],
         }
     }
@@ -114,8 +120,10 @@ impl CanBatch {
             )
         })? as usize;
         let mut dropped = None;
-        for (len, hdr) in self.lens.iter_mut().zip(&hdrs[..n]) {
+        let stamps = self.stamps.iter_mut();
+        for ((len, stamp), hdr) in self.lens.iter_mut().zip(stamps).zip(&hdrs[..n]) {
             *len = hdr.msg_len as usize;
+            *stamp = (0, 0);
             let h = &hdr.msg_hdr;
             // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG
             // macros walk only within them.
@@ -125,11 +133,39 @@ impl CanBatch {
                     if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_RXQ_OVFL {
                         dropped = Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>()));
                     }
+                    if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMP {
+                        *stamp = read_timeval(c);
+                    }
                     c = libc::CMSG_NXTHDR(h, c);
                 }
             }
         }
         Ok((n, dropped))
+    }
+}
+
+/// The timeval of a `SO_TIMESTAMP` control message, whichever size the
+/// kernel wrote: two 64-bit fields (64-bit targets, and 32-bit ones whose
+/// libc asks for `SO_TIMESTAMP_NEW`) or two 32-bit ones (`SO_TIMESTAMP_OLD`
+/// on a 32-bit target).
+///
+/// # Safety
+/// `c` must be a control message header the kernel filled in.
+unsafe fn read_timeval(c: *const libc::cmsghdr) -> (i64, u32) {
+    let data = libc::CMSG_DATA(c);
+    // cmsg_len is a usize on glibc and a u32 on musl: the cast is needed there.
+    #[allow(clippy::unnecessary_cast)]
+    let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+    if len >= 16 {
+        let sec = std::ptr::read_unaligned(data.cast::<i64>());
+        let usec = std::ptr::read_unaligned(data.add(8).cast::<i64>());
+        (sec, usec as u32)
+    } else if len >= 8 {
+        let sec = std::ptr::read_unaligned(data.cast::<i32>());
+        let usec = std::ptr::read_unaligned(data.add(4).cast::<i32>());
+        (i64::from(sec), usec as u32)
+    } else {
+        (0, 0)
     }
 }
 
