@@ -95,6 +95,11 @@ pub struct Args {
     #[argh(option)]
     pub socketcand: Option<String>,
 
+    /// with --socketcand: broadcast socketcand's discovery beacon (UDP port
+    /// 42000, every 2 s) to the listening address's subnet
+    #[argh(switch)]
+    pub beacon: bool,
+
     /// the SocketCAN interface, e.g. can0 or vcan0
     #[argh(positional)]
     pub canif: String,
@@ -123,6 +128,8 @@ pub struct Config {
     pub keepalive: Duration,
     /// `--socketcand`: host and port of the socketcand listener.
     pub socketcand: Option<(String, u16)>,
+    /// `--beacon`: announce the socketcand listener.
+    pub beacon: bool,
 }
 
 /// `--socketcand [HOST:]PORT`, HOST defaulting to `--host`; an IPv6 HOST
@@ -213,6 +220,9 @@ impl Config {
         }
         let mode = mode_config(&a)?;
         let socketcand = socketcand_addr(&a)?;
+        if a.beacon && socketcand.is_none() {
+            return Err("--beacon needs --socketcand".to_string());
+        }
         let mut list = heapless::Vec::new();
         for s in &a.filter {
             let f = parse_filter(s).map_err(|e| e.to_string())?;
@@ -248,6 +258,7 @@ impl Config {
             },
             keepalive: secs("keepalive", a.keepalive)?,
             socketcand,
+            beacon: a.beacon,
         })
     }
 }
@@ -294,6 +305,13 @@ mod tests {
         }
         let e = parse(&["--socketcand", "29536", "c"]).unwrap_err();
         assert_eq!(e, "--socketcand only applies with --serve");
+        let e = parse(&["--serve", "--beacon", "c"]).unwrap_err();
+        assert_eq!(e, "--beacon needs --socketcand");
+        assert!(
+            parse(&["--serve", "--socketcand", "1", "--beacon", "c"])
+                .unwrap()
+                .beacon
+        );
     }
 
     #[test]

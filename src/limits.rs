@@ -87,3 +87,10 @@ pub const SCD_TX_BUF: usize = 8192;
 /// Longest reply to a command (`< error … >`); input is not read while the
 /// output buffer has less room than this.
 pub const SCD_MAX_REPLY: usize = 64;
+
+/// Interval of the socketcand discovery beacon (`--beacon`): the protocol
+/// asks for at most 3 s, and python-can listens for 3.1 s by default.
+pub const BEACON_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Interfaces a beacon is sent on when listening on 0.0.0.0.
+pub const MAX_BEACON_IFACES: usize = 8;

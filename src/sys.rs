@@ -61,6 +61,56 @@ pub fn if_nametoindex(name: &str) -> Option<u32> {
     (idx != 0).then_some(idx)
 }
 
+/// The IPv4 address and broadcast address of every interface that is up
+/// and has one (loopback has none), at most `N`, for the socketcand beacon.
+pub fn ipv4_broadcasts<const N: usize>(
+    out: &mut heapless::Vec<(std::net::Ipv4Addr, std::net::Ipv4Addr), N>,
+) -> io::Result<()> {
+    out.clear();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head to the pointer given; on success
+    // it is released with freeifaddrs below, after the last use.
+    check(unsafe { libc::getifaddrs(&mut list) })?;
+    let mut cur = list;
+    while !cur.is_null() {
+        // SAFETY: cur is a node of the list getifaddrs returned, not yet freed;
+        // the address pointers are null or point at sockaddrs of the family
+        // they say, and AF_INET ones are sockaddr_in.
+        let (next, pair) = unsafe {
+            let ifa = &*cur;
+            let flags = ifa.ifa_flags as libc::c_int;
+            let wanted = flags & libc::IFF_UP != 0 && flags & libc::IFF_BROADCAST != 0;
+            let addr = ifa.ifa_addr;
+            let brd = ifa.ifa_ifu;
+            let pair = if wanted
+                && !addr.is_null()
+                && !brd.is_null()
+                && (*addr).sa_family as libc::c_int == libc::AF_INET
+                && (*brd).sa_family as libc::c_int == libc::AF_INET
+            {
+                let a = &*(addr as *const libc::sockaddr_in);
+                let b = &*(brd as *const libc::sockaddr_in);
+                Some((
+                    std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                    std::net::Ipv4Addr::from(u32::from_be(b.sin_addr.s_addr)),
+                ))
+            } else {
+                None
+            };
+            (ifa.ifa_next, pair)
+        };
+        if let Some(p) = pair {
+            if out.push(p).is_err() {
+                break;
+            }
+        }
+        cur = next;
+    }
+    // SAFETY: list came from a successful getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(())
+}
+
 /// Room for one `SO_RXQ_OVFL` control message (a u32, 24 bytes with its
 /// header) and one `SO_TIMESTAMP` message (a timeval, 32 bytes with its
 /// header) on sockets that asked for one.

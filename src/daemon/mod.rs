@@ -8,6 +8,7 @@
 //! of them), [`monitor`] (bus state), [`port`] (a CAN port that may vanish),
 //! [`poll_table`] and [`time`].
 
+pub mod beacon;
 pub mod client;
 pub mod conn;
 pub mod monitor;
@@ -23,6 +24,7 @@ use std::time::Instant;
 
 use socket2::Socket;
 
+use self::beacon::Beacon;
 use self::client::{Client, Dialer};
 use self::conn::{Conn, Table};
 use self::monitor::Monitor;
@@ -57,6 +59,7 @@ pub struct Daemon {
     /// `--max-clients` with `conns`.
     scd: Option<Server>,
     scd_conns: Table<ScdConn>,
+    beacon: Option<Beacon>,
     batch: Box<CanBatch>,
     table: PollTable,
 }
@@ -90,6 +93,13 @@ impl Daemon {
             _ => None,
         };
         let scd_capacity = if scd.is_some() { capacity } else { 0 };
+        let beacon = match &scd {
+            Some(s) if cfg.beacon => Some(
+                Beacon::new(s.addr(), Instant::now())
+                    .map_err(|e| Error::Io("cannot open the beacon's UDP socket", e))?,
+            ),
+            _ => None,
+        };
         Ok(Daemon {
             cfg,
             signals,
@@ -97,6 +107,7 @@ impl Daemon {
             monitor,
             scd,
             scd_conns: Table::with_capacity(scd_capacity),
+            beacon,
             conns: Table::with_capacity(capacity),
             batch: Box::default(),
             table: PollTable::default(),
@@ -222,6 +233,7 @@ impl Daemon {
             Mode::Server(_) => None,
         };
         let mut t = earliest(self.monitor.retry_at(), dial);
+        t = earliest(t, self.beacon.as_ref().map(Beacon::due_at));
         for (_, conn) in self.conns.iter() {
             t = earliest(t, conn.next_deadline());
         }
@@ -234,6 +246,9 @@ impl Daemon {
     fn run_timers(&mut self, now: &Now) -> Result<(), Error> {
         if self.monitor.due(now) {
             self.monitor.on_due(&self.cfg.canif, now);
+        }
+        if let Some(b) = &mut self.beacon {
+            b.on_timer(&self.cfg.canif, now);
         }
         if let Mode::Client(client) = &mut self.mode {
             if now.reached(client.retry_at()) {

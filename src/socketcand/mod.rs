@@ -18,6 +18,7 @@
 //! | `< echo >` | answer to `< echo >` |
 //! | `< error TEXT >` | a command that cannot be done |
 
+pub mod beacon;
 pub mod session;
 
 use core::fmt;

@@ -7,6 +7,8 @@ the exact lines. Frames are compared byte for byte on the raw bus.
 
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 import can
@@ -24,7 +26,7 @@ from conftest import (
     shows,
     wait_peer_path,
 )
-from faultlib import eof_within, stays_open
+from faultlib import eof_within, links, netns, sh, stays_open  # noqa: F401  (links, netns: fixtures)
 
 IDS = [(0x000, False), (0x123, False), (0x7FF, False), (0x0, True), (0x1ABCDEF0, True), (0x1FFFFFFF, True)]
 
@@ -256,3 +258,37 @@ def test_read_only_and_the_shared_client_limit_apply(daemons, vcan, port):
         client.shutdown()
     d.wait_log(r"closed: peer closed the connection")
     d.wait_log(r"socketcand: .*read_only=1")
+
+
+FIND_AND_SEND = """
+import can
+from can.interfaces.socketcand import detect_beacon
+found = detect_beacon(6000)
+print(found)
+with can.Bus(**found[0]) as bus:
+    bus.send(can.Message(arbitration_id=0x321, is_extended_id=False, data=b"found"))
+"""
+
+
+def test_detect_beacon_finds_the_gateway_from_another_subnet_host(daemons, vcan, port, netns, links):
+    """python-can in a netns behind a veth finds the gateway by its beacon and uses what it found."""
+    canif, ns, veth = vcan(), netns(), links("scdveth")
+    sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth9", "netns", ns)
+    sh("ip", "addr", "add", "10.77.0.1/24", "brd", "+", "dev", veth)
+    sh("ip", "link", "set", veth, "up")
+    sh("ip", "-n", ns, "addr", "add", "10.77.0.2/24", "brd", "+", "dev", "eth9")
+    sh("ip", "-n", ns, "link", "set", "eth9", "up")
+    v1, scd = port(), port()
+    d = daemons.ours(
+        "--serve", "--host", "10.77.0.1", "--port", str(v1), "--socketcand", str(scd), "--beacon", canif, name="ours-server"
+    )
+    d.wait_listening(scd)
+    with Bus(canif) as bus:
+        done = subprocess.run(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", FIND_AND_SEND], capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 0, done.stderr
+        want = "{'interface': 'socketcand', 'host': '10.77.0.1', 'port': %d, 'channel': '%s'}" % (scd, canif)
+        assert want in done.stdout, done.stdout
+        assert bus.recv_n(1) == [classic(0x321, b"found")]
+    d.wait_log(r"sending socketcand beacons to UDP port 42000 every 2 s")
