@@ -274,6 +274,55 @@ fn classify_read_error(e: io::Error) -> ReadError {
     }
 }
 
+/// A `CAN_BCM` socket for socketcand's cyclic sends, opened on first use
+/// and closed with its connection, which ends every job it set up.
+pub struct BcmPort {
+    fd: Option<std::os::fd::OwnedFd>,
+    index: u32,
+}
+
+impl BcmPort {
+    /// Cyclic sends on interface `name` (its index is looked up now).
+    pub fn new(name: &str) -> BcmPort {
+        BcmPort {
+            fd: None,
+            index: sys::if_nametoindex(name).unwrap_or(0),
+        }
+    }
+
+    fn fd(&mut self) -> io::Result<RawFd> {
+        if self.fd.is_none() {
+            self.fd = Some(sys::bcm_open(self.index)?);
+        }
+        Ok(self.fd.as_ref().map_or(-1, |f| f.as_raw_fd()))
+    }
+}
+
+impl crate::device::CyclicSink for BcmPort {
+    fn setup(&mut self, frame: &[u8], interval: Option<std::time::Duration>) -> io::Result<()> {
+        let fd = self.fd()?;
+        let can_id = u32::from_ne_bytes([frame[0], frame[1], frame[2], frame[3]]);
+        let (flags, ival) = match interval {
+            // The first frame goes at once, then every `ival`, for ever.
+            Some(ival) => (libc::SETTIMER | libc::STARTTIMER | libc::TX_ANNOUNCE, ival),
+            None => (0, std::time::Duration::ZERO),
+        };
+        sys::bcm_write(fd, libc::TX_SETUP, flags, can_id, ival, Some(frame))
+    }
+
+    fn delete(&mut self, can_id: u32) -> io::Result<()> {
+        let fd = self.fd()?;
+        sys::bcm_write(
+            fd,
+            libc::TX_DELETE,
+            0,
+            can_id,
+            std::time::Duration::ZERO,
+            None,
+        )
+    }
+}
+
 /// The one place that decides what a failed CAN write means.
 pub fn classify_write_error(e: &io::Error) -> CanTx {
     match e.raw_os_error() {

@@ -111,6 +111,77 @@ pub fn ipv4_broadcasts<const N: usize>(
     Ok(())
 }
 
+/// A `CAN_BCM` socket connected to interface `index`, non-blocking.
+pub fn bcm_open(index: u32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket(2); the descriptor is owned at once.
+    let fd = check(unsafe {
+        libc::socket(
+            libc::PF_CAN,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::CAN_BCM,
+        )
+    })?;
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: all-zero is a valid sockaddr_can.
+    let mut addr: libc::sockaddr_can = unsafe { mem::zeroed() };
+    addr.can_family = libc::AF_CAN as libc::sa_family_t;
+    addr.can_ifindex = index as libc::c_int;
+    // SAFETY: addr is a sockaddr_can of the length given.
+    check(unsafe {
+        libc::connect(
+            fd,
+            (&addr as *const libc::sockaddr_can).cast(),
+            mem::size_of::<libc::sockaddr_can>() as libc::socklen_t,
+        )
+    })?;
+    Ok(owned)
+}
+
+/// One BCM message with one classic frame, laid out as the kernel reads it
+/// (the frame right after the header, both 8-byte aligned).
+#[repr(C)]
+struct BcmOne {
+    head: libc::bcm_msg_head,
+    frame: libc::can_frame,
+}
+
+/// Writes one BCM operation on `fd`: `opcode` with `flags`, the job for
+/// `can_id`, sent every `ival` (`ival2`; `count` 0: for ever), with `frame`
+/// (16 bytes, host layout) when given.
+pub fn bcm_write(
+    fd: RawFd,
+    opcode: u32,
+    flags: u32,
+    can_id: u32,
+    ival: std::time::Duration,
+    frame: Option<&[u8]>,
+) -> io::Result<()> {
+    // SAFETY: all-zero is a valid value for these plain C structs.
+    let mut msg: BcmOne = unsafe { mem::zeroed() };
+    msg.head.opcode = opcode;
+    msg.head.flags = flags;
+    msg.head.can_id = can_id;
+    msg.head.ival2.tv_sec = ival.as_secs() as _;
+    msg.head.ival2.tv_usec = ival.subsec_micros() as _;
+    let mut len = mem::size_of::<libc::bcm_msg_head>();
+    if let Some(f) = frame {
+        msg.head.nframes = 1;
+        // SAFETY: can_frame is 16 plain bytes; f is 16 bytes (checked by the
+        // slice copy, which panics on a mismatch rather than overrun).
+        let bytes: &mut [u8; 16] = unsafe { &mut *(&mut msg.frame as *mut libc::can_frame).cast() };
+        bytes.copy_from_slice(f);
+        len = mem::size_of::<BcmOne>();
+    }
+    // SAFETY: msg lives across the call and len does not exceed its size.
+    let n = check(unsafe { libc::write(fd, (&msg as *const BcmOne).cast(), len) })?;
+    if n as usize != len {
+        return Err(io::Error::from(io::ErrorKind::WriteZero));
+    }
+    Ok(())
+}
+
 /// Room for one `SO_RXQ_OVFL` control message (a u32, 24 bytes with its
 /// header) and one `SO_TIMESTAMP` message (a timeval, 32 bytes with its
 /// header) on sockets that asked for one.

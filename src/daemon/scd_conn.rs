@@ -15,7 +15,7 @@ use socket2::Socket;
 use super::poll_table::{PollTable, Slot};
 use super::port::{open_error, PortSlot, Reopen};
 use super::time::Now;
-use crate::can::{CanPort, NoBus, ReadError};
+use crate::can::{BcmPort, CanPort, NoBus, ReadError};
 use crate::cli::Config;
 use crate::close::Close;
 use crate::counters::RateLimit;
@@ -30,6 +30,8 @@ pub struct ScdConn {
     tcp: Socket,
     can: PortSlot,
     session: ScdSession,
+    /// `add`/`update`/`delete`: the kernel's cyclic sends, ended with the connection.
+    bcm: BcmPort,
     overflow_warn: RateLimit,
 }
 
@@ -66,6 +68,7 @@ impl ScdConn {
             tcp,
             can,
             session: ScdSession::new(peer, scd_config(cfg)),
+            bcm: BcmPort::new(&cfg.canif),
             overflow_warn: RateLimit::default(),
         }
     }
@@ -175,7 +178,7 @@ impl ScdConn {
         };
         // A reply must reach the client even if the command then ends the
         // connection: it says why.
-        let result = self.session.process(now.get(), canif, sink);
+        let result = self.session.process(now.get(), canif, sink, &mut self.bcm);
         let flushed = self.flush();
         result?;
         flushed

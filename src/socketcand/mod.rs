@@ -84,6 +84,8 @@ pub enum NumberError {
     Dlc,
     /// A data byte that is not 1 or 2 hex digits.
     Byte,
+    /// An interval that is not a decimal number.
+    Interval,
     /// A required field is absent.
     Missing,
 }
@@ -94,6 +96,7 @@ impl fmt::Display for NumberError {
             NumberError::Id => "malformed CAN ID",
             NumberError::Dlc => "malformed DLC",
             NumberError::Byte => "malformed data byte",
+            NumberError::Interval => "malformed interval",
             NumberError::Missing => "missing field",
         })
     }
@@ -146,6 +149,17 @@ pub enum Command<'a> {
     Echo,
     /// `< send ID DLC BYTES… >` or `< sendrtr ID DLC >`
     Send(SendFrame),
+    /// `< add SECS USECS ID DLC BYTES… >`: a cyclic send by the kernel's BCM.
+    Add {
+        /// Seconds and microseconds between two sends.
+        interval: (u32, u32),
+        /// The frame sent.
+        frame: SendFrame,
+    },
+    /// `< update ID DLC BYTES… >`: new content for a cyclic send, same timer.
+    Update(SendFrame),
+    /// `< delete ID >`: stop a cyclic send.
+    Delete(u32),
     /// A command of the protocol this server does not carry out (BCM cyclic
     /// jobs and filters, CONTROL mode, ISO-TP, CAN FD sends).
     Unsupported(&'a str),
@@ -156,9 +170,6 @@ pub enum Command<'a> {
 /// Commands the protocol defines that are not carried out here; answered
 /// with an error line rather than "unknown command".
 const UNSUPPORTED: &[&str] = &[
-    "add",
-    "update",
-    "delete",
     "filter",
     "muxfilter",
     "subscribe",
@@ -184,6 +195,17 @@ pub fn parse(text: &str) -> Result<Command<'_>, NumberError> {
         "echo" => Command::Echo,
         "send" => Command::Send(parse_send(&mut words, false)?),
         "sendrtr" => Command::Send(parse_send(&mut words, true)?),
+        "add" => {
+            let secs = parse_dec(words.next())?;
+            let usecs = parse_dec(words.next())?;
+            let frame = parse_send(&mut words, false)?;
+            Command::Add {
+                interval: (secs, usecs),
+                frame,
+            }
+        }
+        "update" => Command::Update(parse_send(&mut words, false)?),
+        "delete" => Command::Delete(parse_id(words.next().ok_or(NumberError::Missing)?)?),
         w if UNSUPPORTED.contains(&w) => Command::Unsupported(w),
         w => Command::Unknown(w),
     })
@@ -193,12 +215,7 @@ fn parse_send<'a>(
     words: &mut impl Iterator<Item = &'a str>,
     rtr: bool,
 ) -> Result<SendFrame, NumberError> {
-    let id_text = words.next().ok_or(NumberError::Missing)?;
-    let mut can_id = parse_hex(id_text, 8).ok_or(NumberError::Id)?;
-    // As socketcand: an 8-digit ID is extended, whatever its value.
-    if id_text.len() == 8 {
-        can_id |= libc::CAN_EFF_FLAG;
-    }
+    let mut can_id = parse_id(words.next().ok_or(NumberError::Missing)?)?;
     if rtr {
         can_id |= libc::CAN_RTR_FLAG;
     }
@@ -223,6 +240,25 @@ fn parse_send<'a>(
         data,
         given,
     })
+}
+
+/// A CAN ID; as socketcand, an 8-digit ID is extended whatever its value.
+fn parse_id(text: &str) -> Result<u32, NumberError> {
+    let id = parse_hex(text, 8).ok_or(NumberError::Id)?;
+    Ok(if text.len() == 8 {
+        id | libc::CAN_EFF_FLAG
+    } else {
+        id
+    })
+}
+
+/// A decimal interval field, at most 10 digits.
+fn parse_dec(word: Option<&str>) -> Result<u32, NumberError> {
+    let w = word.ok_or(NumberError::Missing)?;
+    if w.is_empty() || w.len() > 10 || !w.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(NumberError::Interval);
+    }
+    w.parse().map_err(|_| NumberError::Interval)
 }
 
 /// 1 to `max_digits` hex digits, nothing else (no sign, no `0x`).
@@ -513,6 +549,34 @@ mod tests {
     }
 
     #[test]
+    fn cyclic_send_commands_are_understood() {
+        let Ok(Command::Add { interval, frame }) = parse(" add 1 500000 123 2 AA BB ") else {
+            panic!()
+        };
+        assert_eq!(
+            (interval, frame.can_id, frame.dlc),
+            ((1, 500_000), 0x123, 2)
+        );
+        assert_eq!(&frame.data[..2], &[0xAA, 0xBB]);
+        let Ok(Command::Update(f)) = parse(" update 00000123 1 11 ") else {
+            panic!()
+        };
+        assert_eq!(f.can_id, 0x123 | libc::CAN_EFF_FLAG);
+        assert_eq!(parse(" delete 123 "), Ok(Command::Delete(0x123)));
+        assert_eq!(
+            parse(" delete 1AAAAAAA "),
+            Ok(Command::Delete(0x1AAA_AAAA | libc::CAN_EFF_FLAG))
+        );
+        assert_eq!(parse(" add x 0 123 0 "), Err(NumberError::Interval));
+        assert_eq!(parse(" add 1 -5 123 0 "), Err(NumberError::Interval));
+        assert_eq!(
+            parse(" add 99999999999 0 123 0 "),
+            Err(NumberError::Interval)
+        );
+        assert_eq!(parse(" delete "), Err(NumberError::Missing));
+    }
+
+    #[test]
     fn a_large_dlc_is_parsed_for_the_session_to_refuse() {
         let Ok(Command::Send(f)) = parse(" send 123 9 1 2 3 4 5 6 7 8 9 ") else {
             panic!()
@@ -522,7 +586,10 @@ mod tests {
 
     #[test]
     fn protocol_commands_not_carried_out_differ_from_unknown_words() {
-        assert_eq!(parse(" add 1 0 123 0 "), Ok(Command::Unsupported("add")));
+        assert_eq!(
+            parse(" filter 0 0 123 0 "),
+            Ok(Command::Unsupported("filter"))
+        );
         assert_eq!(parse(" isotpmode "), Ok(Command::Unsupported("isotpmode")));
         assert_eq!(parse(" frobnicate "), Ok(Command::Unknown("frobnicate")));
         assert_eq!(parse("  "), Ok(Command::Unknown("")));

@@ -15,7 +15,7 @@ use super::{next_line, parse, write_frame, Command, Out, ScdError, SendFrame, St
 use crate::buf::ByteBuf;
 use crate::close::Close;
 use crate::counters::{Counters, DropReason};
-use crate::device::{CanSink, CanTx};
+use crate::device::{CanSink, CanTx, CyclicSink};
 use crate::limits::{SCD_MAX_REPLY, SCD_RX_BUF, SCD_TX_BUF};
 
 /// The protocol's modes that this server serves.
@@ -127,6 +127,7 @@ impl ScdSession {
         now: Instant,
         bus: &str,
         can: &mut dyn CanSink,
+        cyclic: &mut dyn CyclicSink,
     ) -> Result<Progress, Close> {
         self.retry_at = None;
         loop {
@@ -144,7 +145,7 @@ impl ScdSession {
                     }
                 },
             };
-            match self.command(cmd, now, bus, can)? {
+            match self.command(cmd, now, bus, can, cyclic)? {
                 Step::Done => self.rx.consume(used),
                 Step::Parked(at) => {
                     self.retry_at = Some(at);
@@ -160,6 +161,7 @@ impl ScdSession {
         now: Instant,
         bus: &str,
         can: &mut dyn CanSink,
+        cyclic: &mut dyn CyclicSink,
     ) -> Result<Step, Close> {
         match (self.mode, cmd) {
             (_, Owned::Echo) => self.reply("< echo >"),
@@ -183,14 +185,23 @@ impl ScdSession {
                 self.reply("< ok >");
             }
             (_, Owned::Send(f)) => return Ok(self.send(f, now, can)),
+            (_, Owned::Add(interval, f)) => self.cyclic(f, Some(interval), cyclic),
+            (_, Owned::Update(f)) => self.cyclic(f, None, cyclic),
+            (_, Owned::Delete(id)) => {
+                if cyclic.delete(id).is_err() {
+                    self.reply_error("no such cyclic send");
+                }
+            }
             (_, Owned::Unsupported) => self.reply_error("command not supported"),
             (_, Owned::Unknown) => self.reply_error("unknown command"),
         }
         Ok(Step::Done)
     }
 
-    /// Checks a `< send >` against the bus's rules and writes it.
-    fn send(&mut self, f: SendFrame, now: Instant, can: &mut dyn CanSink) -> Step {
+    /// The frame a `send`, `add` or `update` asks for, in host layout, if
+    /// it obeys the bus's rules and `--read-only` lets it go; otherwise it
+    /// is counted, with an error line for a broken rule.
+    fn frame_for_bus(&mut self, f: SendFrame) -> Option<[u8; libc::CAN_MTU]> {
         let rtr = f.can_id & libc::CAN_RTR_FLAG != 0;
         let id = f.can_id & libc::CAN_EFF_MASK;
         let extended = f.can_id & libc::CAN_EFF_FLAG != 0;
@@ -208,11 +219,11 @@ impl ScdSession {
         if let Some(p) = problem {
             self.counters.count_drop(DropReason::Invalid);
             self.reply_error(p);
-            return Step::Done;
+            return None;
         }
         if self.cfg.read_only {
             self.counters.count_drop(DropReason::ReadOnly);
-            return Step::Done;
+            return None;
         }
         let mut frame = [0u8; libc::CAN_MTU];
         frame[..4].copy_from_slice(&f.can_id.to_ne_bytes());
@@ -220,6 +231,27 @@ impl ScdSession {
         if !rtr {
             frame[8..8 + usize::from(f.dlc)].copy_from_slice(&f.data[..usize::from(f.dlc)]);
         }
+        Some(frame)
+    }
+
+    /// Hands an `add` (with its interval) or `update` to the kernel's BCM.
+    fn cyclic(&mut self, f: SendFrame, interval: Option<(u32, u32)>, cyclic: &mut dyn CyclicSink) {
+        let Some(frame) = self.frame_for_bus(f) else {
+            return;
+        };
+        let ival = interval.map(|(s, us)| {
+            Duration::from_secs(u64::from(s)) + Duration::from_micros(u64::from(us))
+        });
+        if cyclic.setup(&frame, ival).is_err() {
+            self.reply_error("cyclic send refused");
+        }
+    }
+
+    /// Checks a `< send >` against the bus's rules and writes it.
+    fn send(&mut self, f: SendFrame, now: Instant, can: &mut dyn CanSink) -> Step {
+        let Some(frame) = self.frame_for_bus(f) else {
+            return Step::Done;
+        };
         match can.send(&frame) {
             CanTx::Sent => {
                 self.busy_since = None;
@@ -320,6 +352,9 @@ enum Owned {
     BcmMode,
     Echo,
     Send(SendFrame),
+    Add((u32, u32), SendFrame),
+    Update(SendFrame),
+    Delete(u32),
     Unsupported,
     Unknown,
 }
@@ -340,6 +375,9 @@ impl From<Command<'_>> for Owned {
             Command::BcmMode => Owned::BcmMode,
             Command::Echo => Owned::Echo,
             Command::Send(f) => Owned::Send(f),
+            Command::Add { interval, frame } => Owned::Add(interval, frame),
+            Command::Update(f) => Owned::Update(f),
+            Command::Delete(id) => Owned::Delete(id),
             Command::Unsupported(_) => Owned::Unsupported,
             Command::Unknown(_) => Owned::Unknown,
         }
@@ -366,6 +404,33 @@ mod tests {
         }
     }
 
+    /// Records cyclic jobs as (frame, interval) and deletions.
+    #[derive(Default)]
+    struct Jobs {
+        setups: Vec<(Vec<u8>, Option<Duration>)>,
+        deleted: Vec<u32>,
+    }
+
+    impl CyclicSink for Jobs {
+        fn setup(&mut self, frame: &[u8], interval: Option<Duration>) -> std::io::Result<()> {
+            self.setups.push((frame.to_vec(), interval));
+            Ok(())
+        }
+
+        fn delete(&mut self, can_id: u32) -> std::io::Result<()> {
+            if self
+                .setups
+                .iter()
+                .any(|(f, _)| f[..4] == can_id.to_ne_bytes())
+            {
+                self.deleted.push(can_id);
+                Ok(())
+            } else {
+                Err(std::io::Error::from_raw_os_error(libc::EINVAL))
+            }
+        }
+    }
+
     fn bus() -> Bus {
         Bus {
             sent: Vec::new(),
@@ -387,8 +452,17 @@ mod tests {
 
     /// Feeds `input`, runs the session, returns what it wrote since last asked.
     fn talk(s: &mut ScdSession, input: &str, can: &mut Bus) -> Result<String, Close> {
+        talk_jobs(s, input, can, &mut Jobs::default())
+    }
+
+    fn talk_jobs(
+        s: &mut ScdSession,
+        input: &str,
+        can: &mut Bus,
+        jobs: &mut Jobs,
+    ) -> Result<String, Close> {
         feed(s, input);
-        s.process(Instant::now(), "vcan0", can)?;
+        s.process(Instant::now(), "vcan0", can, jobs)?;
         Ok(take(s))
     }
 
@@ -517,7 +591,7 @@ mod tests {
         let (mut s, mut b) = opened_raw();
         let out = talk(&mut s, "< frobnicate 1 >", &mut b).unwrap();
         assert_eq!(out, "< error unknown command >");
-        let out = talk(&mut s, "< add 1 0 123 0 >", &mut b).unwrap();
+        let out = talk(&mut s, "< subscribe 0 0 123 >", &mut b).unwrap();
         assert_eq!(out, "< error command not supported >");
         assert_eq!(talk(&mut s, "< echo >", &mut b).unwrap(), "< echo >");
     }
@@ -552,6 +626,44 @@ mod tests {
     }
 
     #[test]
+    fn add_update_and_delete_drive_the_kernels_cyclic_sends() {
+        let (mut s, mut b) = opened_raw();
+        let mut jobs = Jobs::default();
+        let out = talk_jobs(&mut s, "< add 0 20000 123 2 42 43 >", &mut b, &mut jobs).unwrap();
+        assert_eq!(out, "", "socketcand answers nothing to a job set up");
+        talk_jobs(&mut s, "< update 123 1 11 >", &mut b, &mut jobs).unwrap();
+        assert_eq!(
+            jobs.setups,
+            [
+                (
+                    frame(0x123, &[0x42, 0x43]).to_vec(),
+                    Some(Duration::from_millis(20))
+                ),
+                (frame(0x123, &[0x11]).to_vec(), None)
+            ]
+        );
+        assert_eq!(
+            talk_jobs(&mut s, "< delete 123 >", &mut b, &mut jobs).unwrap(),
+            ""
+        );
+        assert_eq!(jobs.deleted, [0x123]);
+        let out = talk_jobs(&mut s, "< delete 456 >", &mut b, &mut jobs).unwrap();
+        assert_eq!(out, "< error no such cyclic send >");
+        let out = talk_jobs(
+            &mut s,
+            "< add 1 0 123 9 1 2 3 4 5 6 7 8 9 >",
+            &mut b,
+            &mut jobs,
+        )
+        .unwrap();
+        assert_eq!(out, "< error DLC above 8 >");
+        assert!(
+            b.sent.is_empty(),
+            "cyclic sends are the kernel's, not the raw socket's"
+        );
+    }
+
+    #[test]
     fn read_only_counts_and_drops_sends() {
         let mut s = ScdSession::new(
             "192.0.2.1:5000".parse().unwrap(),
@@ -572,11 +684,18 @@ mod tests {
         b.answer = CanTx::Busy;
         feed(&mut s, "< send 123 0 >< echo >");
         let t0 = Instant::now();
-        let r = s.process(t0, "vcan0", &mut b).unwrap();
+        let r = s
+            .process(t0, "vcan0", &mut b, &mut Jobs::default())
+            .unwrap();
         assert_eq!(r, Progress::Parked(t0 + BUSY_RETRY));
         assert!(!s.wants_tcp_read(), "no more input while parked");
         assert_eq!(take(&mut s), "", "later commands wait their turn");
-        let r = s.process(t0 + Duration::from_millis(100), "vcan0", &mut b);
+        let r = s.process(
+            t0 + Duration::from_millis(100),
+            "vcan0",
+            &mut b,
+            &mut Jobs::default(),
+        );
         assert_eq!(r.unwrap(), Progress::Drained);
         assert_eq!(s.counters.drop_stale, 1);
         assert_eq!(take(&mut s), "< echo >");
