@@ -191,7 +191,7 @@ BAD = [
     ("< send 12G 1 00 >", "< error malformed CAN ID >", False),
     ("< send 123 9 1 2 3 4 5 6 7 8 9 >", "< error DLC above 8 >", True),
     ("< frobnicate >", "< error unknown command >", True),
-    ("< add 1 0 123 0 >", "< error command not supported >", True),
+    ("< subscribe 0 0 123 >", "< error command not supported >", True),
     ("\x00\x01\x02\xff", None, False),
     ("< send " + " " * 400, None, False),
 ]
@@ -292,3 +292,30 @@ def test_detect_beacon_finds_the_gateway_from_another_subnet_host(daemons, vcan,
         assert want in done.stdout, done.stdout
         assert bus.recv_n(1) == [classic(0x321, b"found")]
     d.wait_log(r"sending socketcand beacons to UDP port 42000 every 2 s")
+
+
+def test_cyclic_sends_repeat_in_the_kernel_until_deleted_or_the_client_leaves(daemons, vcan, port):
+    canif = vcan()
+    _, scd = serve(daemons, canif, port)
+    c = Scd(scd).opened(canif, raw=False)
+    with Bus(canif) as bus:
+        c.send("< add 0 20000 123 2 42 43 >")
+        got = bus.recv_n(1000, 1.0)
+        # Every 20 ms for 1 s: about 50; the margin is for a loaded UML.
+        assert 20 <= len(got) <= 60, "%d frames in 1 s at 20 ms" % len(got)
+        assert set(got) == {classic(0x123, b"\x42\x43")}
+        c.send("< update 123 1 11 >")
+        time.sleep(0.1)
+        bus.drain()
+        assert set(bus.recv_n(5, 1.0)) == {classic(0x123, b"\x11")}, "new content, same timer"
+        c.send("< delete 123 >")
+        time.sleep(0.1)
+        bus.drain()
+        assert not bus.quiet(0.3), "deleted job still sends"
+        assert c.ask("< delete 123 >") == "< error no such cyclic send >"
+        c.send("< add 0 20000 1AAAAAAA 0 >")
+        assert bus.recv_n(3, 1.0) == [classic(0x1AAAAAAA | CAN_EFF_FLAG)] * 3
+        c.close()
+        time.sleep(0.2)
+        bus.drain()
+        assert not bus.quiet(0.3), "a job outlived its connection"
