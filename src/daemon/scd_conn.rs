@@ -123,6 +123,12 @@ impl ScdConn {
                 cfg.canif
             );
         }
+        if self.session.stats_due(now.get()) {
+            let [rb, rp, tb, tp] = ["rx_bytes", "rx_packets", "tx_bytes", "tx_packets"]
+                .map(|name| if_stat(&cfg.canif, name));
+            self.session.queue_stats(rb, rp, tb, tp);
+            self.flush()?;
+        }
         if now.reached(self.session.next_deadline()) {
             self.deliver(now, &cfg.canif)?;
         }
@@ -306,6 +312,24 @@ impl ScdConn {
         log::info!("{peer}: closed: {why}");
         log::info!("{peer}: socketcand: {}", self.counters_text());
     }
+}
+
+/// One counter of the interface's statistics (sysfs), 0 if unreadable
+/// (the interface is gone: a vanished interface counts nothing).
+fn if_stat(canif: &str, name: &str) -> u64 {
+    use core::fmt::Write;
+    let mut path = heapless::String::<80>::new();
+    if write!(path, "/sys/class/net/{canif}/statistics/{name}").is_err() {
+        return 0;
+    }
+    let mut buf = [0u8; 24];
+    let n = std::fs::File::open(path.as_str())
+        .and_then(|mut f| f.read(&mut buf))
+        .unwrap_or(0);
+    core::str::from_utf8(&buf[..n])
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// A session's counters with the socketcand-only one.

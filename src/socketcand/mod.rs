@@ -156,6 +156,10 @@ pub enum Command<'a> {
         /// The frame sent.
         frame: SendFrame,
     },
+    /// `< controlmode >`
+    ControlMode,
+    /// `< statistics MS >`: interface statistics every MS ms (0: stop).
+    Statistics(u32),
     /// `< update ID DLC BYTES… >`: new content for a cyclic send, same timer.
     Update(SendFrame),
     /// `< delete ID >`: stop a cyclic send.
@@ -174,8 +178,6 @@ const UNSUPPORTED: &[&str] = &[
     "muxfilter",
     "subscribe",
     "unsubscribe",
-    "controlmode",
-    "statistics",
     "isotpmode",
     "isotpconf",
     "sendpdu",
@@ -205,6 +207,8 @@ pub fn parse(text: &str) -> Result<Command<'_>, NumberError> {
             }
         }
         "update" => Command::Update(parse_send(&mut words, false)?),
+        "controlmode" => Command::ControlMode,
+        "statistics" => Command::Statistics(parse_dec(words.next())?),
         "delete" => Command::Delete(parse_id(words.next().ok_or(NumberError::Missing)?)?),
         w if UNSUPPORTED.contains(&w) => Command::Unsupported(w),
         w => Command::Unknown(w),
@@ -574,6 +578,9 @@ mod tests {
             Err(NumberError::Interval)
         );
         assert_eq!(parse(" delete "), Err(NumberError::Missing));
+        assert_eq!(parse(" controlmode "), Ok(Command::ControlMode));
+        assert_eq!(parse(" statistics 1000 "), Ok(Command::Statistics(1000)));
+        assert_eq!(parse(" statistics 1e3 "), Err(NumberError::Interval));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub enum Mode {
     Bcm,
     /// A bus is open; every frame is forwarded.
     Raw,
+    /// A bus is open; statistics may be asked for, no frames are forwarded.
+    Control,
 }
 
 /// Behaviour switches, from the command line.
@@ -61,11 +63,17 @@ pub struct ScdSession {
     /// When a parked frame is tried again.
     retry_at: Option<Instant>,
     fd_warned: bool,
+    /// `< statistics MS >`: the interval and when the next line is due.
+    stats: Option<(Duration, Instant)>,
     /// Traffic and drops of this connection.
     pub counters: Counters,
     /// CAN FD frames not forwarded: the protocol cannot say them.
     pub fd_not_sent: u64,
 }
+
+/// Shortest statistics interval: each line costs four small sysfs reads,
+/// so a client asking for 1 ms gets 10 per second instead.
+const MIN_STATS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long a frame refused with "queue full" waits before it is tried again.
 const BUSY_RETRY: Duration = crate::limits::ENOBUFS_RETRY;
@@ -82,6 +90,7 @@ impl ScdSession {
             busy_since: None,
             retry_at: None,
             fd_warned: false,
+            stats: None,
             counters: Counters::default(),
             fd_not_sent: 0,
         };
@@ -116,9 +125,35 @@ impl ScdSession {
         self.retry_at.is_none() && self.rx.free() > 0 && self.tx.free() >= SCD_MAX_REPLY
     }
 
-    /// When a parked frame is due for another try.
+    /// When a parked frame is due for another try, or statistics are due.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.retry_at
+        let stats = self.stats.map(|(_, at)| at);
+        match (self.retry_at, stats) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// True (and the next time set) when a `< stat >` line is due; a line
+    /// that finds no room in the output is skipped, not queued.
+    pub fn stats_due(&mut self, now: Instant) -> bool {
+        match &mut self.stats {
+            Some((ival, at)) if now >= *at => {
+                *at = now + *ival;
+                self.tx.free() >= SCD_MAX_REPLY
+            }
+            _ => false,
+        }
+    }
+
+    /// Queues `< stat RBYTES RPACKETS TBYTES TPACKETS >` (the interface's).
+    pub fn queue_stats(&mut self, rx_bytes: u64, rx_packets: u64, tx_bytes: u64, tx_packets: u64) {
+        let mut line = heapless::String::<SCD_MAX_REPLY>::new();
+        let _ = core::fmt::Write::write_fmt(
+            &mut line,
+            format_args!("< stat {rx_bytes} {rx_packets} {tx_bytes} {tx_packets} >"),
+        );
+        self.reply(&line);
     }
 
     /// Carries out every complete command in the input, in order.
@@ -184,6 +219,20 @@ impl ScdSession {
                 self.mode = Mode::Bcm;
                 self.reply("< ok >");
             }
+            (_, Owned::ControlMode) => {
+                self.mode = Mode::Control;
+                self.reply("< ok >");
+            }
+            (Mode::Control, Owned::Statistics(ms)) => {
+                // The first line comes at once, so a client sees it works.
+                let ival = Duration::from_millis(u64::from(ms)).max(MIN_STATS_INTERVAL);
+                self.stats = (ms != 0).then_some((ival, now));
+            }
+            (_, Owned::Statistics(_)) => self.reply_error("statistics only in control mode"),
+            (
+                Mode::Control,
+                Owned::Send(_) | Owned::Add(..) | Owned::Update(_) | Owned::Delete(_),
+            ) => self.reply_error("not in control mode"),
             (_, Owned::Send(f)) => return Ok(self.send(f, now, can)),
             (_, Owned::Add(interval, f)) => self.cyclic(f, Some(interval), cyclic),
             (_, Owned::Update(f)) => self.cyclic(f, None, cyclic),
@@ -355,6 +404,8 @@ enum Owned {
     Add((u32, u32), SendFrame),
     Update(SendFrame),
     Delete(u32),
+    ControlMode,
+    Statistics(u32),
     Unsupported,
     Unknown,
 }
@@ -378,6 +429,8 @@ impl From<Command<'_>> for Owned {
             Command::Add { interval, frame } => Owned::Add(interval, frame),
             Command::Update(f) => Owned::Update(f),
             Command::Delete(id) => Owned::Delete(id),
+            Command::ControlMode => Owned::ControlMode,
+            Command::Statistics(ms) => Owned::Statistics(ms),
             Command::Unsupported(_) => Owned::Unsupported,
             Command::Unknown(_) => Owned::Unknown,
         }
@@ -661,6 +714,33 @@ mod tests {
             b.sent.is_empty(),
             "cyclic sends are the kernel's, not the raw socket's"
         );
+    }
+
+    #[test]
+    fn control_mode_sends_statistics_at_the_interval_asked_until_zero() {
+        let (mut s, mut b) = opened_raw();
+        assert_eq!(
+            talk(&mut s, "< statistics 1000 >", &mut b).unwrap(),
+            "< error statistics only in control mode >"
+        );
+        assert_eq!(talk(&mut s, "< controlmode >", &mut b).unwrap(), "< ok >");
+        assert_eq!(s.mode(), Mode::Control);
+        let t0 = Instant::now();
+        feed(&mut s, "< statistics 1000 >");
+        s.process(t0, "vcan0", &mut b, &mut Jobs::default())
+            .unwrap();
+        assert_eq!(s.next_deadline(), Some(t0));
+        assert!(s.stats_due(t0), "the first line at once");
+        s.queue_stats(1, 2, 3, 4);
+        assert_eq!(take(&mut s), "< stat 1 2 3 4 >");
+        assert!(!s.stats_due(t0 + Duration::from_millis(999)));
+        assert!(s.stats_due(t0 + Duration::from_millis(1000)));
+        assert!(s.queue_frame(&frame(1, &[]), Stamp::default()));
+        assert_eq!(take(&mut s), "", "no frames forwarded in control mode");
+        let out = talk(&mut s, "< send 123 0 >", &mut b).unwrap();
+        assert_eq!(out, "< error not in control mode >");
+        talk(&mut s, "< statistics 0 >", &mut b).unwrap();
+        assert_eq!(s.next_deadline(), None);
     }
 
     #[test]

@@ -16,6 +16,8 @@ import pytest
 
 from conftest import (
     CAN_EFF_FLAG,
+    CAN_ERR_BUSOFF,
+    CAN_ERR_FLAG,
     PROBE_MAGIC,
     CAN_RTR_FLAG,
     Bus,
@@ -319,3 +321,45 @@ def test_cyclic_sends_repeat_in_the_kernel_until_deleted_or_the_client_leaves(da
         time.sleep(0.2)
         bus.drain()
         assert not bus.quiet(0.3), "a job outlived its connection"
+
+
+@pytest.mark.parametrize("flag", [True, False], ids=["error-frames", "default"])
+def test_error_frames_reach_python_can_only_with_the_flag(daemons, vcan, port, flag):
+    canif = vcan()
+    _, scd = serve(daemons, canif, port, *(["--error-frames"] if flag else []))
+    client = python_can(scd, canif)
+    try:
+        with Bus(canif) as injector:
+            injector.send(classic(CAN_ERR_FLAG | CAN_ERR_BUSOFF, bytes(8)))
+            injector.send(classic(0x321, b"mark"))
+            got = recv_msgs(client, 2 if flag else 1)
+        seen = [(m.is_error_frame, m.arbitration_id, bytes(m.data)) for m in got]
+        marker = (False, 0x321, b"mark")
+        assert seen == ([(True, CAN_ERR_BUSOFF, b"\x00"), marker] if flag else [marker])
+    finally:
+        client.shutdown()
+
+
+def test_control_mode_reports_the_interface_statistics_at_the_interval(daemons, vcan, port):
+    canif = vcan()
+    _, scd = serve(daemons, canif, port)
+    c = Scd(scd).opened(canif, raw=False)
+    assert c.ask("< controlmode >") == "< ok >"
+    c.send("< statistics 200 >")
+    first = c.line().split()
+    assert first[:2] == ["<", "stat"] and len(first) == 7, first
+    with Bus(canif) as bus:
+        bus.send_all([classic(0x10 + i, payload(8, i)) for i in range(3)])
+    start = time.monotonic()
+    second = c.line().split()
+    took = time.monotonic() - start
+    assert 0.05 <= took <= 1.0, "next < stat > after %.2f s at 200 ms" % took
+    rb1, rp1, tb1, tp1 = map(int, first[2:6])
+    rb2, rp2, tb2, tp2 = map(int, second[2:6])
+    assert (rp2 + tp2) - (rp1 + tp1) >= 3, (first, second)
+    assert (rb2 + tb2) - (rb1 + tb1) >= 3 * 8, (first, second)
+    c.send("< statistics 0 >")
+    time.sleep(0.3)
+    c.buf = b""
+    assert c.line(0.5) is None, "statistics still sent after < statistics 0 >"
+    c.close()
