@@ -5,8 +5,9 @@
 //!
 //! The rooms: [`signals`], [`server`] (accept, `--allow`, capacity),
 //! [`client`] (dial, retry, back-off), [`conn`] (a connection and the table
-//! of them), [`monitor`] (bus state), [`port`] (a CAN port that may vanish),
-//! [`poll_table`] and [`time`].
+//! of them), [`scd_conn`] (a socketcand connection), [`beacon`]
+//! (`--beacon`), [`monitor`] (bus state), [`port`] (a CAN port that may
+//! vanish), [`poll_table`] and [`time`].
 
 pub mod beacon;
 pub mod client;
