@@ -90,7 +90,7 @@ pub struct Args {
     pub handshake_timeout: u64,
 
     /// server: also serve socketcand's protocol (python-can's
-    /// interface="socketcand") on this [HOST:]PORT, conventionally 29536
+    /// interface="socketcand") on PORT or HOST:PORT, conventionally 29536
     /// (default: off; HOST defaults to --host)
     #[argh(option)]
     pub socketcand: Option<String>,
