@@ -169,6 +169,15 @@ impl CanPort {
         Ok(())
     }
 
+    /// Asks the kernel to stamp each frame read with its receive time
+    /// (`SO_TIMESTAMP`, in [`CanBatch::stamps`]). Only socketcand clients
+    /// ask: protocol v1 carries no time.
+    pub fn enable_timestamps(&self) -> io::Result<()> {
+        const ON: c_int = 1;
+        self.sock
+            .set_socket_option(SOL_SOCKET, libc::SO_TIMESTAMP, &ON)
+    }
+
     /// The socket's descriptor, for poll.
     pub fn fd(&self) -> RawFd {
         self.sock.as_raw_fd()
@@ -271,6 +280,55 @@ fn classify_read_error(e: io::Error) -> ReadError {
         Some(libc::ENETDOWN) => ReadError::Down,
         Some(libc::ENODEV) | Some(libc::ENXIO) => ReadError::Gone,
         _ => ReadError::Io(e),
+    }
+}
+
+/// A `CAN_BCM` socket for socketcand's cyclic sends, opened on first use
+/// and closed with its connection, which ends every job it set up.
+pub struct BcmPort {
+    fd: Option<std::os::fd::OwnedFd>,
+    index: u32,
+}
+
+impl BcmPort {
+    /// Cyclic sends on interface `name` (its index is looked up now).
+    pub fn new(name: &str) -> BcmPort {
+        BcmPort {
+            fd: None,
+            index: sys::if_nametoindex(name).unwrap_or(0),
+        }
+    }
+
+    fn fd(&mut self) -> io::Result<RawFd> {
+        if self.fd.is_none() {
+            self.fd = Some(sys::bcm_open(self.index)?);
+        }
+        Ok(self.fd.as_ref().map_or(-1, |f| f.as_raw_fd()))
+    }
+}
+
+impl crate::device::CyclicSink for BcmPort {
+    fn setup(&mut self, frame: &[u8], interval: Option<std::time::Duration>) -> io::Result<()> {
+        let fd = self.fd()?;
+        let can_id = u32::from_ne_bytes([frame[0], frame[1], frame[2], frame[3]]);
+        let (flags, ival) = match interval {
+            // The first frame goes at once, then every `ival`, for ever.
+            Some(ival) => (libc::SETTIMER | libc::STARTTIMER | libc::TX_ANNOUNCE, ival),
+            None => (0, std::time::Duration::ZERO),
+        };
+        sys::bcm_write(fd, libc::TX_SETUP, flags, can_id, ival, Some(frame))
+    }
+
+    fn delete(&mut self, can_id: u32) -> io::Result<()> {
+        let fd = self.fd()?;
+        sys::bcm_write(
+            fd,
+            libc::TX_DELETE,
+            0,
+            can_id,
+            std::time::Duration::ZERO,
+            None,
+        )
     }
 }
 

@@ -89,6 +89,17 @@ pub struct Args {
     #[argh(option, default = "10")]
     pub handshake_timeout: u64,
 
+    /// server: also serve socketcand's protocol (python-can's
+    /// interface="socketcand") on PORT or HOST:PORT, conventionally 29536
+    /// (default: off; HOST defaults to --host)
+    #[argh(option)]
+    pub socketcand: Option<String>,
+
+    /// with --socketcand: broadcast socketcand's discovery beacon (UDP port
+    /// 42000, every 2 s) to the listening address's subnet
+    #[argh(switch)]
+    pub beacon: bool,
+
     /// the SocketCAN interface, e.g. can0 or vcan0
     #[argh(positional)]
     pub canif: String,
@@ -115,6 +126,29 @@ pub struct Config {
     pub session: SessionConfig,
     /// TCP keepalive time.
     pub keepalive: Duration,
+    /// `--socketcand`: host and port of the socketcand listener.
+    pub socketcand: Option<(String, u16)>,
+    /// `--beacon`: announce the socketcand listener.
+    pub beacon: bool,
+}
+
+/// `--socketcand [HOST:]PORT`, HOST defaulting to `--host`; an IPv6 HOST
+/// is written in brackets, `[::]:29536`.
+fn socketcand_addr(a: &Args) -> Result<Option<(String, u16)>, String> {
+    let Some(arg) = &a.socketcand else {
+        return Ok(None);
+    };
+    if !a.serve {
+        return Err("--socketcand only applies with --serve".to_string());
+    }
+    let (host, port) = match arg.rsplit_once(':') {
+        Some((h, p)) => (h.trim_start_matches('[').trim_end_matches(']'), p),
+        None => (a.host.as_str(), arg.as_str()),
+    };
+    match port.parse::<u16>() {
+        Ok(p) if p != 0 && !host.is_empty() => Ok(Some((host.to_string(), p))),
+        _ => Err(format!("--socketcand must be [HOST:]PORT, not '{arg}'")),
+    }
 }
 
 /// The mode the daemon runs in, and the flags that apply only to it.
@@ -185,6 +219,10 @@ impl Config {
             ));
         }
         let mode = mode_config(&a)?;
+        let socketcand = socketcand_addr(&a)?;
+        if a.beacon && socketcand.is_none() {
+            return Err("--beacon needs --socketcand".to_string());
+        }
         let mut list = heapless::Vec::new();
         for s in &a.filter {
             let f = parse_filter(s).map_err(|e| e.to_string())?;
@@ -219,6 +257,8 @@ impl Config {
                 handshake_timeout: secs("handshake-timeout", a.handshake_timeout)?,
             },
             keepalive: secs("keepalive", a.keepalive)?,
+            socketcand,
+            beacon: a.beacon,
         })
     }
 }
@@ -248,6 +288,30 @@ mod tests {
         assert_eq!(c.can.filters, Filters::All);
         assert_eq!(c.can.error_mask, 0);
         assert_eq!(c.keepalive, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn socketcand_listens_on_a_port_of_the_same_host_or_its_own() {
+        let c = parse(&["--serve", "--host", "0.0.0.0", "--socketcand", "29536", "c"]).unwrap();
+        assert_eq!(c.socketcand, Some(("0.0.0.0".to_string(), 29536)));
+        let c = parse(&["--serve", "--socketcand", "[::1]:7", "c"]).unwrap();
+        assert_eq!(c.socketcand, Some(("::1".to_string(), 7)));
+        let c = parse(&["--serve", "--socketcand", "10.0.0.1:29536", "c"]).unwrap();
+        assert_eq!(c.socketcand, Some(("10.0.0.1".to_string(), 29536)));
+        assert_eq!(parse(&["--serve", "c"]).unwrap().socketcand, None);
+        for bad in ["0", "x", "h:", ":5", "70000"] {
+            let e = parse(&["--serve", "--socketcand", bad, "c"]).unwrap_err();
+            assert!(e.contains("--socketcand must be [HOST:]PORT"), "{bad}: {e}");
+        }
+        let e = parse(&["--socketcand", "29536", "c"]).unwrap_err();
+        assert_eq!(e, "--socketcand only applies with --serve");
+        let e = parse(&["--serve", "--beacon", "c"]).unwrap_err();
+        assert_eq!(e, "--beacon needs --socketcand");
+        assert!(
+            parse(&["--serve", "--socketcand", "1", "--beacon", "c"])
+                .unwrap()
+                .beacon
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::negotiation::NegotiationError;
+use crate::socketcand::ScdError;
 use crate::wire::WireError;
 
 /// Why a connection ended.
@@ -24,6 +25,8 @@ pub enum Close {
     DataBeforeAgreement,
     /// No version agreed within the handshake timeout.
     HandshakeTimeout(Duration),
+    /// A socketcand client sent what the protocol cannot carry on from.
+    Socketcand(ScdError),
 }
 
 /// A failed socket call, kept small and comparable (an `io::Error` is
@@ -64,6 +67,7 @@ impl fmt::Display for Close {
             Close::HandshakeTimeout(t) => {
                 write!(f, "no version agreement within {} s", t.as_secs())
             }
+            Close::Socketcand(e) => e.fmt(f),
         }
     }
 }
@@ -77,6 +81,12 @@ impl From<io::Error> for Close {
 impl From<WireError> for Close {
     fn from(e: WireError) -> Self {
         Close::Wire(e)
+    }
+}
+
+impl From<ScdError> for Close {
+    fn from(e: ScdError) -> Self {
+        Close::Socketcand(e)
     }
 }
 

@@ -45,6 +45,20 @@ pub trait CanSink {
     }
 }
 
+/// Cyclic sends the kernel carries out on its own (a `CAN_BCM` socket in
+/// the daemon, a fake in tests), for socketcand's `add`/`update`/`delete`.
+/// Closing the socket ends every job it set up.
+pub trait CyclicSink {
+    /// Sends `frame` (host layout, classic) every `interval`, starting now,
+    /// replacing any job for its ID; `None` replaces only the content and
+    /// keeps the job's timer.
+    fn setup(&mut self, frame: &[u8], interval: Option<std::time::Duration>)
+        -> std::io::Result<()>;
+
+    /// Stops the job for `can_id` (with `CAN_EFF_FLAG` for an extended ID).
+    fn delete(&mut self, can_id: u32) -> std::io::Result<()>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,8 @@
 //!
 //! Layout, in floors that import only downwards: at the bottom [`sys`] (all
 //! `unsafe`), [`limits`], [`wire`], [`negotiation`], [`device`], [`buf`],
-//! [`counters`] and [`close`]; above them the pure [`session`] that tests
+//! [`counters`], [`close`] and [`socketcand`] (the second protocol's pure
+//! core); above them the pure [`session`] that tests
 //! drive byte by byte, and the I/O edges [`can`] and [`net`]; on top the
 //! [`daemon`] loop, configured by [`cli`] and failing with [`error`].
 #![deny(unsafe_code)]
@@ -29,6 +30,7 @@ pub mod limits;
 pub mod negotiation;
 pub mod net;
 pub mod session;
+pub mod socketcand;
 pub mod sys;
 pub mod wire;
 

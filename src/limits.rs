@@ -69,3 +69,28 @@ pub const MAX_FILTERS: usize = 32;
 
 /// Addresses a host name may resolve to that a client tries in turn.
 pub const MAX_ADDRS: usize = 8;
+
+/// Longest socketcand command, `<` to `>` included. socketcand itself reads
+/// up to 4000 bytes only for ISO-TP PDUs, which are not served here; the
+/// longest command served (`< send 1FFFFFFF 8 ` and eight bytes) is under
+/// 50, so this leaves room for generous white space and nothing else.
+pub const SCD_MAX_LINE: usize = 256;
+
+/// Bytes of socketcand input buffered per connection: a few dozen `send`
+/// lines per read, and always room for one whole line.
+pub const SCD_RX_BUF: usize = 4096;
+
+/// Bytes of socketcand output buffered per connection, as [`TX_BUF`]: when
+/// another `< frame >` line does not fit, the CAN socket is not read.
+pub const SCD_TX_BUF: usize = 8192;
+
+/// Longest reply to a command (`< error … >`); input is not read while the
+/// output buffer has less room than this.
+pub const SCD_MAX_REPLY: usize = 64;
+
+/// Interval of the socketcand discovery beacon (`--beacon`): the protocol
+/// asks for at most 3 s, and python-can listens for 3.1 s by default.
+pub const BEACON_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Interfaces a beacon is sent on when listening on 0.0.0.0.
+pub const MAX_BEACON_IFACES: usize = 8;

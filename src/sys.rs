@@ -61,8 +61,131 @@ pub fn if_nametoindex(name: &str) -> Option<u32> {
     (idx != 0).then_some(idx)
 }
 
-/// Room for one `SO_RXQ_OVFL` control message (a u32).
-const CMSG_ROOM: usize = 32;
+/// The IPv4 address and broadcast address of every interface that is up
+/// and has one (loopback has none), at most `N`, for the socketcand beacon.
+pub fn ipv4_broadcasts<const N: usize>(
+    out: &mut heapless::Vec<(std::net::Ipv4Addr, std::net::Ipv4Addr), N>,
+) -> io::Result<()> {
+    out.clear();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head to the pointer given; on success
+    // it is released with freeifaddrs below, after the last use.
+    check(unsafe { libc::getifaddrs(&mut list) })?;
+    let mut cur = list;
+    while !cur.is_null() {
+        // SAFETY: cur is a node of the list getifaddrs returned, not yet freed;
+        // the address pointers are null or point at sockaddrs of the family
+        // they say, and AF_INET ones are sockaddr_in.
+        let (next, pair) = unsafe {
+            let ifa = &*cur;
+            let flags = ifa.ifa_flags as libc::c_int;
+            let wanted = flags & libc::IFF_UP != 0 && flags & libc::IFF_BROADCAST != 0;
+            let addr = ifa.ifa_addr;
+            let brd = ifa.ifa_ifu;
+            let pair = if wanted
+                && !addr.is_null()
+                && !brd.is_null()
+                && (*addr).sa_family as libc::c_int == libc::AF_INET
+                && (*brd).sa_family as libc::c_int == libc::AF_INET
+            {
+                let a = &*(addr as *const libc::sockaddr_in);
+                let b = &*(brd as *const libc::sockaddr_in);
+                Some((
+                    std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                    std::net::Ipv4Addr::from(u32::from_be(b.sin_addr.s_addr)),
+                ))
+            } else {
+                None
+            };
+            (ifa.ifa_next, pair)
+        };
+        if let Some(p) = pair {
+            if out.push(p).is_err() {
+                break;
+            }
+        }
+        cur = next;
+    }
+    // SAFETY: list came from a successful getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(())
+}
+
+/// A `CAN_BCM` socket connected to interface `index`, non-blocking.
+pub fn bcm_open(index: u32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket(2); the descriptor is owned at once.
+    let fd = check(unsafe {
+        libc::socket(
+            libc::PF_CAN,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::CAN_BCM,
+        )
+    })?;
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: all-zero is a valid sockaddr_can.
+    let mut addr: libc::sockaddr_can = unsafe { mem::zeroed() };
+    addr.can_family = libc::AF_CAN as libc::sa_family_t;
+    addr.can_ifindex = index as libc::c_int;
+    // SAFETY: addr is a sockaddr_can of the length given.
+    check(unsafe {
+        libc::connect(
+            fd,
+            (&addr as *const libc::sockaddr_can).cast(),
+            mem::size_of::<libc::sockaddr_can>() as libc::socklen_t,
+        )
+    })?;
+    Ok(owned)
+}
+
+/// One BCM message with one classic frame, laid out as the kernel reads it
+/// (the frame right after the header, both 8-byte aligned).
+#[repr(C)]
+struct BcmOne {
+    head: libc::bcm_msg_head,
+    frame: libc::can_frame,
+}
+
+/// Writes one BCM operation on `fd`: `opcode` with `flags`, the job for
+/// `can_id`, sent every `ival` (`ival2`; `count` 0: for ever), with `frame`
+/// (16 bytes, host layout) when given.
+pub fn bcm_write(
+    fd: RawFd,
+    opcode: u32,
+    flags: u32,
+    can_id: u32,
+    ival: std::time::Duration,
+    frame: Option<&[u8]>,
+) -> io::Result<()> {
+    // SAFETY: all-zero is a valid value for these plain C structs.
+    let mut msg: BcmOne = unsafe { mem::zeroed() };
+    msg.head.opcode = opcode;
+    msg.head.flags = flags;
+    msg.head.can_id = can_id;
+    msg.head.ival2.tv_sec = ival.as_secs() as _;
+    msg.head.ival2.tv_usec = ival.subsec_micros() as _;
+    let mut len = mem::size_of::<libc::bcm_msg_head>();
+    if let Some(f) = frame {
+        msg.head.nframes = 1;
+        // SAFETY: can_frame is 16 plain bytes; f is 16 bytes (checked by the
+        // slice copy, which panics on a mismatch rather than overrun).
+        let bytes: &mut [u8; 16] = unsafe { &mut *(&mut msg.frame as *mut libc::can_frame).cast() };
+        bytes.copy_from_slice(f);
+        len = mem::size_of::<BcmOne>();
+    }
+    // SAFETY: msg lives across the call and len does not exceed its size.
+    let n = check(unsafe { libc::write(fd, (&msg as *const BcmOne).cast(), len) })?;
+    if n as usize != len {
+        return Err(io::Error::from(io::ErrorKind::WriteZero));
+    }
+    Ok(())
+}
+
+/// Room for one `SO_RXQ_OVFL` control message (a u32, 24 bytes with its
+/// header) and one `SO_TIMESTAMP` message (a timeval, 32 bytes with its
+/// header) on sockets that asked for one.
+const CMSG_ROOM: usize = 64;
 
 /// Reusable buffers for reading CAN frames in batches with `recvmmsg`.
 pub struct CanBatch {
@@ -70,6 +193,9 @@ pub struct CanBatch {
     pub frames: [[u8; CANFD_MTU]; CAN_BATCH],
     /// Length of each frame read (16 or 72).
     pub lens: [usize; CAN_BATCH],
+    /// Kernel receive time of each frame read, seconds and microseconds,
+    /// on a socket with `SO_TIMESTAMP` on (else zero).
+    pub stamps: [(i64, u32); CAN_BATCH],
     cmsg: [[u64; CMSG_ROOM / 8]; CAN_BATCH],
 }
 
@@ -79,6 +205,7 @@ impl CanBatch {
         CanBatch {
             frames: [[0; CANFD_MTU]; CAN_BATCH],
             lens: [0; CAN_BATCH],
+            stamps: [(0, 0); CAN_BATCH],
             cmsg: [[0; CMSG_ROOM / 8]; CAN_BATCH],
         }
     }
@@ -114,8 +241,10 @@ impl CanBatch {
             )
         })? as usize;
         let mut dropped = None;
-        for (len, hdr) in self.lens.iter_mut().zip(&hdrs[..n]) {
+        let stamps = self.stamps.iter_mut();
+        for ((len, stamp), hdr) in self.lens.iter_mut().zip(stamps).zip(&hdrs[..n]) {
             *len = hdr.msg_len as usize;
+            *stamp = (0, 0);
             let h = &hdr.msg_hdr;
             // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG
             // macros walk only within them.
@@ -125,11 +254,39 @@ impl CanBatch {
                     if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_RXQ_OVFL {
                         dropped = Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>()));
                     }
+                    if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMP {
+                        *stamp = read_timeval(c);
+                    }
                     c = libc::CMSG_NXTHDR(h, c);
                 }
             }
         }
         Ok((n, dropped))
+    }
+}
+
+/// The timeval of a `SO_TIMESTAMP` control message, whichever size the
+/// kernel wrote: two 64-bit fields (64-bit targets, and 32-bit ones whose
+/// libc asks for `SO_TIMESTAMP_NEW`) or two 32-bit ones (`SO_TIMESTAMP_OLD`
+/// on a 32-bit target).
+///
+/// # Safety
+/// `c` must be a control message header the kernel filled in.
+unsafe fn read_timeval(c: *const libc::cmsghdr) -> (i64, u32) {
+    let data = libc::CMSG_DATA(c);
+    // cmsg_len is a usize on glibc and a u32 on musl: the cast is needed there.
+    #[allow(clippy::unnecessary_cast)]
+    let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+    if len >= 16 {
+        let sec = std::ptr::read_unaligned(data.cast::<i64>());
+        let usec = std::ptr::read_unaligned(data.add(8).cast::<i64>());
+        (sec, usec as u32)
+    } else if len >= 8 {
+        let sec = std::ptr::read_unaligned(data.cast::<i32>());
+        let usec = std::ptr::read_unaligned(data.add(4).cast::<i32>());
+        (i64::from(sec), usec as u32)
+    } else {
+        (0, 0)
     }
 }
 

@@ -5,14 +5,17 @@
 //!
 //! The rooms: [`signals`], [`server`] (accept, `--allow`, capacity),
 //! [`client`] (dial, retry, back-off), [`conn`] (a connection and the table
-//! of them), [`monitor`] (bus state), [`port`] (a CAN port that may vanish),
-//! [`poll_table`] and [`time`].
+//! of them), [`scd_conn`] (a socketcand connection), [`beacon`]
+//! (`--beacon`), [`monitor`] (bus state), [`port`] (a CAN port that may
+//! vanish), [`poll_table`] and [`time`].
 
+pub mod beacon;
 pub mod client;
 pub mod conn;
 pub mod monitor;
 pub mod poll_table;
 pub mod port;
+pub mod scd_conn;
 pub mod server;
 pub mod signals;
 pub mod time;
@@ -22,10 +25,12 @@ use std::time::Instant;
 
 use socket2::Socket;
 
+use self::beacon::Beacon;
 use self::client::{Client, Dialer};
 use self::conn::{Conn, Table};
 use self::monitor::Monitor;
 use self::poll_table::{PollTable, Ready, Slot};
+use self::scd_conn::ScdConn;
 use self::server::{Accepted, Server};
 use self::signals::Signals;
 use self::time::{earliest, ms_until, Now};
@@ -51,6 +56,11 @@ pub struct Daemon {
     mode: Mode,
     monitor: Monitor,
     conns: Table<Conn>,
+    /// `--socketcand`: its listener and its connections, which share
+    /// `--max-clients` with `conns`.
+    scd: Option<Server>,
+    scd_conns: Table<ScdConn>,
+    beacon: Option<Beacon>,
     batch: Box<CanBatch>,
     table: PollTable,
 }
@@ -73,11 +83,32 @@ impl Daemon {
                 (Mode::Client(Client::new(dialer)), 1)
             }
         };
+        let scd = match (&cfg.socketcand, &cfg.mode) {
+            (Some((host, port)), ModeConfig::Server { allow, .. }) => {
+                let addrs =
+                    net::resolve(host, *port).map_err(|e| Error::Resolve(host.clone(), e))?;
+                let s =
+                    Server::listen_socketcand(&addrs, &cfg.canif, allow.clone(), cfg.keepalive)?;
+                Some(s)
+            }
+            _ => None,
+        };
+        let scd_capacity = if scd.is_some() { capacity } else { 0 };
+        let beacon = match &scd {
+            Some(s) if cfg.beacon => Some(
+                Beacon::new(s.addr(), Instant::now())
+                    .map_err(|e| Error::Io("cannot open the beacon's UDP socket", e))?,
+            ),
+            _ => None,
+        };
         Ok(Daemon {
             cfg,
             signals,
             mode,
             monitor,
+            scd,
+            scd_conns: Table::with_capacity(scd_capacity),
+            beacon,
             conns: Table::with_capacity(capacity),
             batch: Box::default(),
             table: PollTable::default(),
@@ -143,6 +174,20 @@ impl Daemon {
                 Ok(())
             }
             Slot::Dial => self.dialed(now),
+            Slot::ScdListener => self.accept_scd(now),
+            Slot::ScdTcp(c) | Slot::ScdCan(c) => {
+                let Some(conn) = self.scd_conns.get_mut(c).filter(|conn| conn.owns(slot, fd))
+                else {
+                    return Ok(());
+                };
+                let canif = &self.cfg.canif;
+                let result = match slot {
+                    Slot::ScdTcp(_) => conn.on_tcp(revents, now, canif),
+                    _ => conn.on_can(revents, now, canif, &mut self.batch),
+                };
+                self.close_scd_on_error(c, result);
+                Ok(())
+            }
             Slot::Tcp(c) | Slot::Can(c) => {
                 // The slot may have been closed, or even reused, since poll.
                 let Some(conn) = self.conns.get_mut(c).filter(|conn| conn.owns(slot, fd)) else {
@@ -165,6 +210,9 @@ impl Daemon {
         if let Mode::Server(s) = &self.mode {
             t.push(s.fd(), libc::POLLIN, Slot::Listener);
         }
+        if let Some(s) = &self.scd {
+            t.push(s.fd(), libc::POLLIN, Slot::ScdListener);
+        }
         if let Some(fd) = self.monitor.fd() {
             t.push(fd, libc::POLLIN, Slot::Monitor);
         }
@@ -177,6 +225,9 @@ impl Daemon {
         for (i, conn) in self.conns.iter() {
             conn.register(i, t);
         }
+        for (i, conn) in self.scd_conns.iter() {
+            conn.register(i, t);
+        }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -185,7 +236,11 @@ impl Daemon {
             Mode::Server(_) => None,
         };
         let mut t = earliest(self.monitor.retry_at(), dial);
+        t = earliest(t, self.beacon.as_ref().map(Beacon::due_at));
         for (_, conn) in self.conns.iter() {
+            t = earliest(t, conn.next_deadline());
+        }
+        for (_, conn) in self.scd_conns.iter() {
             t = earliest(t, conn.next_deadline());
         }
         t
@@ -194,6 +249,9 @@ impl Daemon {
     fn run_timers(&mut self, now: &Now) -> Result<(), Error> {
         if self.monitor.due(now) {
             self.monitor.on_due(&self.cfg.canif, now);
+        }
+        if let Some(b) = &mut self.beacon {
+            b.on_timer(&self.cfg.canif, now);
         }
         if let Mode::Client(client) = &mut self.mode {
             if now.reached(client.retry_at()) {
@@ -208,6 +266,13 @@ impl Daemon {
             let result = conn.on_timer(&self.cfg, now);
             self.close_on_error(c, result)?;
         }
+        for c in 0..self.scd_conns.slots() {
+            let Some(conn) = self.scd_conns.get_mut(c) else {
+                continue;
+            };
+            let result = conn.on_timer(&self.cfg, now);
+            self.close_scd_on_error(c, result);
+        }
         Ok(())
     }
 
@@ -217,7 +282,8 @@ impl Daemon {
             let Mode::Server(server) = &self.mode else {
                 return Ok(());
             };
-            match server.accept(&mut self.conns) {
+            let others = self.scd_conns.iter().count();
+            match server.accept_beside(&mut self.conns, others) {
                 Accepted::Peer(slot, sock, peer) => {
                     self.add_conn(slot, sock, peer, Role::Server, now)?
                 }
@@ -226,6 +292,37 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// Accepts pending socketcand clients, within the shared capacity.
+    fn accept_scd(&mut self, now: &Now) -> Result<(), Error> {
+        for _ in 0..self.scd_conns.capacity() {
+            let Some(server) = &self.scd else {
+                return Ok(());
+            };
+            let others = self.conns.iter().count();
+            match server.accept_beside(&mut self.scd_conns, others) {
+                Accepted::Peer(slot, sock, peer) => {
+                    let mut conn = ScdConn::open(sock, peer, &self.cfg, now);
+                    let result = conn.flush();
+                    self.scd_conns.put(slot, conn);
+                    self.close_scd_on_error(slot, result);
+                }
+                Accepted::Skipped => {}
+                Accepted::Done => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends socketcand connection `c` if `result` says why.
+    fn close_scd_on_error(&mut self, c: usize, result: Result<(), Close>) {
+        let Err(why) = result else {
+            return;
+        };
+        if let Some(conn) = self.scd_conns.take(c) {
+            conn.log_close(why);
+        }
     }
 
     /// A client's connection attempt finished.
@@ -274,10 +371,13 @@ impl Daemon {
     }
 
     fn log_counters(&mut self) {
-        let n = self.conns.iter().count();
+        let n = self.conns.iter().count() + self.scd_conns.iter().count();
         log::info!("{n} connection(s)");
         let now = Instant::now();
         for conn in self.conns.iter_mut() {
+            conn.log_counters(now, &self.cfg.canif);
+        }
+        for conn in self.scd_conns.iter_mut() {
             conn.log_counters(now, &self.cfg.canif);
         }
     }

@@ -8,8 +8,9 @@ use std::os::fd::RawFd;
 use crate::limits::MAX_CLIENTS;
 use crate::sys::{self, PollFd};
 
-/// Signal pipe, listener, monitor, dialing socket, then TCP + CAN per client.
-pub const MAX_POLL: usize = 4 + 2 * MAX_CLIENTS;
+/// Signal pipe, listener, socketcand listener, monitor, dialing socket, then
+/// TCP + CAN per client (of either protocol: they share the capacity).
+pub const MAX_POLL: usize = 5 + 2 * MAX_CLIENTS;
 
 /// What an entry of the poll table stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,12 @@ pub enum Slot {
     Tcp(usize),
     /// The CAN socket of connection `n`.
     Can(usize),
+    /// The socketcand listening socket.
+    ScdListener,
+    /// The TCP stream of socketcand connection `n`.
+    ScdTcp(usize),
+    /// The CAN socket of socketcand connection `n`.
+    ScdCan(usize),
 }
 
 /// One descriptor poll found ready.

@@ -28,6 +28,7 @@ pub struct Server {
     listener: Socket,
     allow: heapless::Vec<Cidr, MAX_ALLOW>,
     keepalive: Duration,
+    addr: SocketAddr,
 }
 
 impl Server {
@@ -38,14 +39,44 @@ impl Server {
         allow: heapless::Vec<Cidr, MAX_ALLOW>,
         keepalive: Duration,
     ) -> Result<Server, Error> {
+        let server = Server::bind(addrs, allow, keepalive)?;
+        log::info!("listening on {}, serving {canif}", server.addr);
+        Ok(server)
+    }
+
+    /// Listens for socketcand clients; the same `--allow` list applies.
+    pub fn listen_socketcand(
+        addrs: &Addrs,
+        canif: &str,
+        allow: heapless::Vec<Cidr, MAX_ALLOW>,
+        keepalive: Duration,
+    ) -> Result<Server, Error> {
+        let server = Server::bind(addrs, allow, keepalive)?;
+        log::info!(
+            "listening on {} for socketcand clients, serving {canif}",
+            server.addr
+        );
+        Ok(server)
+    }
+
+    fn bind(
+        addrs: &Addrs,
+        allow: heapless::Vec<Cidr, MAX_ALLOW>,
+        keepalive: Duration,
+    ) -> Result<Server, Error> {
         let addr = net::listen_addr(addrs);
         let listener = net::listen(addr).map_err(|e| Error::Listen(addr, e))?;
-        log::info!("listening on {addr}, serving {canif}");
         Ok(Server {
             listener,
             allow,
             keepalive,
+            addr,
         })
+    }
+
+    /// The address listened on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// The listening socket, for poll.
@@ -61,6 +92,12 @@ impl Server {
     /// Accepts one pending connection and decides whether it may stay; a
     /// peer admitted gets a free slot of `conns`.
     pub fn accept<T>(&self, conns: &mut Table<T>) -> Accepted {
+        self.accept_beside(conns, 0)
+    }
+
+    /// As [`accept`](Self::accept), when `others` clients of another
+    /// protocol share the `--max-clients` capacity of `conns`.
+    pub fn accept_beside<T>(&self, conns: &mut Table<T>, others: usize) -> Accepted {
         let (sock, addr) = match self.listener.accept() {
             Ok(x) => x,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::Done,
@@ -78,7 +115,9 @@ impl Server {
             log::warn!("{peer}: refused: not in the --allow list");
             return Accepted::Skipped;
         }
-        let Some(slot) = conns.free_slot() else {
+        let full = others + conns.iter().count() >= conns.capacity();
+        let slot = if full { None } else { conns.free_slot() };
+        let Some(slot) = slot else {
             log::warn!(
                 "{peer}: refused: already serving {} clients (--max-clients)",
                 conns.capacity()

@@ -26,5 +26,10 @@ if ! "$venv/bin/python" -c 'import pytest, tcpcan' 2>/dev/null ||
 	[ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("tcpcan"))')" != 0.0.2 ]; then
 	"$venv/bin/python" -m pip install -q --disable-pip-version-check 'pytest>=7,<9' 'tcpcan==0.0.2'
 fi
+# python-can's socketcand interface: the real client of tests/kernel/test_socketcand.py.
+if ! "$venv/bin/python" -c 'import can' 2>/dev/null ||
+	[ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("python-can"))')" != 4.6.1 ]; then
+	"$venv/bin/python" -m pip install -q --disable-pip-version-check 'python-can==4.6.1'
+fi
 "$venv/bin/python" -c 'import socket; socket.AF_CAN' ||
 	{ echo "kernel deps: $venv/bin/python has no socket.AF_CAN" >&2; exit 1; }

@@ -1,0 +1,342 @@
+//! What happens on one socketcand connection? An [`ScdConn`] moves bytes
+//! between its TCP stream, its own CAN socket (so it sees every other
+//! client's frames and the bus's, as a v1 client does) and its
+//! [`ScdSession`]. Back-pressure as for v1: while its output buffer cannot
+//! take another line, its CAN socket is not read, so a slow client costs
+//! only its own kernel queue.
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
+
+use socket2::Socket;
+
+use super::poll_table::{PollTable, Slot};
+use super::port::{open_error, PortSlot, Reopen};
+use super::time::Now;
+use crate::can::{BcmPort, CanPort, NoBus, ReadError};
+use crate::cli::Config;
+use crate::close::Close;
+use crate::counters::RateLimit;
+use crate::device::CanSink;
+use crate::limits::READS_PER_WAKEUP;
+use crate::socketcand::session::{ScdConfig, ScdSession};
+use crate::socketcand::Stamp;
+use crate::sys::CanBatch;
+
+/// One socketcand connection: its TCP stream, its own CAN socket, its session.
+pub struct ScdConn {
+    tcp: Socket,
+    can: PortSlot,
+    session: ScdSession,
+    /// `add`/`update`/`delete`: the kernel's cyclic sends, ended with the connection.
+    bcm: BcmPort,
+    overflow_warn: RateLimit,
+}
+
+/// The session's switches from the command line.
+fn scd_config(cfg: &Config) -> ScdConfig {
+    ScdConfig {
+        read_only: cfg.session.read_only,
+        error_frames: cfg.session.error_frames,
+        tx_timeout: cfg.session.tx_timeout,
+    }
+}
+
+/// Opens the CAN socket with receive timestamps on.
+fn open_port(cfg: &Config, now: Instant) -> (PortSlot, Option<crate::can::OpenError>) {
+    let opened = CanPort::open(&cfg.canif, &cfg.can).and_then(|p| {
+        p.enable_timestamps().map_err(crate::can::OpenError::Io)?;
+        Ok(p)
+    });
+    PortSlot::opened(opened, now)
+}
+
+impl ScdConn {
+    /// A connection on `tcp`; `< hi >` is queued for it.
+    pub fn open(tcp: Socket, peer: SocketAddr, cfg: &Config, now: &Now) -> ScdConn {
+        let (can, failed) = open_port(cfg, now.get());
+        if let Some(e) = failed {
+            log::warn!(
+                "{peer}: {}; frames from TCP are dropped until it is back",
+                open_error(&cfg.canif, e)
+            );
+        }
+        log::info!("{peer}: speaks socketcand");
+        ScdConn {
+            tcp,
+            can,
+            session: ScdSession::new(peer, scd_config(cfg)),
+            bcm: BcmPort::new(&cfg.canif),
+            overflow_warn: RateLimit::default(),
+        }
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.session.peer()
+    }
+
+    /// Adds this connection's descriptors, as slot `i`, to the poll table.
+    pub fn register(&self, i: usize, table: &mut PollTable) {
+        let s = &self.session;
+        let mut ev = 0;
+        if s.wants_tcp_read() {
+            ev |= libc::POLLIN;
+        }
+        if !s.tx_pending().is_empty() {
+            ev |= libc::POLLOUT;
+        }
+        table.push(self.tcp.as_raw_fd(), ev, Slot::ScdTcp(i));
+        if let Some(p) = self.can.port() {
+            let ev = if s.tx_has_room() { libc::POLLIN } else { 0 };
+            table.push(p.fd(), ev, Slot::ScdCan(i));
+        }
+    }
+
+    /// True if `fd`, polled for `slot`, is still this connection's.
+    pub fn owns(&self, slot: Slot, fd: RawFd) -> bool {
+        match slot {
+            Slot::ScdTcp(_) => self.tcp.as_raw_fd() == fd,
+            Slot::ScdCan(_) => self.can.port().is_some_and(|p| p.fd() == fd),
+            _ => false,
+        }
+    }
+
+    /// The earliest time this connection has timer work.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        super::time::earliest(self.session.next_deadline(), self.can.retry_at())
+    }
+
+    /// Timer work: reopen a vanished interface, retry a parked frame.
+    pub fn on_timer(&mut self, cfg: &Config, now: &Now) -> Result<(), Close> {
+        if self.can.due(now) && self.can.on_due(&cfg.canif, &cfg.can, now) == Reopen::Reopened {
+            if let Some(p) = self.can.port() {
+                if let Err(e) = p.enable_timestamps() {
+                    log::warn!("{}: {}: no receive timestamps: {e}", self.peer(), cfg.canif);
+                }
+            }
+            log::info!(
+                "{}: {} is back; carrying frames again",
+                self.peer(),
+                cfg.canif
+            );
+        }
+        if self.session.stats_due(now.get()) {
+            let [rb, rp, tb, tp] = ["rx_bytes", "rx_packets", "tx_bytes", "tx_packets"]
+                .map(|name| if_stat(&cfg.canif, name));
+            self.session.queue_stats(rb, rp, tb, tp);
+            self.flush()?;
+        }
+        if now.reached(self.session.next_deadline()) {
+            self.deliver(now, &cfg.canif)?;
+        }
+        Ok(())
+    }
+
+    /// The TCP stream is ready: send what waits, read and carry out commands.
+    pub fn on_tcp(&mut self, revents: i16, now: &Now, canif: &str) -> Result<(), Close> {
+        if revents & libc::POLLOUT != 0 {
+            self.flush()?;
+        }
+        if revents & libc::POLLERR != 0 {
+            let e = self.tcp.take_error().ok().flatten();
+            let e = e.unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionReset));
+            return Err(e.into());
+        }
+        if revents & (libc::POLLIN | libc::POLLHUP) == 0 {
+            return Ok(());
+        }
+        if revents & libc::POLLHUP != 0 && !self.session.wants_tcp_read() {
+            // Nothing more will be read, and poll would repeat the hang-up.
+            return Err(Close::PeerClosed);
+        }
+        for _ in 0..READS_PER_WAKEUP {
+            if !self.session.wants_tcp_read() {
+                break;
+            }
+            let spare = self.session.rx_spare();
+            let want = spare.len();
+            match (&self.tcp).read(spare) {
+                Ok(0) => return Err(Close::PeerClosed),
+                Ok(n) => {
+                    self.session.rx_filled(n);
+                    self.deliver(now, canif)?;
+                    if n < want {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.flush()
+    }
+
+    /// Carries out buffered commands.
+    fn deliver(&mut self, now: &Now, canif: &str) -> Result<(), Close> {
+        let mut no_bus = NoBus;
+        let sink: &mut dyn CanSink = match self.can.port_mut() {
+            Some(p) => p,
+            None => &mut no_bus,
+        };
+        // A reply must reach the client even if the command then ends the
+        // connection: it says why.
+        let result = self.session.process(now.get(), canif, sink, &mut self.bcm);
+        let flushed = self.flush();
+        result?;
+        flushed
+    }
+
+    /// One send of everything queued for the peer.
+    pub fn flush(&mut self) -> Result<(), Close> {
+        let pending = self.session.tx_pending();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        match self.tcp.send_with_flags(pending, libc::MSG_NOSIGNAL) {
+            Ok(n) => {
+                self.session.tx_sent(n);
+                Ok(())
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The CAN socket is ready: read frames for the peer while there is
+    /// room for their lines.
+    pub fn on_can(
+        &mut self,
+        revents: i16,
+        now: &Now,
+        canif: &str,
+        batch: &mut CanBatch,
+    ) -> Result<(), Close> {
+        let Some(port) = self.can.port_mut() else {
+            return Ok(());
+        };
+        if revents & libc::POLLERR != 0 {
+            if let Some(e) = port.take_error() {
+                self.can_read_error(e, now, canif);
+                return Ok(());
+            }
+        }
+        if revents & libc::POLLIN == 0 {
+            return Ok(());
+        }
+        for _ in 0..READS_PER_WAKEUP {
+            let Some(port) = self.can.port_mut() else {
+                break;
+            };
+            let room = self.session.tx_room_frames();
+            if room == 0 {
+                break;
+            }
+            match port.recv(batch, room) {
+                Ok((n, overflow)) => {
+                    if overflow > 0 {
+                        self.kernel_dropped(overflow, now.get(), canif);
+                    }
+                    for i in 0..n {
+                        let (sec, usec) = batch.stamps[i];
+                        let stamp = Stamp { sec, usec };
+                        self.session
+                            .queue_frame(&batch.frames[i][..batch.lens[i]], stamp);
+                    }
+                    if n < room {
+                        break;
+                    }
+                }
+                Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.can_read_error(e, now, canif);
+                    break;
+                }
+            }
+        }
+        self.flush()
+    }
+
+    fn can_read_error(&mut self, e: ReadError, now: &Now, canif: &str) {
+        let peer = self.peer();
+        match e {
+            ReadError::Down => log::debug!("{peer}: {canif} is down"),
+            ReadError::Gone => {
+                log::info!("{peer}: {canif} disappeared; will reopen it when it is back");
+                self.can.lost(now.get());
+            }
+            ReadError::Io(e) => log::warn!("{peer}: reading {canif}: {e}"),
+        }
+    }
+
+    /// Counts frames the kernel dropped on our CAN socket, with a
+    /// rate-limited warning: the peer is not keeping up with the bus.
+    fn kernel_dropped(&mut self, dropped: u32, now: Instant, canif: &str) {
+        self.session.counters.drop_kernel_overflow += u64::from(dropped);
+        if let Some(s) = self.overflow_warn.allow(now) {
+            log::warn!(
+                "{}: kernel dropped {dropped} frames from {canif}: peer is not keeping up ({s} similar warnings suppressed)",
+                self.peer()
+            );
+        }
+    }
+
+    /// Logs the counters, after asking the kernel for drops not yet seen.
+    pub fn log_counters(&mut self, now: Instant, canif: &str) {
+        if let Some(port) = self.can.port_mut() {
+            let d = port.new_drops();
+            if d > 0 {
+                self.kernel_dropped(d, now, canif);
+            }
+        }
+        log::info!("{}: socketcand: {}", self.peer(), self.counters_text());
+    }
+
+    fn counters_text(&self) -> CountersText<'_> {
+        CountersText(&self.session)
+    }
+
+    /// Logs why the connection ended and its counters.
+    pub fn log_close(&self, why: Close) {
+        let peer = self.peer();
+        log::info!("{peer}: closed: {why}");
+        log::info!("{peer}: socketcand: {}", self.counters_text());
+    }
+}
+
+/// One counter of the interface's statistics (sysfs), 0 if unreadable
+/// (the interface is gone: a vanished interface counts nothing).
+fn if_stat(canif: &str, name: &str) -> u64 {
+    use core::fmt::Write;
+    let mut path = heapless::String::<80>::new();
+    if write!(path, "/sys/class/net/{canif}/statistics/{name}").is_err() {
+        return 0;
+    }
+    let mut buf = [0u8; 24];
+    let n = std::fs::File::open(path.as_str())
+        .and_then(|mut f| f.read(&mut buf))
+        .unwrap_or(0);
+    core::str::from_utf8(&buf[..n])
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A session's counters with the socketcand-only one.
+struct CountersText<'a>(&'a ScdSession);
+
+impl core::fmt::Display for CountersText<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} fd_not_sent={}", self.0.counters, self.0.fd_not_sent)
+    }
+}

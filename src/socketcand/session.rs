@@ -1,0 +1,821 @@
+//! What state is one socketcand client in, and what does each of its
+//! commands do? The protocol's modes as a pure state machine over fixed
+//! buffers: bytes in from TCP, lines out to TCP, frames to a [`CanSink`].
+//! No I/O; tests drive it line by line.
+//!
+//! Modes served: NO_BUS (until `< open >`), BCM (the protocol's mode after
+//! `open`: `< send >` works, no frames are forwarded because no BCM
+//! subscription is served) and RAW (every frame of the bus is forwarded).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::MAX_FRAME_LINE;
+use super::{next_line, parse, write_frame, Command, Out, ScdError, SendFrame, Stamp};
+use crate::buf::ByteBuf;
+use crate::close::Close;
+use crate::counters::{Counters, DropReason};
+use crate::device::{CanSink, CanTx, CyclicSink};
+use crate::limits::{SCD_MAX_REPLY, SCD_RX_BUF, SCD_TX_BUF};
+
+/// The protocol's modes that this server serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Connected, no bus opened yet.
+    NoBus,
+    /// A bus is open; frames can be sent, none are forwarded.
+    Bcm,
+    /// A bus is open; every frame is forwarded.
+    Raw,
+    /// A bus is open; statistics may be asked for, no frames are forwarded.
+    Control,
+}
+
+/// Behaviour switches, from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct ScdConfig {
+    /// `--read-only`: `< send >` frames are counted and dropped.
+    pub read_only: bool,
+    /// `--error-frames`: error frames are forwarded as `< error … >`.
+    pub error_frames: bool,
+    /// `--tx-timeout`: how long a frame may wait for a busy bus.
+    pub tx_timeout: Duration,
+}
+
+/// What [`ScdSession::process`] left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Every complete line was handled (or output has no room for a reply).
+    Drained,
+    /// A frame waits for a busy bus: try again at this time.
+    Parked(Instant),
+}
+
+/// One socketcand connection, without its sockets.
+pub struct ScdSession {
+    peer: SocketAddr,
+    cfg: ScdConfig,
+    mode: Mode,
+    rx: ByteBuf<SCD_RX_BUF>,
+    tx: ByteBuf<SCD_TX_BUF>,
+    /// Since when the head `< send >` has waited for the bus.
+    busy_since: Option<Instant>,
+    /// When a parked frame is tried again.
+    retry_at: Option<Instant>,
+    fd_warned: bool,
+    /// `< statistics MS >`: the interval and when the next line is due.
+    stats: Option<(Duration, Instant)>,
+    /// Traffic and drops of this connection.
+    pub counters: Counters,
+    /// CAN FD frames not forwarded: the protocol cannot say them.
+    pub fd_not_sent: u64,
+}
+
+/// Shortest statistics interval: each line costs four small sysfs reads,
+/// so a client asking for 1 ms gets 10 per second instead.
+const MIN_STATS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long a frame refused with "queue full" waits before it is tried again.
+const BUSY_RETRY: Duration = crate::limits::ENOBUFS_RETRY;
+
+impl ScdSession {
+    /// A new connection; the greeting `< hi >` is queued at once.
+    pub fn new(peer: SocketAddr, cfg: ScdConfig) -> Self {
+        let mut s = ScdSession {
+            peer,
+            cfg,
+            mode: Mode::NoBus,
+            rx: ByteBuf::new(),
+            tx: ByteBuf::new(),
+            busy_since: None,
+            retry_at: None,
+            fd_warned: false,
+            stats: None,
+            counters: Counters::default(),
+            fd_not_sent: 0,
+        };
+        s.reply("< hi >");
+        s
+    }
+
+    /// The peer's address, for log lines.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The mode the client is in.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Free space for the next TCP read.
+    pub fn rx_spare(&mut self) -> &mut [u8] {
+        self.rx.spare()
+    }
+
+    /// `n` bytes were read into [`rx_spare`](Self::rx_spare).
+    pub fn rx_filled(&mut self, n: usize) {
+        self.rx.fill(n);
+        self.counters.bytes_in += n as u64;
+    }
+
+    /// True when more TCP input can be taken: not while a frame waits for
+    /// the bus, nor while a reply would not fit.
+    pub fn wants_tcp_read(&self) -> bool {
+        self.retry_at.is_none() && self.rx.free() > 0 && self.tx.free() >= SCD_MAX_REPLY
+    }
+
+    /// When a parked frame is due for another try, or statistics are due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let stats = self.stats.map(|(_, at)| at);
+        match (self.retry_at, stats) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// True (and the next time set) when a `< stat >` line is due; a line
+    /// that finds no room in the output is skipped, not queued.
+    pub fn stats_due(&mut self, now: Instant) -> bool {
+        match &mut self.stats {
+            Some((ival, at)) if now >= *at => {
+                *at = now + *ival;
+                self.tx.free() >= SCD_MAX_REPLY
+            }
+            _ => false,
+        }
+    }
+
+    /// Queues `< stat RBYTES RPACKETS TBYTES TPACKETS >` (the interface's).
+    pub fn queue_stats(&mut self, rx_bytes: u64, rx_packets: u64, tx_bytes: u64, tx_packets: u64) {
+        let mut line = heapless::String::<SCD_MAX_REPLY>::new();
+        let _ = core::fmt::Write::write_fmt(
+            &mut line,
+            format_args!("< stat {rx_bytes} {rx_packets} {tx_bytes} {tx_packets} >"),
+        );
+        self.reply(&line);
+    }
+
+    /// Carries out every complete command in the input, in order.
+    pub fn process(
+        &mut self,
+        now: Instant,
+        bus: &str,
+        can: &mut dyn CanSink,
+        cyclic: &mut dyn CyclicSink,
+    ) -> Result<Progress, Close> {
+        self.retry_at = None;
+        loop {
+            if self.tx.free() < SCD_MAX_REPLY {
+                return Ok(Progress::Drained);
+            }
+            let (cmd, used) = match next_line(self.rx.data()) {
+                Err(e) => return Err(ScdError::Line(e).into()),
+                Ok(None) => return Ok(Progress::Drained),
+                Ok(Some((text, used))) => match parse(text) {
+                    Ok(cmd) => (Owned::from(cmd), used),
+                    Err(e) => {
+                        self.reply_error(&e.to_string());
+                        return Err(ScdError::Number(e).into());
+                    }
+                },
+            };
+            match self.command(cmd, now, bus, can, cyclic)? {
+                Step::Done => self.rx.consume(used),
+                Step::Parked(at) => {
+                    self.retry_at = Some(at);
+                    return Ok(Progress::Parked(at));
+                }
+            }
+        }
+    }
+
+    fn command(
+        &mut self,
+        cmd: Owned,
+        now: Instant,
+        bus: &str,
+        can: &mut dyn CanSink,
+        cyclic: &mut dyn CyclicSink,
+    ) -> Result<Step, Close> {
+        match (self.mode, cmd) {
+            (_, Owned::Echo) => self.reply("< echo >"),
+            (Mode::NoBus, Owned::Open(ref name)) if name.as_str() == bus => {
+                log::info!("{}: socketcand client opened {bus}", self.peer);
+                self.mode = Mode::Bcm;
+                self.reply("< ok >");
+            }
+            (Mode::NoBus, Owned::Open(_)) => {
+                self.reply_error("no such bus");
+                return Err(ScdError::NoSuchBus.into());
+            }
+            (Mode::NoBus, _) => self.reply_error("no bus open"),
+            (_, Owned::Open(_)) => self.reply_error("a bus is already open"),
+            (_, Owned::RawMode) => {
+                self.mode = Mode::Raw;
+                self.reply("< ok >");
+            }
+            (_, Owned::BcmMode) => {
+                self.mode = Mode::Bcm;
+                self.reply("< ok >");
+            }
+            (_, Owned::ControlMode) => {
+                self.mode = Mode::Control;
+                self.reply("< ok >");
+            }
+            (Mode::Control, Owned::Statistics(ms)) => {
+                // The first line comes at once, so a client sees it works.
+                let ival = Duration::from_millis(u64::from(ms)).max(MIN_STATS_INTERVAL);
+                self.stats = (ms != 0).then_some((ival, now));
+            }
+            (_, Owned::Statistics(_)) => self.reply_error("statistics only in control mode"),
+            (
+                Mode::Control,
+                Owned::Send(_) | Owned::Add(..) | Owned::Update(_) | Owned::Delete(_),
+            ) => self.reply_error("not in control mode"),
+            (_, Owned::Send(f)) => return Ok(self.send(f, now, can)),
+            (_, Owned::Add(interval, f)) => self.cyclic(f, Some(interval), cyclic),
+            (_, Owned::Update(f)) => self.cyclic(f, None, cyclic),
+            (_, Owned::Delete(id)) => {
+                if cyclic.delete(id).is_err() {
+                    self.reply_error("no such cyclic send");
+                }
+            }
+            (_, Owned::Unsupported) => self.reply_error("command not supported"),
+            (_, Owned::Unknown) => self.reply_error("unknown command"),
+        }
+        Ok(Step::Done)
+    }
+
+    /// The frame a `send`, `add` or `update` asks for, in host layout, if
+    /// it obeys the bus's rules and `--read-only` lets it go; otherwise it
+    /// is counted, with an error line for a broken rule.
+    fn frame_for_bus(&mut self, f: SendFrame) -> Option<[u8; libc::CAN_MTU]> {
+        let rtr = f.can_id & libc::CAN_RTR_FLAG != 0;
+        let id = f.can_id & libc::CAN_EFF_MASK;
+        let extended = f.can_id & libc::CAN_EFF_FLAG != 0;
+        let problem = if f.dlc > 8 {
+            Some("DLC above 8")
+        } else if !rtr && f.given != usize::from(f.dlc) {
+            Some("data bytes differ from DLC")
+        } else if rtr && f.given != 0 {
+            Some("data bytes in a remote request")
+        } else if !extended && id > libc::CAN_SFF_MASK {
+            Some("standard ID above 7FF")
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            self.counters.count_drop(DropReason::Invalid);
+            self.reply_error(p);
+            return None;
+        }
+        if self.cfg.read_only {
+            self.counters.count_drop(DropReason::ReadOnly);
+            return None;
+        }
+        let mut frame = [0u8; libc::CAN_MTU];
+        frame[..4].copy_from_slice(&f.can_id.to_ne_bytes());
+        frame[4] = f.dlc;
+        if !rtr {
+            frame[8..8 + usize::from(f.dlc)].copy_from_slice(&f.data[..usize::from(f.dlc)]);
+        }
+        Some(frame)
+    }
+
+    /// Hands an `add` (with its interval) or `update` to the kernel's BCM.
+    fn cyclic(&mut self, f: SendFrame, interval: Option<(u32, u32)>, cyclic: &mut dyn CyclicSink) {
+        let Some(frame) = self.frame_for_bus(f) else {
+            return;
+        };
+        let ival = interval.map(|(s, us)| {
+            Duration::from_secs(u64::from(s)) + Duration::from_micros(u64::from(us))
+        });
+        if cyclic.setup(&frame, ival).is_err() {
+            self.reply_error("cyclic send refused");
+        }
+    }
+
+    /// Checks a `< send >` against the bus's rules and writes it.
+    fn send(&mut self, f: SendFrame, now: Instant, can: &mut dyn CanSink) -> Step {
+        let Some(frame) = self.frame_for_bus(f) else {
+            return Step::Done;
+        };
+        match can.send(&frame) {
+            CanTx::Sent => {
+                self.busy_since = None;
+                self.counters.to_can += 1;
+            }
+            CanTx::Busy => {
+                let since = *self.busy_since.get_or_insert(now);
+                if now.duration_since(since) < self.cfg.tx_timeout {
+                    return Step::Parked(now + BUSY_RETRY);
+                }
+                // Not reset: until the bus moves, later frames are shed too.
+                self.counters.count_drop(DropReason::Stale);
+            }
+            CanTx::Refused => self.counters.count_drop(DropReason::Refused),
+            CanTx::Down => self.counters.count_drop(DropReason::BusDown),
+        }
+        Step::Done
+    }
+
+    /// True while another `< frame >` line fits in the output.
+    pub fn tx_has_room(&self) -> bool {
+        self.tx.free() >= MAX_FRAME_LINE
+    }
+
+    /// How many more frames can be taken from the bus now.
+    pub fn tx_room_frames(&self) -> usize {
+        self.tx.free() / MAX_FRAME_LINE
+    }
+
+    /// Takes one frame (host layout) read from the bus at `stamp`: a line
+    /// in RAW mode, nothing otherwise. Returns false if it did not fit.
+    pub fn queue_frame(&mut self, frame: &[u8], stamp: Stamp) -> bool {
+        if self.mode != Mode::Raw {
+            return true;
+        }
+        let mut line = [0u8; MAX_FRAME_LINE];
+        match write_frame(frame, stamp, self.cfg.error_frames, &mut line) {
+            Out::Line(n) => {
+                let ok = self.tx.push(&line[..n]);
+                if ok {
+                    self.counters.to_tcp += 1;
+                }
+                ok
+            }
+            Out::Fd => {
+                self.fd_not_sent += 1;
+                if !self.fd_warned {
+                    self.fd_warned = true;
+                    log::warn!(
+                        "{}: CAN FD frames are not sent to socketcand clients (the protocol has none); counting them",
+                        self.peer
+                    );
+                }
+                true
+            }
+            Out::ErrorNotWanted => true,
+        }
+    }
+
+    /// Bytes waiting to be sent.
+    pub fn tx_pending(&self) -> &[u8] {
+        self.tx.data()
+    }
+
+    /// `n` bytes of [`tx_pending`](Self::tx_pending) were sent.
+    pub fn tx_sent(&mut self, n: usize) {
+        self.tx.consume(n);
+        self.counters.bytes_out += n as u64;
+    }
+
+    fn reply(&mut self, line: &str) {
+        // Room was checked before the command was taken.
+        let _ = self.tx.push(line.as_bytes());
+    }
+
+    fn reply_error(&mut self, text: &str) {
+        log::debug!("{}: socketcand error: {text}", self.peer);
+        let mut line = heapless::String::<SCD_MAX_REPLY>::new();
+        let _ = line.push_str("< error ");
+        let _ = line.push_str(&text[..text.len().min(SCD_MAX_REPLY - 12)]);
+        let _ = line.push_str(" >");
+        self.reply(&line);
+    }
+}
+
+/// What a command did.
+enum Step {
+    Done,
+    Parked(Instant),
+}
+
+/// A command detached from the input buffer, so the buffer can be consumed
+/// after the command ran (a bus name is at most 16 bytes, as the protocol
+/// says; a longer one cannot be ours).
+enum Owned {
+    Open(heapless::String<16>),
+    RawMode,
+    BcmMode,
+    Echo,
+    Send(SendFrame),
+    Add((u32, u32), SendFrame),
+    Update(SendFrame),
+    Delete(u32),
+    ControlMode,
+    Statistics(u32),
+    Unsupported,
+    Unknown,
+}
+
+impl From<Command<'_>> for Owned {
+    fn from(c: Command<'_>) -> Self {
+        match c {
+            Command::Open(name) => {
+                let mut s = heapless::String::new();
+                // Too long for the protocol: left empty, so it matches no bus.
+                let _ = s.push_str(name);
+                if s.len() != name.len() {
+                    s.clear();
+                }
+                Owned::Open(s)
+            }
+            Command::RawMode => Owned::RawMode,
+            Command::BcmMode => Owned::BcmMode,
+            Command::Echo => Owned::Echo,
+            Command::Send(f) => Owned::Send(f),
+            Command::Add { interval, frame } => Owned::Add(interval, frame),
+            Command::Update(f) => Owned::Update(f),
+            Command::Delete(id) => Owned::Delete(id),
+            Command::ControlMode => Owned::ControlMode,
+            Command::Statistics(ms) => Owned::Statistics(ms),
+            Command::Unsupported(_) => Owned::Unsupported,
+            Command::Unknown(_) => Owned::Unknown,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socketcand::{LineError, NumberError};
+
+    /// Records frames; answers `answer` to each.
+    struct Bus {
+        sent: Vec<Vec<u8>>,
+        answer: CanTx,
+    }
+
+    impl CanSink for Bus {
+        fn send(&mut self, frame: &[u8]) -> CanTx {
+            if self.answer == CanTx::Sent {
+                self.sent.push(frame.to_vec());
+            }
+            self.answer
+        }
+    }
+
+    /// Records cyclic jobs as (frame, interval) and deletions.
+    #[derive(Default)]
+    struct Jobs {
+        setups: Vec<(Vec<u8>, Option<Duration>)>,
+        deleted: Vec<u32>,
+    }
+
+    impl CyclicSink for Jobs {
+        fn setup(&mut self, frame: &[u8], interval: Option<Duration>) -> std::io::Result<()> {
+            self.setups.push((frame.to_vec(), interval));
+            Ok(())
+        }
+
+        fn delete(&mut self, can_id: u32) -> std::io::Result<()> {
+            if self
+                .setups
+                .iter()
+                .any(|(f, _)| f[..4] == can_id.to_ne_bytes())
+            {
+                self.deleted.push(can_id);
+                Ok(())
+            } else {
+                Err(std::io::Error::from_raw_os_error(libc::EINVAL))
+            }
+        }
+    }
+
+    fn bus() -> Bus {
+        Bus {
+            sent: Vec::new(),
+            answer: CanTx::Sent,
+        }
+    }
+
+    fn cfg() -> ScdConfig {
+        ScdConfig {
+            read_only: false,
+            error_frames: false,
+            tx_timeout: Duration::from_millis(100),
+        }
+    }
+
+    fn session() -> ScdSession {
+        ScdSession::new("192.0.2.1:5000".parse().unwrap(), cfg())
+    }
+
+    /// Feeds `input`, runs the session, returns what it wrote since last asked.
+    fn talk(s: &mut ScdSession, input: &str, can: &mut Bus) -> Result<String, Close> {
+        talk_jobs(s, input, can, &mut Jobs::default())
+    }
+
+    fn talk_jobs(
+        s: &mut ScdSession,
+        input: &str,
+        can: &mut Bus,
+        jobs: &mut Jobs,
+    ) -> Result<String, Close> {
+        feed(s, input);
+        s.process(Instant::now(), "vcan0", can, jobs)?;
+        Ok(take(s))
+    }
+
+    fn feed(s: &mut ScdSession, input: &str) {
+        let spare = s.rx_spare();
+        spare[..input.len()].copy_from_slice(input.as_bytes());
+        s.rx_filled(input.len());
+    }
+
+    fn take(s: &mut ScdSession) -> String {
+        let out = String::from_utf8(s.tx_pending().to_vec()).unwrap();
+        s.tx_sent(out.len());
+        out
+    }
+
+    fn opened_raw() -> (ScdSession, Bus) {
+        let mut s = session();
+        let mut b = bus();
+        take(&mut s);
+        talk(&mut s, "< open vcan0 >", &mut b).unwrap();
+        talk(&mut s, "< rawmode >", &mut b).unwrap();
+        (s, b)
+    }
+
+    fn frame(id: u32, data: &[u8]) -> [u8; 16] {
+        let mut f = [0u8; 16];
+        f[..4].copy_from_slice(&id.to_ne_bytes());
+        f[4] = data.len() as u8;
+        f[8..8 + data.len()].copy_from_slice(data);
+        f
+    }
+
+    #[test]
+    fn a_client_is_greeted_then_opens_the_served_bus_and_switches_to_raw() {
+        let mut s = session();
+        let mut b = bus();
+        assert_eq!(take(&mut s), "< hi >");
+        assert_eq!(s.mode(), Mode::NoBus);
+        assert_eq!(talk(&mut s, "< open vcan0 >", &mut b).unwrap(), "< ok >");
+        assert_eq!(s.mode(), Mode::Bcm, "BCM is the protocol's mode after open");
+        assert_eq!(talk(&mut s, "< rawmode >", &mut b).unwrap(), "< ok >");
+        assert_eq!(s.mode(), Mode::Raw);
+        assert_eq!(talk(&mut s, "< bcmmode >", &mut b).unwrap(), "< ok >");
+        assert_eq!(s.mode(), Mode::Bcm);
+    }
+
+    #[test]
+    fn a_bus_not_served_gets_an_error_and_the_connection_ends() {
+        let mut s = session();
+        take(&mut s);
+        let r = talk(&mut s, "< open can7 >", &mut bus());
+        assert_eq!(r, Err(Close::Socketcand(ScdError::NoSuchBus)));
+        assert_eq!(take(&mut s), "< error no such bus >");
+        let long = "< open vcan0vcan0vcan0vcan0 >";
+        let r = talk(&mut session(), long, &mut bus());
+        assert_eq!(r, Err(Close::Socketcand(ScdError::NoSuchBus)));
+    }
+
+    #[test]
+    fn send_before_open_is_an_error_and_nothing_reaches_the_bus() {
+        let mut s = session();
+        let mut b = bus();
+        take(&mut s);
+        let out = talk(&mut s, "< send 123 1 11 >", &mut b).unwrap();
+        assert_eq!(out, "< error no bus open >");
+        assert!(b.sent.is_empty());
+        assert_eq!(talk(&mut s, "< open vcan0 >", &mut b).unwrap(), "< ok >");
+    }
+
+    #[test]
+    fn a_send_writes_the_frame_byte_for_byte() {
+        let (mut s, mut b) = opened_raw();
+        assert_eq!(talk(&mut s, "< send 123 3 1 a2 FF >", &mut b).unwrap(), "");
+        assert_eq!(b.sent, [frame(0x123, &[1, 0xa2, 0xff]).to_vec()]);
+        talk(&mut s, "< send 1AAAAAAA 0 >", &mut b).unwrap();
+        let ext = frame(0x1AAA_AAAA | libc::CAN_EFF_FLAG, &[]);
+        assert_eq!(b.sent[1], ext.to_vec());
+        assert_eq!(s.counters.to_can, 2);
+    }
+
+    #[test]
+    fn send_works_in_bcm_mode_too() {
+        let mut s = session();
+        let mut b = bus();
+        talk(&mut s, "< open vcan0 >", &mut b).unwrap();
+        talk(&mut s, "< send 001 1 7 >", &mut b).unwrap();
+        assert_eq!(b.sent.len(), 1);
+    }
+
+    #[test]
+    fn sendrtr_writes_a_remote_request_with_its_dlc_and_no_data() {
+        let (mut s, mut b) = opened_raw();
+        talk(&mut s, "< sendrtr 123 4 >", &mut b).unwrap();
+        let mut want = frame(0x123 | libc::CAN_RTR_FLAG, &[]);
+        want[4] = 4;
+        assert_eq!(b.sent, [want.to_vec()]);
+    }
+
+    #[test]
+    fn a_dlc_above_8_or_a_wrong_byte_count_is_an_error_and_the_connection_stays() {
+        let (mut s, mut b) = opened_raw();
+        let out = talk(&mut s, "< send 123 9 1 2 3 4 5 6 7 8 9 >", &mut b).unwrap();
+        assert_eq!(out, "< error DLC above 8 >");
+        let out = talk(&mut s, "< send 123 2 1 >", &mut b).unwrap();
+        assert_eq!(out, "< error data bytes differ from DLC >");
+        let out = talk(&mut s, "< send 800 0 >", &mut b).unwrap();
+        assert_eq!(out, "< error standard ID above 7FF >");
+        assert!(b.sent.is_empty());
+        assert_eq!(s.counters.drop_invalid, 3);
+        talk(&mut s, "< send 123 0 >", &mut b).unwrap();
+        assert_eq!(b.sent.len(), 1, "still served");
+    }
+
+    #[test]
+    fn a_malformed_number_gets_an_error_line_then_the_connection_ends() {
+        let (mut s, mut b) = opened_raw();
+        let r = talk(&mut s, "< send 12G 1 00 >", &mut b);
+        let want = Close::Socketcand(ScdError::Number(NumberError::Id));
+        assert_eq!(r, Err(want));
+        assert_eq!(take(&mut s), "< error malformed CAN ID >");
+        assert_eq!(want.to_string(), "socketcand: malformed CAN ID");
+    }
+
+    #[test]
+    fn an_unknown_command_is_answered_and_the_connection_stays() {
+        let (mut s, mut b) = opened_raw();
+        let out = talk(&mut s, "< frobnicate 1 >", &mut b).unwrap();
+        assert_eq!(out, "< error unknown command >");
+        let out = talk(&mut s, "< subscribe 0 0 123 >", &mut b).unwrap();
+        assert_eq!(out, "< error command not supported >");
+        assert_eq!(talk(&mut s, "< echo >", &mut b).unwrap(), "< echo >");
+    }
+
+    #[test]
+    fn garbage_or_an_endless_line_ends_the_connection() {
+        let (mut s, mut b) = opened_raw();
+        let r = talk(&mut s, "\x00\x7f\x01", &mut b);
+        assert_eq!(
+            r,
+            Err(Close::Socketcand(ScdError::Line(LineError::Garbage(0))))
+        );
+        let (mut s, mut b) = opened_raw();
+        let long = format!("< send {}", " ".repeat(300));
+        let r = talk(&mut s, &long, &mut b);
+        assert_eq!(
+            r,
+            Err(Close::Socketcand(ScdError::Line(LineError::TooLong)))
+        );
+    }
+
+    #[test]
+    fn commands_split_across_reads_are_carried_out_once_whole() {
+        let (mut s, mut b) = opened_raw();
+        assert_eq!(talk(&mut s, "< send 12", &mut b).unwrap(), "");
+        assert!(b.sent.is_empty());
+        assert_eq!(
+            talk(&mut s, "3 1 55 >< echo >", &mut b).unwrap(),
+            "< echo >"
+        );
+        assert_eq!(b.sent, [frame(0x123, &[0x55]).to_vec()]);
+    }
+
+    #[test]
+    fn add_update_and_delete_drive_the_kernels_cyclic_sends() {
+        let (mut s, mut b) = opened_raw();
+        let mut jobs = Jobs::default();
+        let out = talk_jobs(&mut s, "< add 0 20000 123 2 42 43 >", &mut b, &mut jobs).unwrap();
+        assert_eq!(out, "", "socketcand answers nothing to a job set up");
+        talk_jobs(&mut s, "< update 123 1 11 >", &mut b, &mut jobs).unwrap();
+        assert_eq!(
+            jobs.setups,
+            [
+                (
+                    frame(0x123, &[0x42, 0x43]).to_vec(),
+                    Some(Duration::from_millis(20))
+                ),
+                (frame(0x123, &[0x11]).to_vec(), None)
+            ]
+        );
+        assert_eq!(
+            talk_jobs(&mut s, "< delete 123 >", &mut b, &mut jobs).unwrap(),
+            ""
+        );
+        assert_eq!(jobs.deleted, [0x123]);
+        let out = talk_jobs(&mut s, "< delete 456 >", &mut b, &mut jobs).unwrap();
+        assert_eq!(out, "< error no such cyclic send >");
+        let out = talk_jobs(
+            &mut s,
+            "< add 1 0 123 9 1 2 3 4 5 6 7 8 9 >",
+            &mut b,
+            &mut jobs,
+        )
+        .unwrap();
+        assert_eq!(out, "< error DLC above 8 >");
+        assert!(
+            b.sent.is_empty(),
+            "cyclic sends are the kernel's, not the raw socket's"
+        );
+    }
+
+    #[test]
+    fn control_mode_sends_statistics_at_the_interval_asked_until_zero() {
+        let (mut s, mut b) = opened_raw();
+        assert_eq!(
+            talk(&mut s, "< statistics 1000 >", &mut b).unwrap(),
+            "< error statistics only in control mode >"
+        );
+        assert_eq!(talk(&mut s, "< controlmode >", &mut b).unwrap(), "< ok >");
+        assert_eq!(s.mode(), Mode::Control);
+        let t0 = Instant::now();
+        feed(&mut s, "< statistics 1000 >");
+        s.process(t0, "vcan0", &mut b, &mut Jobs::default())
+            .unwrap();
+        assert_eq!(s.next_deadline(), Some(t0));
+        assert!(s.stats_due(t0), "the first line at once");
+        s.queue_stats(1, 2, 3, 4);
+        assert_eq!(take(&mut s), "< stat 1 2 3 4 >");
+        assert!(!s.stats_due(t0 + Duration::from_millis(999)));
+        assert!(s.stats_due(t0 + Duration::from_millis(1000)));
+        assert!(s.queue_frame(&frame(1, &[]), Stamp::default()));
+        assert_eq!(take(&mut s), "", "no frames forwarded in control mode");
+        let out = talk(&mut s, "< send 123 0 >", &mut b).unwrap();
+        assert_eq!(out, "< error not in control mode >");
+        talk(&mut s, "< statistics 0 >", &mut b).unwrap();
+        assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn read_only_counts_and_drops_sends() {
+        let mut s = ScdSession::new(
+            "192.0.2.1:5000".parse().unwrap(),
+            ScdConfig {
+                read_only: true,
+                ..cfg()
+            },
+        );
+        let mut b = bus();
+        talk(&mut s, "< open vcan0 >< send 123 0 >", &mut b).unwrap();
+        assert!(b.sent.is_empty());
+        assert_eq!(s.counters.drop_read_only, 1);
+    }
+
+    #[test]
+    fn a_busy_bus_parks_the_frame_then_sheds_it_after_the_timeout() {
+        let (mut s, mut b) = opened_raw();
+        b.answer = CanTx::Busy;
+        feed(&mut s, "< send 123 0 >< echo >");
+        let t0 = Instant::now();
+        let r = s
+            .process(t0, "vcan0", &mut b, &mut Jobs::default())
+            .unwrap();
+        assert_eq!(r, Progress::Parked(t0 + BUSY_RETRY));
+        assert!(!s.wants_tcp_read(), "no more input while parked");
+        assert_eq!(take(&mut s), "", "later commands wait their turn");
+        let r = s.process(
+            t0 + Duration::from_millis(100),
+            "vcan0",
+            &mut b,
+            &mut Jobs::default(),
+        );
+        assert_eq!(r.unwrap(), Progress::Drained);
+        assert_eq!(s.counters.drop_stale, 1);
+        assert_eq!(take(&mut s), "< echo >");
+    }
+
+    #[test]
+    fn frames_from_the_bus_are_lines_in_raw_mode_only() {
+        let mut s = session();
+        let mut b = bus();
+        take(&mut s);
+        talk(&mut s, "< open vcan0 >", &mut b).unwrap();
+        let t = Stamp { sec: 5, usec: 6 };
+        assert!(s.queue_frame(&frame(0x10, &[1]), t));
+        assert_eq!(take(&mut s), "", "BCM mode forwards nothing unasked");
+        talk(&mut s, "< rawmode >", &mut b).unwrap();
+        assert!(s.queue_frame(&frame(0x10, &[1]), t));
+        assert_eq!(take(&mut s), "< frame 010 5.000006 01 >");
+        assert_eq!(s.counters.to_tcp, 1);
+    }
+
+    #[test]
+    fn fd_frames_are_counted_not_sent() {
+        let (mut s, _) = opened_raw();
+        let fd = [0u8; libc::CANFD_MTU];
+        assert!(s.queue_frame(&fd, Stamp::default()));
+        assert!(s.queue_frame(&fd, Stamp::default()));
+        assert_eq!((s.fd_not_sent, s.counters.to_tcp), (2, 0));
+        assert_eq!(take(&mut s), "");
+    }
+
+    #[test]
+    fn a_full_output_stops_frames_and_input() {
+        let (mut s, _) = opened_raw();
+        let f = frame(0x1FFF_FFFF | libc::CAN_EFF_FLAG, &[0xFF; 8]);
+        while s.tx_has_room() {
+            assert!(s.queue_frame(&f, Stamp::default()));
+        }
+        assert_eq!(s.tx_room_frames(), 0);
+        let n = s.tx_pending().len();
+        s.tx_sent(n);
+        assert!(s.tx_has_room() && s.wants_tcp_read());
+    }
+}
