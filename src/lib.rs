@@ -23,6 +23,7 @@ pub mod filter;
 pub mod limits;
 pub mod negotiation;
 pub mod net;
+pub mod pace;
 pub mod session;
 pub mod sys;
 pub mod wire;
