@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Bus, our_bin, ref_bin, wait_tunnel, wait_until
-from faultlib import seq_frame
+from faultlib import parse_counters, seq_frame, wait_new_log
 
 HERE = Path(__file__).resolve().parent
 READER = HERE / "canreader.py"
@@ -171,9 +171,28 @@ def stall_scenario(daemons, vcan, port, tmp_path, stall, rate, impl="ours", stal
                 time.sleep(max(0.0, stall - sent_in))
             finally:
                 os.kill(desk_end.pid, signal.SIGCONT)
+        if impl == "ours":
+            # SIGUSR1 shows the replay in progress.
+            time.sleep(0.5)
+            start = len(desk_end.log())
+            os.kill(desk_end.pid, signal.SIGUSR1)
+            line = wait_new_log(desk_end, r": replaying a backlog: \d+ frames", start)
+            print("%s, SIGUSR1 0.5 s after SIGCONT: %s" % (desk_end.name, line.split("] ", 1)[-1]))
         dump, pycan = readers.finish(timeout=30.0 + count / 500)
     finally:
         readers.stop()
+    if impl == "ours":
+        # Where frames went, by the daemons' own count (SIGUSR1).
+        for daemon in (server, client):
+            start = len(daemon.log())
+            os.kill(daemon.pid, signal.SIGUSR1)
+            line = wait_new_log(daemon, r": frames to_can=", start)
+            counts = parse_counters(line)
+            print("%s: to_can=%d to_tcp=%d kernel_overflow=%d" % (daemon.name, counts["to_can"], counts["to_tcp"], counts["kernel_overflow"]))
+        # The replay is counted and logged once it has caught up.
+        done = wait_until(lambda: re.findall(r": replay done: (\d+) frames", desk_end.log()), 5.0, "the replay's end in the log")
+        print("%s: %s" % (desk_end.name, [l.split("] ", 1)[-1] for l in desk_end.log().splitlines() if "replay" in l]))
+        assert sum(int(n) for n in done) == count, "replays counted %s frames, not %d" % (done, count)
     got = {"candump": dump["seqs"], "python-can": pycan}
     for name, seqs in got.items():
         assert WARMUP in seqs, "%s was not reading before the stall: test proves nothing" % name
