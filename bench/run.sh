@@ -59,18 +59,16 @@ fi
 export TCPCAN_BIN
 
 # The size figure is the stripped dist profile (Cargo.toml); the static musl
-# build is what ships, so its size and idle RSS are reported too when its
-# target is installed.
+# binary is what ships, so its size and idle RSS are reported too, built as a
+# release builds it (scripts/build-dist.sh, after tests/deps/arm.sh).
 cargo build --profile dist --quiet
 size_dist=$(stat -c %s target/dist/tcpcan)
 static=
 size_static=
-if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-	echo "bench: no x86_64-unknown-linux-musl target: static build figures left out" >&2
-elif ! cargo build --profile dist --target x86_64-unknown-linux-musl --quiet >"$out/static-build.log" 2>&1; then
-	echo "bench: static musl build FAILED (see $out/static-build.log): its figures are left out" >&2
+if ! scripts/build-dist.sh x86_64-unknown-linux-musl >"$out/static-build.log" 2>&1; then
+	echo "bench: static musl build FAILED (see $out/static-build.log; tests/deps/arm.sh installs what it needs): its figures are left out" >&2
 else
-	static=target/x86_64-unknown-linux-musl/dist/tcpcan
+	static=dist/tcpcan-$(cargo pkgid | sed 's/.*[#@]//')-x86_64-unknown-linux-musl
 	size_static=$(stat -c %s "$static")
 fi
 size_alt=

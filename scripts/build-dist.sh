@@ -107,5 +107,15 @@ for t in "${targets[@]}"; do
 done
 
 (cd dist && sha256sum "tcpcan-$version-"* >SHA256SUMS)
-echo "dist/SHA256SUMS written"
+# What took part in the build, for whoever rebuilds it (docs/embedded.md).
+{
+    echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+    echo "toolchain: $RELEASE_TOOLCHAIN: $have"
+    echo "musl libunwind from: $RELEASE_MUSL_TOOLCHAIN: $(rustc +"$RELEASE_MUSL_TOOLCHAIN" -V 2>/dev/null)"
+    dpkg-query -W -f='debian: ${Package}:${Architecture} ${Version}\n' \
+        gcc-12 gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf gcc-arm-linux-gnueabi \
+        binutils binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf binutils-arm-linux-gnueabi \
+        musl-dev:amd64 musl-dev:arm64 musl-dev:armhf musl-dev:armel 2>/dev/null
+} >dist/BUILDINFO
+echo "dist/SHA256SUMS and dist/BUILDINFO written"
 exit "$fail"

@@ -1,5 +1,6 @@
-//! A fixed-capacity byte queue: bytes are appended at the end and consumed
-//! from the front, the unread rest is moved down only when space runs out.
+//! Where do bytes wait between a socket and a parser? A fixed-capacity byte
+//! queue: bytes are appended at the end and consumed from the front, the
+//! unread rest is moved down only when space runs out.
 
 use heapless::Vec;
 

@@ -1,24 +1,27 @@
-//! Bus state from CAN error frames: error-warning, error-passive, bus-off
-//! and restart, so a gateway's log says why traffic stopped. Pure.
+//! Which bus state does a CAN error frame announce? Error-warning,
+//! error-passive, bus-off and restart, so a gateway's log says why traffic
+//! stopped. Pure.
 
 use core::fmt;
 
-use crate::wire::{wire_can_id, CAN_ERR_FLAG, CAN_MTU};
+use libc::{
+    CAN_ERR_BUSOFF, CAN_ERR_CRTL, CAN_ERR_CRTL_ACTIVE, CAN_ERR_CRTL_RX_PASSIVE,
+    CAN_ERR_CRTL_RX_WARNING, CAN_ERR_CRTL_TX_PASSIVE, CAN_ERR_CRTL_TX_WARNING, CAN_ERR_RESTARTED,
+};
 
-/// Controller problems (`CAN_ERR_CRTL`), detail in data[1].
-pub const CAN_ERR_CRTL: u32 = 0x0000_0004;
-/// Bus off (`CAN_ERR_BUSOFF`).
-pub const CAN_ERR_BUSOFF: u32 = 0x0000_0040;
-/// Controller restarted (`CAN_ERR_RESTARTED`).
-pub const CAN_ERR_RESTARTED: u32 = 0x0000_0100;
+use crate::wire::{Frame, CAN_ERR_FLAG};
+
 /// The error classes a bus-state monitor subscribes to.
 pub const STATE_ERRORS: u32 = CAN_ERR_CRTL | CAN_ERR_BUSOFF | CAN_ERR_RESTARTED;
 
-const CRTL_RX_WARNING: u8 = 0x04;
-const CRTL_TX_WARNING: u8 = 0x08;
-const CRTL_RX_PASSIVE: u8 = 0x10;
-const CRTL_TX_PASSIVE: u8 = 0x20;
-const CRTL_ACTIVE: u8 = 0x40;
+/// `data[1]` of a `CAN_ERR_CRTL` error frame: which controller problem
+/// (`linux/can/error.h`).
+const CRTL_DETAIL: usize = 1;
+
+// The `CAN_ERR_CRTL_*` bits of that byte; libc types them as c_int.
+const PASSIVE: u8 = (CAN_ERR_CRTL_RX_PASSIVE | CAN_ERR_CRTL_TX_PASSIVE) as u8;
+const WARNING: u8 = (CAN_ERR_CRTL_RX_WARNING | CAN_ERR_CRTL_TX_WARNING) as u8;
+const ACTIVE: u8 = CAN_ERR_CRTL_ACTIVE as u8;
 
 /// The state of a CAN controller, from its error frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,10 +53,9 @@ impl fmt::Display for BusState {
 /// The bus state an error frame (wire layout) announces, if any. The most
 /// severe condition wins when one frame reports several.
 pub fn state_from_error_frame(frame: &[u8]) -> Option<BusState> {
-    if frame.len() != CAN_MTU {
-        return None;
-    }
-    let id = wire_can_id(frame);
+    // The kernel sends error frames as classic frames only.
+    let frame = Frame::new_checked(frame).ok().filter(|f| !f.is_fd())?;
+    let id = frame.can_id();
     if id & CAN_ERR_FLAG == 0 {
         return None;
     }
@@ -64,14 +66,15 @@ pub fn state_from_error_frame(frame: &[u8]) -> Option<BusState> {
         return Some(BusState::Restarted);
     }
     if id & CAN_ERR_CRTL != 0 {
-        let d1 = frame[8 + 1];
-        if d1 & (CRTL_RX_PASSIVE | CRTL_TX_PASSIVE) != 0 {
+        // The whole data field: error frames always say len 8 (CAN_ERR_DLC).
+        let detail = frame.data_field()[CRTL_DETAIL];
+        if detail & PASSIVE != 0 {
             return Some(BusState::ErrorPassive);
         }
-        if d1 & (CRTL_RX_WARNING | CRTL_TX_WARNING) != 0 {
+        if detail & WARNING != 0 {
             return Some(BusState::ErrorWarning);
         }
-        if d1 & CRTL_ACTIVE != 0 {
+        if detail & ACTIVE != 0 {
             return Some(BusState::ErrorActive);
         }
     }
@@ -82,12 +85,14 @@ pub fn state_from_error_frame(frame: &[u8]) -> Option<BusState> {
 mod tests {
     use super::*;
 
-    fn err_frame(class: u32, d1: u8) -> [u8; CAN_MTU] {
-        let mut f = [0u8; CAN_MTU];
-        f[0..4].copy_from_slice(&(CAN_ERR_FLAG | class).to_le_bytes());
-        f[4] = 8;
-        f[9] = d1;
-        f
+    use crate::wire::{CANFD_MTU, CAN_MTU};
+
+    fn err_frame(class: u32, detail: u8) -> [u8; CAN_MTU] {
+        let mut f = Frame::new_unchecked([0u8; CAN_MTU]);
+        f.set_can_id(CAN_ERR_FLAG | class);
+        f.set_len(libc::CAN_ERR_DLC as u8);
+        f.data_field_mut()[CRTL_DETAIL] = detail;
+        f.into_inner()
     }
 
     #[test]
@@ -125,8 +130,16 @@ mod tests {
 
     #[test]
     fn data_frames_are_not_state() {
-        let mut f = err_frame(CAN_ERR_BUSOFF, 0);
-        f[3] = 0; // clear CAN_ERR_FLAG
-        assert_eq!(state_from_error_frame(&f), None);
+        let mut f = Frame::new_unchecked(err_frame(CAN_ERR_BUSOFF, 0));
+        f.set_can_id(CAN_ERR_BUSOFF);
+        assert_eq!(state_from_error_frame(&f.into_inner()), None);
+    }
+
+    #[test]
+    fn only_classic_frames_carry_state() {
+        let mut fd = [0u8; CANFD_MTU];
+        fd[..CAN_MTU].copy_from_slice(&err_frame(CAN_ERR_BUSOFF, 0));
+        assert_eq!(state_from_error_frame(&fd), None);
+        assert_eq!(state_from_error_frame(&fd[..CAN_MTU - 1]), None);
     }
 }

@@ -1,15 +1,16 @@
-//! The CAN port: a raw SocketCAN socket opened by interface name, with CAN
-//! FD enabled where the kernel allows, kernel-side filters, and one place
-//! that classifies write errors.
+//! How does tcpcan talk to a CAN interface? The CAN port: a raw SocketCAN
+//! socket opened by interface name, with CAN FD enabled where the kernel
+//! allows, kernel-side filters, and one place that classifies write errors.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use socketcan::{CanSocket, Socket};
+use libc::{c_int, CAN_RAW_FD_FRAMES, CAN_RAW_FILTER, SOL_CAN_RAW, SOL_SOCKET};
+use socketcan::{CanSocket, Socket, SocketOptions};
 
+use crate::device::{CanSink, CanTx};
 use crate::limits::{CAN_RCVBUF, CAN_SNDBUF, MAX_FILTERS};
-use crate::session::{CanSink, CanTx};
 use crate::sys::{self, CanBatch};
 
 /// Which data frames a socket receives.
@@ -88,9 +89,12 @@ impl CanPort {
     }
 
     fn configure(&self, name: &str, opts: &CanOptions) -> io::Result<()> {
-        let fd = self.fd();
-        self.sock.set_nonblocking(true)?;
-        match sys::setsockopt_int(fd, libc::SOL_CAN_RAW, libc::CAN_RAW_FD_FRAMES, 1) {
+        const ON: c_int = 1;
+        let sock = &self.sock;
+        sock.set_nonblocking(true)?;
+        // The crate's CanFdSocket would close the socket when the kernel
+        // refuses FD; we keep it for classic frames, so FD mode is set here.
+        match sock.set_socket_option(SOL_CAN_RAW, CAN_RAW_FD_FRAMES, &ON) {
             Ok(()) => {}
             // Old kernels (and qemu-user) answer ENOPROTOOPT: carry classic
             // frames only rather than refusing to run.
@@ -105,37 +109,30 @@ impl CanPort {
         }
         match &opts.filters {
             Filters::All => {}
+            // The list already is the kernel's array; `set_filters` would
+            // copy it into a Vec on every reopen.
             Filters::List(list) => {
-                sys::setsockopt_slice(fd, libc::SOL_CAN_RAW, libc::CAN_RAW_FILTER, list)?
+                sock.set_socket_option_mult(SOL_CAN_RAW, CAN_RAW_FILTER, list.as_slice())?
             }
-            Filters::Nothing => sys::setsockopt_slice::<libc::can_filter>(
-                fd,
-                libc::SOL_CAN_RAW,
-                libc::CAN_RAW_FILTER,
-                &[],
-            )?,
+            Filters::Nothing => sock.set_filter_drop_all()?,
         }
         if opts.error_mask != 0 {
-            let mask = opts.error_mask as i32;
-            sys::setsockopt_int(fd, libc::SOL_CAN_RAW, libc::CAN_RAW_ERR_FILTER, mask)?;
+            sock.set_error_filter(opts.error_mask)?;
         }
         // Lets us count frames the kernel drops when we fall behind.
-        sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)?;
+        sock.set_socket_option(SOL_SOCKET, libc::SO_RXQ_OVFL, &ON)?;
         // A deep receive queue rides out bursts and scheduling stalls; it
         // costs memory only while frames wait. Forcing needs CAP_NET_ADMIN;
         // without it the kernel caps the request at net.core.rmem_max.
-        if sys::setsockopt_int(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            CAN_RCVBUF as i32,
-        )
-        .is_err()
+        let forced = CAN_RCVBUF as c_int;
+        if sock
+            .set_socket_option(SOL_SOCKET, libc::SO_RCVBUFFORCE, &forced)
+            .is_err()
         {
-            sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, CAN_RCVBUF as i32)?;
+            sock.as_raw_socket().set_recv_buffer_size(CAN_RCVBUF)?;
         }
         // Small on purpose, see limits::CAN_SNDBUF.
-        sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, CAN_SNDBUF as i32)?;
+        sock.as_raw_socket().set_send_buffer_size(CAN_SNDBUF)?;
         Ok(())
     }
 
@@ -185,7 +182,7 @@ impl CanPort {
 
 impl CanSink for CanPort {
     fn send(&mut self, frame: &[u8]) -> CanTx {
-        match sys::write(self.fd(), frame) {
+        match self.sock.as_raw_socket().send(frame) {
             Ok(_) => CanTx::Sent,
             Err(e) => classify_write_error(&e),
         }
@@ -195,11 +192,22 @@ impl CanSink for CanPort {
         self.virtual_bus
     }
 
-    fn send_batch(&mut self, frames: &[&[u8]]) -> (usize, Option<CanTx>) {
-        match sys::send_frames(self.fd(), frames) {
-            Ok(n) => (n, None),
-            Err(e) => (0, Some(classify_write_error(&e))),
+    fn send_batch(&mut self, frames: &[&[u8]]) -> (usize, CanTx) {
+        let mut done = 0;
+        while done < frames.len() {
+            match sys::send_frames(self.fd(), &frames[done..]) {
+                // sendmmsg reports an error only for the first message and
+                // keeps quiet about why it stopped later: asking again for
+                // the rest makes the frame left over give its own answer.
+                Ok(n) if n > 0 => done += n,
+                Ok(_) => match self.send(frames[done]) {
+                    CanTx::Sent => done += 1,
+                    other => return (done, other),
+                },
+                Err(e) => return (done, classify_write_error(&e)),
+            }
         }
+        (done, CanTx::Sent)
     }
 }
 

@@ -1,5 +1,6 @@
-//! Command line: the argh struct (flags compatible with the Python tcpcan
-//! 0.0.2) and its validation into a [`Config`].
+//! What did the user ask for? The argh struct (flags compatible with the
+//! Python tcpcan 0.0.2) and its validation into a [`Config`], in which the
+//! mode (server or client) and the flags that only it takes are one value.
 
 use std::time::Duration;
 
@@ -55,8 +56,9 @@ pub struct Args {
     pub read_only: bool,
 
     /// server: most clients at once, 1 to 64 (default: 64)
-    #[argh(option, default = "MAX_CLIENTS")]
-    pub max_clients: usize,
+    // An Option, so that a client given it explicitly can be told so.
+    #[argh(option)]
+    pub max_clients: Option<usize>,
 
     /// kernel filter for frames read from the bus, <can_id>:<can_mask> or
     /// <can_id>~<can_mask> in hex (repeatable; default: all frames)
@@ -101,24 +103,38 @@ pub struct Config {
     pub host: String,
     /// TCP port.
     pub port: u16,
-    /// Server (true) or client.
-    pub serve: bool,
-    /// Client retries after failures.
-    pub retry: bool,
+    /// Server or client, with what only that mode takes.
+    pub mode: ModeConfig,
     /// Debug logging.
     pub verbose: bool,
     /// Wait for a missing interface at start-up.
     pub wait: bool,
-    /// Address blocks allowed to connect (empty: everyone).
-    pub allow: heapless::Vec<Cidr, MAX_ALLOW>,
-    /// Most clients at once.
-    pub max_clients: usize,
     /// Options for every CAN socket that carries traffic.
     pub can: CanOptions,
     /// Per-session behaviour.
     pub session: SessionConfig,
     /// TCP keepalive time.
     pub keepalive: Duration,
+}
+
+/// The mode the daemon runs in, and the flags that apply only to it.
+// Built once from the command line and never moved in a hot path, so the
+// inline --allow table is cheaper than a box.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModeConfig {
+    /// `--serve`: accept clients.
+    Server {
+        /// Address blocks allowed to connect (empty: everyone).
+        allow: heapless::Vec<Cidr, MAX_ALLOW>,
+        /// Most clients at once.
+        max_clients: usize,
+    },
+    /// Connect to a server.
+    Client {
+        /// Retry after failures (no `--no-retry`).
+        retry: bool,
+    },
 }
 
 fn secs(name: &str, v: u64) -> Result<Duration, String> {
@@ -128,6 +144,33 @@ fn secs(name: &str, v: u64) -> Result<Duration, String> {
     Ok(Duration::from_secs(v))
 }
 
+/// The mode and its flags; a flag the other mode takes is a usage error,
+/// not something to ignore silently.
+fn mode_config(a: &Args) -> Result<ModeConfig, String> {
+    if !a.serve {
+        if !a.allow.is_empty() {
+            return Err("--allow only applies with --serve".to_string());
+        }
+        if a.max_clients.is_some() {
+            return Err("--max-clients only applies with --serve".to_string());
+        }
+        return Ok(ModeConfig::Client { retry: !a.no_retry });
+    }
+    let max_clients = a.max_clients.unwrap_or(MAX_CLIENTS);
+    if !(1..=MAX_CLIENTS).contains(&max_clients) {
+        return Err(format!(
+            "--max-clients must be 1 to {MAX_CLIENTS}, not {max_clients}"
+        ));
+    }
+    let mut allow = heapless::Vec::new();
+    for s in &a.allow {
+        allow
+            .push(Cidr::parse(s)?)
+            .map_err(|_| format!("at most {MAX_ALLOW} --allow entries"))?;
+    }
+    Ok(ModeConfig::Server { allow, max_clients })
+}
+
 impl Config {
     /// Validates raw flags into a configuration; the error is one line
     /// naming the flag at fault.
@@ -135,24 +178,13 @@ impl Config {
         if a.canif.is_empty() || a.canif.len() > libc::IF_NAMESIZE - 1 {
             return Err(format!("bad interface name '{}'", a.canif));
         }
-        if !(1..=MAX_CLIENTS).contains(&a.max_clients) {
-            return Err(format!(
-                "--max-clients must be 1 to {MAX_CLIENTS}, not {}",
-                a.max_clients
-            ));
-        }
         if a.tx_timeout == 0 || a.tx_timeout > 3_600_000 {
             return Err(format!(
                 "--tx-timeout must be 1 to 3600000 ms, not {}",
                 a.tx_timeout
             ));
         }
-        let mut allow = heapless::Vec::new();
-        for s in &a.allow {
-            allow
-                .push(Cidr::parse(s)?)
-                .map_err(|_| format!("at most {MAX_ALLOW} --allow entries"))?;
-        }
+        let mode = mode_config(&a)?;
         let mut list = heapless::Vec::new();
         for s in &a.filter {
             let f = parse_filter(s).map_err(|e| e.to_string())?;
@@ -169,12 +201,9 @@ impl Config {
             canif: a.canif,
             host: a.host,
             port: a.port,
-            serve: a.serve,
-            retry: !a.no_retry,
+            mode,
             verbose: a.verbose,
             wait: a.wait,
-            allow,
-            max_clients: a.max_clients,
             can: CanOptions {
                 filters: if list.is_empty() {
                     Filters::All
@@ -206,11 +235,16 @@ mod tests {
     #[test]
     fn defaults_match_the_reference() {
         let c = parse(&["vcan0"]).unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("localhost", 20010));
+        assert_eq!(c.mode, ModeConfig::Client { retry: true });
+        let c = parse(&["--serve", "vcan0"]).unwrap();
         assert_eq!(
-            (c.host.as_str(), c.port, c.serve, c.retry),
-            ("localhost", 20010, false, true)
+            c.mode,
+            ModeConfig::Server {
+                allow: heapless::Vec::new(),
+                max_clients: MAX_CLIENTS
+            }
         );
-        assert_eq!(c.max_clients, MAX_CLIENTS);
         assert_eq!(c.can.filters, Filters::All);
         assert_eq!(c.can.error_mask, 0);
         assert_eq!(c.keepalive, Duration::from_secs(10));
@@ -218,21 +252,9 @@ mod tests {
 
     #[test]
     fn reference_flags() {
-        let c = parse(&[
-            "--host",
-            "::",
-            "--port",
-            "1234",
-            "--serve",
-            "--no-retry",
-            "-v",
-            "can0",
-        ])
-        .unwrap();
-        assert_eq!(
-            (c.host.as_str(), c.port, c.serve, c.retry, c.verbose),
-            ("::", 1234, true, false, true)
-        );
+        let c = parse(&["--host", "::", "--port", "1234", "--no-retry", "-v", "can0"]).unwrap();
+        assert_eq!((c.host.as_str(), c.port, c.verbose), ("::", 1234, true));
+        assert_eq!(c.mode, ModeConfig::Client { retry: false });
     }
 
     #[test]
@@ -258,9 +280,12 @@ mod tests {
     #[test]
     fn bad_values_name_the_flag() {
         for (args, word) in [
-            (&["--max-clients", "0", "c"][..], "--max-clients"),
-            (&["--max-clients", "65", "c"][..], "--max-clients"),
-            (&["--allow", "10.0.0.0/40", "c"][..], "--allow"),
+            (&["--serve", "--max-clients", "0", "c"][..], "--max-clients"),
+            (
+                &["--serve", "--max-clients", "65", "c"][..],
+                "--max-clients",
+            ),
+            (&["--serve", "--allow", "10.0.0.0/40", "c"][..], "--allow"),
             (&["--filter", "zz", "c"][..], "bad filter"),
             (&["--error-mask", "4", "c"][..], "--error-frames"),
             (&["--keepalive", "0", "c"][..], "--keepalive"),
@@ -269,6 +294,37 @@ mod tests {
         ] {
             let e = parse(args).unwrap_err();
             assert!(e.contains(word), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn server_flags_given_to_a_client_are_refused() {
+        for (args, msg) in [
+            (
+                &["--allow", "10.0.0.0/8", "c"][..],
+                "--allow only applies with --serve",
+            ),
+            (
+                &["--max-clients", "64", "c"][..],
+                "--max-clients only applies with --serve",
+            ),
+        ] {
+            assert_eq!(parse(args).unwrap_err(), msg, "{args:?}");
+        }
+        let c = parse(&[
+            "--serve",
+            "--allow",
+            "10.0.0.0/8",
+            "--max-clients",
+            "3",
+            "c",
+        ])
+        .unwrap();
+        match c.mode {
+            ModeConfig::Server { allow, max_clients } => {
+                assert_eq!((allow.len(), max_clients), (1, 3))
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Per-connection traffic and drop counters, and a warning rate limiter.
+//! How much did a connection carry, and what did it drop and why? Its
+//! traffic and drop counters, and a rate limiter for the warnings.
 
 use core::fmt;
 use std::time::Instant;
@@ -7,7 +8,7 @@ use crate::limits::WARN_INTERVAL;
 
 /// Why a frame did not reach its destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Drop {
+pub enum DropReason {
     /// Malformed `d` payload (length, `len` field).
     Invalid,
     /// The interface refused the frame (e.g. CAN FD on a classic-only bus).
@@ -22,16 +23,16 @@ pub enum Drop {
     ErrorFrame,
 }
 
-impl Drop {
+impl DropReason {
     /// Short name used in log lines.
     pub fn name(self) -> &'static str {
         match self {
-            Drop::Invalid => "invalid",
-            Drop::Refused => "refused by interface",
-            Drop::BusDown => "interface down",
-            Drop::Stale => "bus busy past --tx-timeout",
-            Drop::ReadOnly => "read-only",
-            Drop::ErrorFrame => "error frame from TCP",
+            DropReason::Invalid => "invalid",
+            DropReason::Refused => "refused by interface",
+            DropReason::BusDown => "interface down",
+            DropReason::Stale => "bus busy past --tx-timeout",
+            DropReason::ReadOnly => "read-only",
+            DropReason::ErrorFrame => "error frame from TCP",
         }
     }
 }
@@ -66,14 +67,14 @@ pub struct Counters {
 
 impl Counters {
     /// Counts one dropped frame.
-    pub fn count_drop(&mut self, why: Drop) {
+    pub fn count_drop(&mut self, why: DropReason) {
         let c = match why {
-            Drop::Invalid => &mut self.drop_invalid,
-            Drop::Refused => &mut self.drop_refused,
-            Drop::BusDown => &mut self.drop_bus_down,
-            Drop::Stale => &mut self.drop_stale,
-            Drop::ReadOnly => &mut self.drop_read_only,
-            Drop::ErrorFrame => &mut self.drop_error_frame,
+            DropReason::Invalid => &mut self.drop_invalid,
+            DropReason::Refused => &mut self.drop_refused,
+            DropReason::BusDown => &mut self.drop_bus_down,
+            DropReason::Stale => &mut self.drop_stale,
+            DropReason::ReadOnly => &mut self.drop_read_only,
+            DropReason::ErrorFrame => &mut self.drop_error_frame,
         };
         *c += 1;
     }
@@ -144,9 +145,9 @@ mod tests {
     #[test]
     fn drops_are_counted_by_reason() {
         let mut c = Counters::default();
-        c.count_drop(Drop::Stale);
-        c.count_drop(Drop::Stale);
-        c.count_drop(Drop::ReadOnly);
+        c.count_drop(DropReason::Stale);
+        c.count_drop(DropReason::Stale);
+        c.count_drop(DropReason::ReadOnly);
         assert_eq!((c.drop_stale, c.drop_read_only, c.drop_invalid), (2, 1, 0));
         assert!(c.to_string().contains("stale=2"));
     }

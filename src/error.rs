@@ -1,9 +1,11 @@
-//! Errors that end the program: each names what we were doing and why it
-//! failed, in one line.
+//! Why did the program stop? Errors that end it, each naming what we were
+//! doing and why it failed, in one line.
 
 use core::fmt;
 use std::io;
 use std::net::SocketAddr;
+
+use crate::close::Close;
 
 /// A fatal error.
 #[derive(Debug)]
@@ -20,8 +22,8 @@ pub enum Error {
     Listen(SocketAddr, io::Error),
     /// A client could not connect and must not retry.
     Connect(SocketAddr, io::Error),
-    /// A client lost its connection and must not retry.
-    Lost(SocketAddr, String),
+    /// A client lost its connection, for this reason, and must not retry.
+    Lost(SocketAddr, Close),
     /// Any other system call, with what we were doing.
     Io(&'static str, io::Error),
 }

@@ -1,14 +1,14 @@
-//! `--filter` and `--error-mask` arguments in candump syntax, parsed into
-//! kernel `CAN_RAW_FILTER` entries. Pure: no sockets here.
+//! What do `--filter` and `--error-mask` ask the kernel for? Their candump
+//! syntax, parsed into `CAN_RAW_FILTER` entries and a `CAN_RAW_ERR_FILTER`
+//! mask. Pure: no sockets here.
 
 use core::fmt;
 
-use crate::wire::{CAN_EFF_FLAG, CAN_ERR_FLAG};
+/// All error classes (`CAN_ERR_MASK`), the mask `--error-frames` alone means.
+pub use libc::CAN_ERR_MASK;
+use libc::CAN_INV_FILTER;
 
-/// `can_filter.can_id` flag that inverts a filter (`CAN_INV_FILTER`).
-pub const CAN_INV_FILTER: u32 = 0x2000_0000;
-/// All error classes (`CAN_ERR_MASK`).
-pub const CAN_ERR_MASK: u32 = 0x1FFF_FFFF;
+use crate::wire::{CAN_EFF_FLAG, CAN_ERR_FLAG};
 
 /// A filter argument that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,11 +79,14 @@ mod tests {
             (0x18FE_F100 | CAN_EFF_FLAG, 0x1FFF_FFFF)
         );
         assert_eq!(f("00000123:1FFFFFFF"), (0x123 | CAN_EFF_FLAG, 0x1FFF_FFFF));
+        assert_eq!(f("00000123:1FFFFFFF"), (0x8000_0123, 0x1FFF_FFFF));
     }
 
     #[test]
     fn inverted_and_error_flag_stripped_from_mask() {
         assert_eq!(f("123~7FF"), (0x123 | CAN_INV_FILTER, 0x7FF));
+        // The kernel's value, not only libc's name for it.
+        assert_eq!(f("123~7FF"), (0x2000_0123, 0x7FF));
         assert_eq!(f("0:FFFFFFFF"), (0, !CAN_ERR_FLAG));
     }
 

@@ -1,4 +1,5 @@
-//! tcpcan: tunnel a Linux SocketCAN interface over TCP.
+//! What is tcpcan, and where is each part? It tunnels a Linux SocketCAN
+//! interface over TCP.
 //!
 //! Wire-compatible with the Python `tcpcan` 0.0.2 (protocol version 1, see
 //! `docs/protocol.md`). One thread runs one poll(2) loop over non-blocking
@@ -6,9 +7,11 @@
 //! does not grow with traffic and a slow peer is back-pressured, never
 //! buffered without bound.
 //!
-//! Layout: a pure protocol core ([`wire`], [`negotiation`], [`session`])
-//! that tests drive byte by byte; I/O at the edges ([`can`], [`net`],
-//! [`event_loop`]); all `unsafe` in [`sys`].
+//! Layout, in floors that import only downwards: at the bottom [`sys`] (all
+//! `unsafe`), [`limits`], [`wire`], [`negotiation`], [`device`], [`buf`],
+//! [`counters`] and [`close`]; above them the pure [`session`] that tests
+//! drive byte by byte, and the I/O edges [`can`] and [`net`]; on top the
+//! [`daemon`] loop, configured by [`cli`] and failing with [`error`].
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -16,9 +19,11 @@ pub mod buf;
 pub mod busstate;
 pub mod can;
 pub mod cli;
+pub mod close;
 pub mod counters;
+pub mod daemon;
+pub mod device;
 pub mod error;
-pub mod event_loop;
 pub mod filter;
 pub mod limits;
 pub mod negotiation;
@@ -28,8 +33,8 @@ pub mod session;
 pub mod sys;
 pub mod wire;
 
+pub use daemon::run;
 pub use error::Error;
-pub use event_loop::run;
 
 /// The crate version, for `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,3 +1,4 @@
+//! How much of anything may the daemon hold, and how often does it retry?
 //! Every fixed capacity and fixed interval of the daemon, in one place.
 //!
 //! Nothing grows after start-up: a connection that would need more than these

@@ -1,5 +1,5 @@
-//! Entry point: arguments -> configuration -> logging -> run; the result
-//! becomes the exit status (0 after a signal, 1 on error, 2 on bad usage).
+//! How does a command line become an exit status? Arguments -> configuration
+//! -> logging -> run; 0 after a signal, 1 on error, 2 on bad usage.
 
 use std::io::{LineWriter, Write};
 use std::process::ExitCode;

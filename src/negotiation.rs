@@ -1,4 +1,5 @@
-//! Protocol version negotiation as a pure state machine.
+//! Which protocol version do two peers speak? Version negotiation as a pure
+//! state machine.
 //!
 //! The client proposes its highest version; the server never speaks first.
 //! A party that receives a version it supports and did not propose itself

@@ -1,5 +1,6 @@
-//! TCP at the edges: resolving the host, listening, connecting without
-//! blocking, per-stream options, and the `--allow` list.
+//! How does tcpcan reach and accept TCP peers? Resolving the host,
+//! listening, connecting without blocking, per-stream options, and the
+//! `--allow` list.
 
 use core::fmt;
 use std::io;

@@ -1,60 +1,22 @@
-//! One tunnel connection as a state machine with no I/O: negotiation, the
-//! two fixed buffers, back-pressure towards the bus and the counters.
+//! What does one tunnel connection do with the bytes and frames it is
+//! given? A state machine with no I/O: negotiation, the two fixed buffers,
+//! back-pressure towards the bus and the counters.
 //!
 //! The event loop reads TCP into [`Session::rx_spare`], calls
 //! [`Session::process`] with the CAN socket as a [`CanSink`], queues frames
 //! read from CAN with [`Session::queue_frame`] and writes out
 //! [`Session::tx_pending`]. Time comes in as a parameter so tests drive it.
 
-use core::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::buf::ByteBuf;
-use crate::counters::{Counters, Drop, RateLimit};
+use crate::close::Close;
+use crate::counters::{Counters, DropReason, RateLimit};
+use crate::device::{CanSink, CanTx};
 use crate::limits::{CAN_BATCH, ENOBUFS_RETRY, RX_BUF, TX_BUF};
-use crate::negotiation::{Negotiation, NegotiationError, Step};
-use crate::wire::{self, Decoded, FrameError, FrameText, Message, WireError, HEADER_LEN};
-
-/// Result of handing one frame to the bus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CanTx {
-    /// Written.
-    Sent,
-    /// The queue is full (ENOBUFS / EAGAIN): retry the same frame later.
-    Busy,
-    /// The interface will never take this frame (e.g. EINVAL for FD on a
-    /// classic interface).
-    Refused,
-    /// The interface is down or gone.
-    Down,
-}
-
-/// Where frames from TCP go: the CAN socket in the daemon, a fake in tests.
-pub trait CanSink {
-    /// Writes one frame in host layout.
-    fn send(&mut self, frame: &[u8]) -> CanTx;
-
-    /// True if no real bus is behind this sink (vcan, vxcan): the only place
-    /// an error frame from TCP may be written, to show a remote bus's errors
-    /// to local tools.
-    fn is_virtual(&self) -> bool {
-        false
-    }
-
-    /// Writes frames in order until one is not taken. Returns how many were
-    /// written and, if it is known, why the next one was not (`None` with
-    /// fewer written than given means "stopped short, try the rest again").
-    fn send_batch(&mut self, frames: &[&[u8]]) -> (usize, Option<CanTx>) {
-        for (i, f) in frames.iter().enumerate() {
-            match self.send(f) {
-                CanTx::Sent => {}
-                other => return (i, Some(other)),
-            }
-        }
-        (frames.len(), None)
-    }
-}
+use crate::negotiation::{Negotiation, Step};
+use crate::wire::{self, Decoded, FrameError, FrameText, Message, HEADER_LEN};
 
 /// Where the session gets the time: passed in, so tests drive it and the
 /// event loop reads the clock only when a path here needs it.
@@ -67,16 +29,6 @@ impl Clock for Instant {
     fn now(&self) -> Instant {
         *self
     }
-}
-
-/// Outcome of [`Session::send_run`].
-enum Run {
-    /// Fewer than two plain frames at the head: use the one-by-one path.
-    TooShort,
-    /// Progress was made (frames written or dropped).
-    Sent,
-    /// The head frame waits for the bus.
-    Parked(Wake),
 }
 
 /// The frame inside each data message of a run whose messages end at `ends`
@@ -117,41 +69,33 @@ pub struct SessionConfig {
     pub handshake_timeout: Duration,
 }
 
-/// Why a connection must end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Close {
-    /// The byte stream cannot be framed.
-    Wire(WireError),
-    /// Version negotiation failed.
-    Negotiation(NegotiationError),
-    /// A `d` message arrived before a version was agreed.
-    DataBeforeAgreement,
-    /// No version agreed within the handshake timeout.
-    HandshakeTimeout(Duration),
+/// What becomes of one frame from TCP before the bus is asked.
+enum Verdict {
+    /// Hand it to the bus.
+    Send,
+    /// Count it and drop it, with the decoder's detail if it is malformed.
+    Drop(DropReason, Option<FrameError>),
 }
 
-impl fmt::Display for Close {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Close::Wire(e) => e.fmt(f),
-            Close::Negotiation(e) => e.fmt(f),
-            Close::DataBeforeAgreement => f.write_str("data message before version agreement"),
-            Close::HandshakeTimeout(t) => {
-                write!(f, "no version agreement within {} s", t.as_secs())
+impl SessionConfig {
+    /// Decides whether `frame` (wire layout) may go to a bus that is
+    /// virtual or not.
+    fn verdict(&self, frame: &[u8], is_virtual: bool) -> Verdict {
+        match wire::check_frame(frame) {
+            Err(FrameError::ErrorFrame)
+                if self.error_frames && frame.len() == wire::CAN_MTU && is_virtual =>
+            {
+                if self.read_only {
+                    Verdict::Drop(DropReason::ReadOnly, None)
+                } else {
+                    Verdict::Send
+                }
             }
+            Err(FrameError::ErrorFrame) => Verdict::Drop(DropReason::ErrorFrame, None),
+            Err(e) => Verdict::Drop(DropReason::Invalid, Some(e)),
+            Ok(_) if self.read_only => Verdict::Drop(DropReason::ReadOnly, None),
+            Ok(_) => Verdict::Send,
         }
-    }
-}
-
-impl From<WireError> for Close {
-    fn from(e: WireError) -> Self {
-        Close::Wire(e)
-    }
-}
-
-impl From<NegotiationError> for Close {
-    fn from(e: NegotiationError) -> Self {
-        Close::Negotiation(e)
     }
 }
 
@@ -171,6 +115,17 @@ pub enum Wake {
     CanWritable,
     /// At this time (the socket polled writable yet the queue stayed full).
     At(Instant),
+}
+
+/// What [`Session::on_timer`] found due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// Nothing yet.
+    Idle,
+    /// The parked frame is due for another try: call [`Session::process`].
+    RetryParked,
+    /// The connection must end.
+    Close(Close),
 }
 
 /// State of one tunnel connection.
@@ -252,99 +207,21 @@ impl Session {
     pub fn process(&mut self, clock: impl Clock, can: &mut dyn CanSink) -> Result<RxState, Close> {
         let was_parked = self.parked.take();
         loop {
-            if self.is_agreed() && !self.cfg.read_only {
-                match self.send_run(&clock, can, was_parked) {
-                    Run::TooShort => {}
-                    Run::Sent => continue,
-                    Run::Parked(wake) => {
-                        self.parked = Some(wake);
-                        return Ok(RxState::Parked);
-                    }
-                }
-            }
-            let (head, used) = match wire::decode(self.rx.data())? {
+            let (version, used) = match wire::decode(self.rx.data())? {
                 Decoded::Partial => return Ok(RxState::Drained),
                 Decoded::Complete(Message::Version(v), used) => (Some(v), used),
                 Decoded::Complete(Message::Data(_), used) => (None, used),
             };
-            match head {
-                Some(v) => self.on_version(v)?,
+            match version {
+                Some(v) => {
+                    self.on_version(v)?;
+                    self.rx.consume(used);
+                }
                 None if !self.is_agreed() => return Err(Close::DataBeforeAgreement),
                 None => {
-                    if let Some(wake) = self.on_data(&clock, used, can, was_parked) {
+                    if let Some(wake) = self.deliver(&clock, can, was_parked) {
                         self.parked = Some(wake);
                         return Ok(RxState::Parked);
-                    }
-                }
-            }
-            self.rx.consume(used);
-        }
-    }
-
-    /// Writes a run of two or more plain, valid data frames at the head of
-    /// the buffer with one call (`sendmmsg` on a real socket): one system
-    /// call per read instead of one per frame. Anything else at the head
-    /// (a version, a frame to drop) is left to the one-by-one path.
-    fn send_run(
-        &mut self,
-        clock: &impl Clock,
-        can: &mut dyn CanSink,
-        was_parked: Option<Wake>,
-    ) -> Run {
-        let mut ends: heapless::Vec<usize, CAN_BATCH> = heapless::Vec::new();
-        let mut at = 0;
-        let data = self.rx.data();
-        while !ends.is_full() {
-            match wire::decode(&data[at..]) {
-                Ok(Decoded::Complete(Message::Data(f), used)) if wire::check_frame(f).is_ok() => {
-                    at += used;
-                    let _ = ends.push(at);
-                }
-                _ => break,
-            }
-        }
-        if ends.len() < 2 {
-            return Run::TooShort;
-        }
-        swap_run(self.rx.data_mut(), &ends);
-        let (sent, failure) = {
-            let data = self.rx.data();
-            let mut frames: heapless::Vec<&[u8], CAN_BATCH> = heapless::Vec::new();
-            for frame in run_frames(&ends) {
-                let _ = frames.push(&data[frame]);
-            }
-            can.send_batch(&frames)
-        };
-        swap_run(self.rx.data_mut(), &ends);
-        if sent == 0 && failure.is_none() {
-            // No progress and no reason: let the one-by-one path learn why,
-            // rather than asking the same batch again forever.
-            return Run::TooShort;
-        }
-        if sent > 0 {
-            if log::log_enabled!(log::Level::Trace) {
-                for frame in run_frames(&ends[..sent]) {
-                    log::trace!(
-                        "{}: tcp->can {}",
-                        self.peer,
-                        FrameText(&self.rx.data()[frame])
-                    );
-                }
-            }
-            self.rx.consume(ends[sent - 1]);
-            self.counters.to_can += sent as u64;
-            self.busy_since = None;
-        }
-        match failure {
-            None => Run::Sent,
-            Some(result) => {
-                // The frame now at the head is the one the bus refused.
-                let used = ends[sent] - if sent > 0 { ends[sent - 1] } else { 0 };
-                match self.after_send(clock, used, result, was_parked) {
-                    Some(wake) => Run::Parked(wake),
-                    None => {
-                        self.rx.consume(used);
-                        Run::Sent
                     }
                 }
             }
@@ -368,51 +245,90 @@ impl Session {
         Ok(())
     }
 
-    /// Delivers the data message occupying the first `used` bytes. Returns
-    /// how to wake the session if the frame must wait for the bus.
-    fn on_data(
+    /// The one way from TCP to the bus. The buffer starts with a data
+    /// message: if its frame is to be dropped, it is counted and dropped;
+    /// otherwise it and the frames right behind it that may go too (up to
+    /// [`CAN_BATCH`]) are written with one call (`sendmmsg` on a real
+    /// socket), one system call per read instead of one per frame. Returns
+    /// how to wake the session if the first frame not taken must wait.
+    fn deliver(
         &mut self,
         clock: &impl Clock,
-        used: usize,
         can: &mut dyn CanSink,
         was_parked: Option<Wake>,
     ) -> Option<Wake> {
-        let frame = &mut self.rx.data_mut()[HEADER_LEN..used];
-        let why = match wire::check_frame(frame) {
-            Err(FrameError::ErrorFrame)
-                if self.cfg.error_frames && frame.len() == wire::CAN_MTU && can.is_virtual() =>
-            {
-                if self.cfg.read_only {
-                    Some((Drop::ReadOnly, None))
-                } else {
-                    None
+        let is_virtual = can.is_virtual();
+        let mut ends: heapless::Vec<usize, CAN_BATCH> = heapless::Vec::new();
+        let mut at = 0;
+        let data = self.rx.data();
+        while !ends.is_full() {
+            let Ok(Decoded::Complete(Message::Data(frame), used)) = wire::decode(&data[at..])
+            else {
+                break;
+            };
+            match self.cfg.verdict(frame, is_virtual) {
+                Verdict::Send => {
+                    at += used;
+                    let _ = ends.push(at);
+                }
+                // Drops keep their place in the stream: only the head one
+                // is dropped now, and a run ends before any other.
+                Verdict::Drop(why, detail) if ends.is_empty() => {
+                    self.drop_frame(clock, why, used, detail);
+                    self.rx.consume(used);
+                    return None;
+                }
+                Verdict::Drop(..) => break,
+            }
+        }
+        // The bus takes host layout; the buffer keeps wire layout for the
+        // log lines and for a frame that must be tried again.
+        swap_run(self.rx.data_mut(), &ends);
+        let (sent, result) = {
+            let data = self.rx.data();
+            let mut frames: heapless::Vec<&[u8], CAN_BATCH> = heapless::Vec::new();
+            for frame in run_frames(&ends) {
+                let _ = frames.push(&data[frame]);
+            }
+            can.send_batch(&frames)
+        };
+        swap_run(self.rx.data_mut(), &ends);
+        let sent = sent.min(ends.len());
+        if sent > 0 {
+            if log::log_enabled!(log::Level::Trace) {
+                for frame in run_frames(&ends[..sent]) {
+                    log::trace!(
+                        "{}: tcp->can {}",
+                        self.peer,
+                        FrameText(&self.rx.data()[frame])
+                    );
                 }
             }
-            Err(FrameError::ErrorFrame) => Some((Drop::ErrorFrame, None)),
-            Err(e) => Some((Drop::Invalid, Some(e))),
-            Ok(_) if self.cfg.read_only => Some((Drop::ReadOnly, None)),
-            Ok(_) => None,
-        };
-        if let Some((why, detail)) = why {
-            self.drop_frame(clock, why, used, detail);
-            return None;
-        }
-        wire::swap_layout(frame);
-        let result = can.send(frame);
-        wire::swap_layout(frame);
-        if result == CanTx::Sent {
-            self.counters.to_can += 1;
+            self.rx.consume(ends[sent - 1]);
+            self.counters.to_can += sent as u64;
             self.busy_since = None;
-            if log::log_enabled!(log::Level::Trace) {
-                let frame = &self.rx.data()[HEADER_LEN..used];
-                log::trace!("{}: tcp->can {}", self.peer, FrameText(frame));
-            }
+        }
+        if sent == ends.len() {
             return None;
         }
-        self.after_send(clock, used, result, was_parked)
+        // The frame now at the head is the one the bus did not take. A sink
+        // that stopped short without a reason breaks its contract; waiting
+        // is the answer that can never spin.
+        let result = if result == CanTx::Sent {
+            CanTx::Busy
+        } else {
+            result
+        };
+        let used = ends[sent] - if sent > 0 { ends[sent - 1] } else { 0 };
+        let wake = self.after_send(clock, used, result, was_parked);
+        if wake.is_none() {
+            self.rx.consume(used);
+        }
+        wake
     }
 
-    /// Handles a frame the bus did not take; `Some` if it must wait.
+    /// Handles the head frame the bus did not take; `Some` if it must wait,
+    /// else it was counted as dropped.
     fn after_send(
         &mut self,
         clock: &impl Clock,
@@ -422,8 +338,8 @@ impl Session {
     ) -> Option<Wake> {
         let why = match result {
             CanTx::Sent => return None,
-            CanTx::Refused => Drop::Refused,
-            CanTx::Down => Drop::BusDown,
+            CanTx::Refused => DropReason::Refused,
+            CanTx::Down => DropReason::BusDown,
             CanTx::Busy => {
                 let now = clock.now();
                 let since = *self.busy_since.get_or_insert(now);
@@ -436,7 +352,7 @@ impl Session {
                         None => Wake::CanWritable,
                     });
                 }
-                Drop::Stale
+                DropReason::Stale
             }
         };
         self.drop_frame(clock, why, used, None);
@@ -446,7 +362,7 @@ impl Session {
     fn drop_frame(
         &mut self,
         clock: &impl Clock,
-        why: Drop,
+        why: DropReason,
         used: usize,
         detail: Option<FrameError>,
     ) {
@@ -477,22 +393,27 @@ impl Session {
         self.tx.free() / wire::MAX_DATA_MESSAGE
     }
 
-    /// Queues a frame read from CAN (host layout) for the TCP peer. Frames
-    /// read before agreement are dropped, as the reference does. Returns
-    /// false if the buffer is full (the caller checks [`tx_has_room`](Self::tx_has_room) first).
-    pub fn queue_frame(&mut self, frame: &mut [u8]) -> bool {
+    /// Queues a frame read from CAN (host layout) for the TCP peer; the
+    /// caller's copy is left as it was. Frames read before agreement are
+    /// dropped, as the reference does. Returns false if the buffer is full
+    /// (the caller checks [`tx_has_room`](Self::tx_has_room) first).
+    pub fn queue_frame(&mut self, frame: &[u8]) -> bool {
         if !self.is_agreed() {
             return true;
         }
         if self.tx.free() < HEADER_LEN + frame.len() {
             return false;
         }
-        wire::swap_layout(frame);
         self.tx.push(&wire::data_header(frame.len()));
         self.tx.push(frame);
+        // Converted where it now lies, at the end of the queue.
+        let queued = self.tx.data_mut();
+        let at = queued.len() - frame.len();
+        let wire_frame = &mut queued[at..];
+        wire::swap_layout(wire_frame);
         self.counters.to_tcp += 1;
         if log::log_enabled!(log::Level::Trace) {
-            log::trace!("{}: can->tcp {}", self.peer, FrameText(frame));
+            log::trace!("{}: can->tcp {}", self.peer, FrameText(wire_frame));
         }
         true
     }
@@ -523,15 +444,17 @@ impl Session {
         }
     }
 
-    /// Checks the handshake deadline; `Ok(true)` if a parked frame is due
-    /// for another try.
-    pub fn on_timer(&self, now: Instant) -> Result<bool, Close> {
+    /// What is due at `now`: the handshake deadline, or another try for a
+    /// parked frame.
+    pub fn on_timer(&self, now: Instant) -> Timer {
         if !self.is_agreed() && now >= self.handshake_deadline {
-            return Err(Close::HandshakeTimeout(self.cfg.handshake_timeout));
+            return Timer::Close(Close::HandshakeTimeout(self.cfg.handshake_timeout));
         }
-        Ok(self
-            .next_deadline()
-            .is_some_and(|t| now >= t && self.parked.is_some()))
+        if self.parked.is_some() && self.next_deadline().is_some_and(|t| now >= t) {
+            Timer::RetryParked
+        } else {
+            Timer::Idle
+        }
     }
 }
 
@@ -627,10 +550,10 @@ mod tests {
         let t = Instant::now();
         let s = Session::new(peer(), Role::Server, cfg(), t);
         assert_eq!(s.next_deadline(), Some(t + Duration::from_secs(10)));
-        assert_eq!(s.on_timer(t + Duration::from_secs(9)), Ok(false));
+        assert_eq!(s.on_timer(t + Duration::from_secs(9)), Timer::Idle);
         assert!(matches!(
             s.on_timer(t + Duration::from_secs(10)),
-            Err(Close::HandshakeTimeout(_))
+            Timer::Close(Close::HandshakeTimeout(_))
         ));
     }
 
@@ -733,8 +656,7 @@ mod tests {
             let mut frames = std::vec::Vec::new();
             while from.tx_room_frames() > 0 && frames.len() < 80 {
                 let f = random_frame(&mut rng);
-                let mut copy = f.clone();
-                assert!(from.queue_frame(&mut copy));
+                assert!(from.queue_frame(&f));
                 frames.push(f);
             }
             let stream = from.tx_pending().to_vec();
@@ -834,7 +756,8 @@ mod tests {
         }
     }
 
-    /// A socket whose sendmmsg takes only part of each batch.
+    /// A socket whose queue takes only three frames per wake-up, then
+    /// answers ENOBUFS for the next, as a slow bus does.
     #[derive(Default)]
     struct StingyBus(FakeBus, usize);
 
@@ -842,55 +765,84 @@ mod tests {
         fn send(&mut self, frame: &[u8]) -> CanTx {
             self.0.send(frame)
         }
-        fn send_batch(&mut self, frames: &[&[u8]]) -> (usize, Option<CanTx>) {
+        fn send_batch(&mut self, frames: &[&[u8]]) -> (usize, CanTx) {
             self.1 += 1;
             let take = frames.len().min(3);
             for f in &frames[..take] {
                 self.0.send(f);
             }
-            (take, None)
+            if take == frames.len() {
+                (take, CanTx::Sent)
+            } else {
+                (take, CanTx::Busy)
+            }
         }
     }
 
     #[test]
     fn runs_go_out_in_batches_in_order_even_when_cut_short() {
-        let t = Instant::now();
+        let mut t = Instant::now();
         let mut s = agreed_server(t);
         let frames: std::vec::Vec<_> = (0..40).map(|i| classic(i, 8)).collect();
         for f in &frames {
             feed(&mut s, &data_msg(f));
         }
         let mut bus = StingyBus::default();
-        assert_eq!(s.process(t, &mut bus), Ok(RxState::Drained));
+        let mut wakes = 0;
+        while s.process(t, &mut bus) == Ok(RxState::Parked) {
+            // Each cut parks the head frame; the queue drains meanwhile.
+            wakes += 1;
+            assert!(wakes < 40, "no progress");
+            t += ENOBUFS_RETRY;
+        }
         assert_eq!(bus.0.sent, frames);
         assert_eq!(s.counters.to_can, 40);
+        assert_eq!(s.counters.drop_stale, 0);
         assert!(bus.1 >= 13, "sent in batches, not one by one");
     }
 
-    /// A batch call that takes nothing and says nothing.
+    /// A batch call that takes nothing and gives no reason (a broken sink).
     #[derive(Default)]
-    struct MuteBatch(FakeBus);
+    struct MuteBatch(usize);
 
     impl CanSink for MuteBatch {
-        fn send(&mut self, frame: &[u8]) -> CanTx {
-            self.0.send(frame)
+        fn send(&mut self, _frame: &[u8]) -> CanTx {
+            CanTx::Busy
         }
-        fn send_batch(&mut self, _frames: &[&[u8]]) -> (usize, Option<CanTx>) {
-            (0, None)
+        fn send_batch(&mut self, _frames: &[&[u8]]) -> (usize, CanTx) {
+            self.0 += 1;
+            (0, CanTx::Sent)
         }
     }
 
     #[test]
-    fn a_batch_without_progress_falls_back_to_one_by_one() {
+    fn a_batch_without_progress_or_reason_waits_instead_of_spinning() {
         let t = Instant::now();
         let mut s = agreed_server(t);
-        let frames: std::vec::Vec<_> = (0..5).map(|i| classic(i, 1)).collect();
-        for f in &frames {
-            feed(&mut s, &data_msg(f));
+        for i in 0..5 {
+            feed(&mut s, &data_msg(&classic(i, 1)));
         }
         let mut bus = MuteBatch::default();
+        assert_eq!(s.process(t, &mut bus), Ok(RxState::Parked));
+        assert_eq!(bus.0, 1, "asked once, then parked");
+        assert_eq!(s.parked(), Some(Wake::CanWritable));
+    }
+
+    #[test]
+    fn a_frame_to_drop_keeps_its_place_between_frames_sent() {
+        let t = Instant::now();
+        let mut s = agreed_server(t);
+        let mut bus = FakeBus::default();
+        feed(&mut s, &data_msg(&classic(1, 1)));
+        feed(&mut s, &data_msg(&classic(2, 1)));
+        feed(&mut s, &data_msg(&classic(3, 9)));
+        feed(&mut s, &data_msg(&classic(4, 1)));
+        bus.script
+            .extend([CanTx::Sent, CanTx::Sent, CanTx::Refused]);
         assert_eq!(s.process(t, &mut bus), Ok(RxState::Drained));
-        assert_eq!(bus.0.sent, frames);
+        assert_eq!(bus.sent, vec![classic(1, 1), classic(2, 1)]);
+        assert_eq!((s.counters.drop_invalid, s.counters.drop_refused), (1, 1));
+        assert_eq!(s.counters.to_can, 2);
     }
 
     #[test]
@@ -941,8 +893,8 @@ mod tests {
         let t1 = t + Duration::from_millis(1);
         assert_eq!(s.process(t1, &mut bus), Ok(RxState::Parked));
         assert_eq!(s.parked(), Some(Wake::At(t1 + ENOBUFS_RETRY)));
-        assert_eq!(s.on_timer(t1), Ok(false));
-        assert_eq!(s.on_timer(t1 + ENOBUFS_RETRY), Ok(true));
+        assert_eq!(s.on_timer(t1), Timer::Idle);
+        assert_eq!(s.on_timer(t1 + ENOBUFS_RETRY), Timer::RetryParked);
         // The bus moves: both frames go, in order.
         assert_eq!(
             s.process(t1 + ENOBUFS_RETRY, &mut bus),
@@ -976,15 +928,15 @@ mod tests {
         let mut c = Session::new(peer(), Role::Client, cfg(), t);
         let proposal = c.tx_pending().len();
         c.tx_sent(proposal);
-        let mut f = classic(0x7FF, 8);
-        assert!(c.queue_frame(&mut f), "dropped silently before agreement");
+        let f = classic(0x7FF, 8);
+        assert!(c.queue_frame(&f), "dropped silently before agreement");
         assert!(c.tx_pending().is_empty());
         feed(&mut c, &wire::encode_version(1));
         c.process(t, &mut FakeBus::default()).unwrap();
         assert!(c.tx_pending().is_empty(), "never answer our own proposal");
         let mut queued = 0;
         while c.tx_has_room() {
-            assert!(c.queue_frame(&mut f));
+            assert!(c.queue_frame(&f));
             queued += 1;
         }
         assert_eq!(

@@ -1,5 +1,7 @@
-//! The one module allowed `unsafe`: thin wrappers over the system calls the
-//! standard library and the socket crates do not offer.
+//! Which system calls do the standard library and the socket crates not
+//! offer us? Thin wrappers over them: the one module allowed `unsafe`, each
+//! block with its SAFETY note, and one place (`check`) where a failed call
+//! becomes an `io::Error`.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -11,18 +13,39 @@ use crate::wire::CANFD_MTU;
 
 pub use libc::pollfd as PollFd;
 
+/// What a system call returns: -1 on failure, with the reason in errno.
+trait SyscallReturn: Copy + PartialEq {
+    const FAILED: Self;
+}
+
+impl SyscallReturn for libc::c_int {
+    const FAILED: Self = -1;
+}
+
+impl SyscallReturn for libc::ssize_t {
+    const FAILED: Self = -1;
+}
+
+/// Turns a system call's -1 into the `io::Error` errno names, and passes
+/// any other return value through. Must run straight after the call, before
+/// anything else can overwrite errno.
+fn check<T: SyscallReturn>(ret: T) -> io::Result<T> {
+    if ret == T::FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
 /// Waits for readiness. An interrupted wait (EINTR) reports no events.
 pub fn poll(fds: &mut [PollFd], timeout_ms: i32) -> io::Result<usize> {
     // SAFETY: the pointer and length describe a valid, exclusively borrowed slice.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::Interrupted {
-            return Ok(0);
-        }
-        return Err(e);
+    let r = check(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) });
+    match r {
+        Ok(n) => Ok(n as usize),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        Err(e) => Err(e),
     }
-    Ok(n as usize)
 }
 
 /// Interface index of `name`, or `None` if there is no such interface.
@@ -36,57 +59,6 @@ pub fn if_nametoindex(name: &str) -> Option<u32> {
     // SAFETY: buf is NUL-terminated (zeroed beyond name, name has no NUL).
     let idx = unsafe { libc::if_nametoindex(buf.as_ptr().cast()) };
     (idx != 0).then_some(idx)
-}
-
-/// Writes one datagram (a CAN frame) to a socket.
-pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: buf is a valid readable slice for its length.
-    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
-}
-
-/// Sets an integer socket option.
-pub fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
-    // SAFETY: the option value points at a live c_int of the size given.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const i32).cast(),
-            mem::size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Sets an option whose value is an array of plain structs (CAN filters).
-pub fn setsockopt_slice<T: Copy>(fd: RawFd, level: i32, name: i32, values: &[T]) -> io::Result<()> {
-    let ptr = if values.is_empty() {
-        std::ptr::null()
-    } else {
-        values.as_ptr().cast()
-    };
-    // SAFETY: ptr/len describe the slice (or null/0), T is plain old data.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            ptr,
-            mem::size_of_val(values) as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Room for one `SO_RXQ_OVFL` control message (a u32).
@@ -132,7 +104,7 @@ impl CanBatch {
         }
         // SAFETY: every header points at live buffers of the sizes given,
         // which outlive the call.
-        let n = unsafe {
+        let n = check(unsafe {
             libc::recvmmsg(
                 fd,
                 hdrs.as_mut_ptr(),
@@ -140,11 +112,7 @@ impl CanBatch {
                 libc::MSG_DONTWAIT as _,
                 std::ptr::null_mut(),
             )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = n as usize;
+        })? as usize;
         let mut dropped = None;
         for (len, hdr) in self.lens.iter_mut().zip(&hdrs[..n]) {
             *len = hdr.msg_len as usize;
@@ -183,10 +151,7 @@ pub fn if_is_up(fd: RawFd, name: &str) -> io::Result<bool> {
         *dst = src as libc::c_char;
     }
     // SAFETY: req is a valid, NUL-terminated ifreq the kernel fills in.
-    let r = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    check(unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) })?;
     // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
     let flags = unsafe { req.ifr_ifru.ifru_flags };
     Ok(i32::from(flags) & libc::IFF_UP != 0)
@@ -204,17 +169,18 @@ pub fn if_is_virtual(name: &str) -> bool {
     path[PREFIX.len()..PREFIX.len() + name.len()].copy_from_slice(name.as_bytes());
     let mut target = [0u8; 256];
     // SAFETY: path is NUL-terminated; target is a writable buffer of its length.
-    let n = unsafe {
+    let n = match check(unsafe {
         libc::readlink(
             path.as_ptr().cast(),
             target.as_mut_ptr().cast(),
             target.len(),
         )
+    }) {
+        Ok(n) if n > 0 => n as usize,
+        // No such interface, or an empty link: not one we can call virtual.
+        _ => return false,
     };
-    if n <= 0 {
-        return false;
-    }
-    target[..n as usize].windows(9).any(|w| w == b"/virtual/")
+    target[..n].windows(9).any(|w| w == b"/virtual/")
 }
 
 /// The socket's cumulative count of packets dropped on receive (the same
@@ -223,7 +189,7 @@ pub fn socket_drops(fd: RawFd) -> io::Result<u32> {
     let mut info = [0u32; libc::SK_MEMINFO_DROPS as usize + 1];
     let mut len = mem::size_of_val(&info) as libc::socklen_t;
     // SAFETY: info is a writable buffer of len bytes; the kernel writes at most len.
-    let r = unsafe {
+    check(unsafe {
         libc::getsockopt(
             fd,
             libc::SOL_SOCKET,
@@ -231,10 +197,7 @@ pub fn socket_drops(fd: RawFd) -> io::Result<u32> {
             info.as_mut_ptr().cast(),
             &mut len,
         )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    })?;
     Ok(info[libc::SK_MEMINFO_DROPS as usize])
 }
 
@@ -254,9 +217,29 @@ pub fn send_frames(fd: RawFd, frames: &[&[u8]]) -> io::Result<usize> {
     }
     // SAFETY: every header points at a live iovec describing a live frame;
     // the kernel only reads them.
-    let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as _, libc::MSG_DONTWAIT as _) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
+    let sent =
+        check(unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as _, libc::MSG_DONTWAIT as _) })?;
+    Ok(sent as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_call_reports_its_errno() {
+        let ebadf = Some(libc::EBADF);
+        assert_eq!(socket_drops(-1).unwrap_err().raw_os_error(), ebadf);
+        assert_eq!(if_is_up(-1, "lo").unwrap_err().raw_os_error(), ebadf);
+        let frame = [0u8; crate::wire::CAN_MTU];
+        let e = send_frames(-1, &[&frame[..]]).unwrap_err();
+        assert_eq!(e.raw_os_error(), ebadf);
     }
-    Ok(r as usize)
+
+    #[test]
+    fn other_returns_pass_through() {
+        assert_eq!(check::<libc::c_int>(0).ok(), Some(0));
+        assert_eq!(check::<libc::ssize_t>(72).ok(), Some(72));
+        assert_eq!(poll(&mut [], 0).ok(), Some(0));
+    }
 }

@@ -22,7 +22,8 @@ use argh::FromArgs;
 use libfuzzer_sys::fuzz_target;
 use tcpcan::cli::{Args, Config};
 use tcpcan::limits::TX_BUF;
-use tcpcan::session::{CanSink, CanTx, Role, Session};
+use tcpcan::device::{CanSink, CanTx};
+use tcpcan::session::{Role, Session, Timer};
 use tcpcan::wire::{self, Decoded, Message, CANFD_MTU, CAN_MTU, HEADER_LEN};
 
 /// A bus whose answers follow a mode the program sets.
@@ -175,9 +176,9 @@ fuzz_target!(|input: &[u8]| {
             0xA0..=0xBF => {
                 now += Duration::from_millis(u64::from(op & 0x1F) * 20);
                 match session.on_timer(now) {
-                    Ok(true) => session.process(now, &mut bus).map(|_| ()),
-                    Ok(false) => Ok(()),
-                    Err(e) => Err(e),
+                    Timer::RetryParked => session.process(now, &mut bus).map(|_| ()),
+                    Timer::Idle => Ok(()),
+                    Timer::Close(e) => Err(e),
                 }
             }
             // A frame read from CAN, classic or FD.
@@ -187,7 +188,7 @@ fuzz_target!(|input: &[u8]| {
                 let bytes = take(&mut prog, size);
                 frame[..bytes.len()].copy_from_slice(bytes);
                 if session.tx_has_room() {
-                    assert!(session.queue_frame(&mut frame[..size]));
+                    assert!(session.queue_frame(&frame[..size]));
                 }
                 Ok(())
             }

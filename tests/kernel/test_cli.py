@@ -1,7 +1,10 @@
-"""--help documents the defaults; --version names the version and the target triple."""
+"""--help documents the defaults; --version names the version and the target
+triple; flags of the other mode are a usage error."""
 
 import re
 import subprocess
+
+import pytest
 
 from conftest import REPO, our_bin
 
@@ -28,3 +31,19 @@ def test_version_prints_version_and_target_triple():
     assert re.search(r"\b%s\b" % re.escape(version), text), "no version %s in %r" % (version, text)
     triple = r"\b[a-z0-9_]+-[a-z0-9_]+-linux-[a-z0-9_]+\b"
     assert re.search(triple, text), "no target triple in %r" % text
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--allow", "10.0.0.0/8"], ["--max-clients", "64"]],
+    ids=["allow", "max-clients"],
+)
+def test_server_flags_given_to_a_client_are_a_usage_error(flags):
+    """A client would ignore them; it says so at start-up instead."""
+    done = subprocess.run(
+        [our_bin(), *flags, "--host", "127.0.0.1", "vcan0"], capture_output=True, timeout=5
+    )
+    stderr = done.stderr.decode(errors="replace")
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, "exit status %d, stderr: %r" % (done.returncode, stderr)
+    assert lines == ["tcpcan: %s only applies with --serve" % flags[0]], stderr

@@ -1,0 +1,445 @@
+//! What happens on one tunnel connection, and where do connections live?
+//! A [`Conn`] moves bytes between its TCP stream, its own CAN socket and its
+//! [`Session`]; a [`Table`] holds the connections in fixed slots.
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
+
+use socket2::Socket;
+
+use super::poll_table::{PollTable, Slot};
+use super::port::{open_error, PortSlot, Reopen};
+use super::time::Now;
+use crate::can::{CanPort, NoBus, ReadError};
+use crate::cli::Config;
+use crate::close::Close;
+use crate::counters::RateLimit;
+use crate::device::CanSink;
+use crate::limits::READS_PER_WAKEUP;
+use crate::session::{Role, RxState, Session, Timer, Wake};
+use crate::sys::CanBatch;
+
+/// Connection slots. Reserved whole at start-up but filled only as far as
+/// the busiest moment needed, so an idle server's untouched slots cost no
+/// resident memory, and adding one never allocates.
+pub struct Table<T> {
+    slots: Vec<Option<T>>,
+    // Kept apart: `Vec::with_capacity` may reserve more than asked.
+    capacity: usize,
+}
+
+impl<T> Table<T> {
+    /// A table of at most `capacity` entries.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Table {
+            slots: Vec::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    /// Most entries at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// A free slot, if there is capacity left: a vacated one first, else a
+    /// new one at the end.
+    pub fn free_slot(&mut self) -> Option<usize> {
+        if let Some(i) = self.slots.iter().position(Option::is_none) {
+            return Some(i);
+        }
+        if self.slots.len() < self.capacity() {
+            self.slots.push(None);
+            return Some(self.slots.len() - 1);
+        }
+        None
+    }
+
+    /// Fills slot `i` (from [`free_slot`](Self::free_slot)).
+    pub fn put(&mut self, i: usize, value: T) {
+        self.slots[i] = Some(value);
+    }
+
+    /// Empties slot `i`, returning what it held.
+    pub fn take(&mut self, i: usize) -> Option<T> {
+        self.slots.get_mut(i)?.take()
+    }
+
+    /// The entry in slot `i`.
+    pub fn get(&self, i: usize) -> Option<&T> {
+        self.slots.get(i)?.as_ref()
+    }
+
+    /// The entry in slot `i`, mutable.
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.slots.get_mut(i)?.as_mut()
+    }
+
+    /// Slots touched so far (filled or vacated).
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The entries with their slot numbers.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, s.as_ref()?)))
+    }
+
+    /// The entries, mutable.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.slots.iter_mut().flatten()
+    }
+
+    /// True if no slot is filled.
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(Option::is_none)
+    }
+}
+
+/// One tunnel connection: its TCP stream, its own CAN socket, its session.
+pub struct Conn {
+    tcp: Socket,
+    /// The peer hung up while frames still waited for the bus: deliver
+    /// them, then close (poll would report the hang-up on every round).
+    hung_up: bool,
+    can: PortSlot,
+    session: Session,
+    overflow_warn: RateLimit,
+}
+
+impl Conn {
+    /// A connection on `tcp`, with its own CAN socket if the interface is
+    /// there (else frames from TCP are dropped until it is back).
+    pub fn open(tcp: Socket, peer: SocketAddr, role: Role, cfg: &Config, now: &Now) -> Conn {
+        let (can, failed) = PortSlot::opened(CanPort::open(&cfg.canif, &cfg.can), now.get());
+        if let Some(e) = failed {
+            log::warn!(
+                "{peer}: {}; frames from TCP are dropped until it is back",
+                open_error(&cfg.canif, e)
+            );
+        }
+        Conn {
+            tcp,
+            hung_up: false,
+            can,
+            session: Session::new(peer, role, cfg.session, now.get()),
+            overflow_warn: RateLimit::default(),
+        }
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.session.peer()
+    }
+
+    /// Adds this connection's descriptors, as slot `i`, to the poll table.
+    pub fn register(&self, i: usize, table: &mut PollTable) {
+        let s = &self.session;
+        let mut ev = 0;
+        if s.wants_tcp_read() {
+            ev |= libc::POLLIN;
+        }
+        if !s.tx_pending().is_empty() {
+            ev |= libc::POLLOUT;
+        }
+        // A negative descriptor is skipped by poll.
+        let fd = if self.hung_up {
+            -1
+        } else {
+            self.tcp.as_raw_fd()
+        };
+        table.push(fd, ev, Slot::Tcp(i));
+        if let Some(p) = self.can.port() {
+            let mut ev = 0;
+            // Capacity is back-pressure: a full TX buffer stops CAN reads
+            // and the kernel queue (with its overflow counter) takes over.
+            if s.tx_has_room() {
+                ev |= libc::POLLIN;
+            }
+            if s.parked() == Some(Wake::CanWritable) {
+                ev |= libc::POLLOUT;
+            }
+            table.push(p.fd(), ev, Slot::Can(i));
+        }
+    }
+
+    /// True if `fd`, polled for `slot`, is still this connection's.
+    pub fn owns(&self, slot: Slot, fd: RawFd) -> bool {
+        match slot {
+            Slot::Tcp(_) => self.tcp.as_raw_fd() == fd,
+            Slot::Can(_) => self.can.port().is_some_and(|p| p.fd() == fd),
+            _ => false,
+        }
+    }
+
+    /// The earliest time this connection has timer work.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        super::time::earliest(self.session.next_deadline(), self.can.retry_at())
+    }
+
+    /// Timer work: reopen a vanished interface, end a handshake that took
+    /// too long, retry a parked frame.
+    pub fn on_timer(&mut self, cfg: &Config, now: &Now) -> Result<(), Close> {
+        if self.can.due(now) && self.can.on_due(&cfg.canif, &cfg.can, now) == Reopen::Reopened {
+            log::info!(
+                "{}: {} is back; carrying frames again",
+                self.peer(),
+                cfg.canif
+            );
+        }
+        // Only sessions with a deadline need the time.
+        if self.session.next_deadline().is_none() {
+            return Ok(());
+        }
+        match self.session.on_timer(now.get()) {
+            Timer::Close(why) => Err(why),
+            Timer::RetryParked => self.deliver(now, &cfg.canif),
+            Timer::Idle => Ok(()),
+        }
+    }
+
+    /// The TCP stream is ready: send what waits, read and deliver.
+    pub fn on_tcp(&mut self, revents: i16, now: &Now, canif: &str) -> Result<(), Close> {
+        if revents & libc::POLLOUT != 0 {
+            self.flush(canif)?;
+        }
+        if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) == 0 {
+            return Ok(());
+        }
+        if revents & libc::POLLERR != 0 {
+            let e = self.tcp.take_error().ok().flatten();
+            let e = e.unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionReset));
+            return Err(e.into());
+        }
+        for _ in 0..READS_PER_WAKEUP {
+            let spare = self.session.rx_spare();
+            if spare.is_empty() {
+                if revents & libc::POLLHUP != 0 {
+                    if self.session.parked().is_none() {
+                        return Err(Close::PeerClosed);
+                    }
+                    self.hung_up = true;
+                }
+                break;
+            }
+            let want = spare.len();
+            match (&self.tcp).read(spare) {
+                Ok(0) => return Err(Close::PeerClosed),
+                Ok(n) => {
+                    self.session.rx_filled(n);
+                    self.deliver(now, canif)?;
+                    if n < want {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.flush(canif)
+    }
+
+    /// Hands buffered TCP input to the bus (and answers negotiation).
+    fn deliver(&mut self, now: &Now, canif: &str) -> Result<(), Close> {
+        let mut no_bus = NoBus;
+        let sink: &mut dyn CanSink = match self.can.port_mut() {
+            Some(p) => p,
+            None => &mut no_bus,
+        };
+        if self.session.process(now, sink)? == RxState::Drained && self.hung_up {
+            return Err(Close::PeerClosed);
+        }
+        self.flush(canif)
+    }
+
+    /// One send of everything queued for the peer.
+    pub fn flush(&mut self, canif: &str) -> Result<(), Close> {
+        let pending = self.session.tx_pending();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let was_full = !self.session.tx_has_room();
+        match self.tcp.send_with_flags(pending, libc::MSG_NOSIGNAL) {
+            Ok(n) => {
+                self.session.tx_sent(n);
+                // The CAN socket was not read while we were full: whatever
+                // the kernel dropped meanwhile is counted now, not whenever
+                // the next frame happens to report it.
+                if was_full && self.session.tx_has_room() {
+                    self.poll_kernel_drops(Instant::now(), canif);
+                }
+                Ok(())
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The CAN socket is ready: deliver a parked frame, read frames for
+    /// the peer while there is room for them.
+    pub fn on_can(
+        &mut self,
+        revents: i16,
+        now: &Now,
+        canif: &str,
+        batch: &mut CanBatch,
+    ) -> Result<(), Close> {
+        if revents & libc::POLLOUT != 0 {
+            self.deliver(now, canif)?;
+        }
+        let Some(port) = self.can.port_mut() else {
+            return Ok(());
+        };
+        if revents & libc::POLLERR != 0 {
+            // Reading the pending error clears it; otherwise poll repeats it.
+            if let Some(e) = port.take_error() {
+                self.can_read_error(e, now, canif);
+                return Ok(());
+            }
+        }
+        if revents & libc::POLLIN == 0 {
+            return Ok(());
+        }
+        for _ in 0..READS_PER_WAKEUP {
+            let Some(port) = self.can.port_mut() else {
+                break;
+            };
+            let room = self.session.tx_room_frames();
+            if room == 0 {
+                break;
+            }
+            match port.recv(batch, room) {
+                Ok((n, overflow)) => {
+                    self.kernel_dropped(overflow, now.get(), canif);
+                    for i in 0..n {
+                        self.session.queue_frame(&batch.frames[i][..batch.lens[i]]);
+                    }
+                    if n < room {
+                        break;
+                    }
+                }
+                Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.can_read_error(e, now, canif);
+                    break;
+                }
+            }
+        }
+        self.flush(canif)
+    }
+
+    fn can_read_error(&mut self, e: ReadError, now: &Now, canif: &str) {
+        let peer = self.peer();
+        match e {
+            // The monitor logs the interface state once for everyone.
+            ReadError::Down => log::debug!("{peer}: {canif} is down"),
+            ReadError::Gone => {
+                log::info!("{peer}: {canif} disappeared; will reopen it when it is back");
+                self.can.lost(now.get());
+            }
+            ReadError::Io(e) => log::warn!("{peer}: reading {canif}: {e}"),
+        }
+    }
+
+    /// Asks the kernel for drops it has not yet reported with a frame.
+    fn poll_kernel_drops(&mut self, now: Instant, canif: &str) {
+        if let Some(port) = self.can.port_mut() {
+            let dropped = port.new_drops();
+            self.kernel_dropped(dropped, now, canif);
+        }
+    }
+
+    /// Counts frames the kernel dropped on our CAN socket, with a
+    /// rate-limited warning: the peer is not keeping up with the bus.
+    fn kernel_dropped(&mut self, dropped: u32, now: Instant, canif: &str) {
+        if dropped == 0 {
+            return;
+        }
+        self.session.counters.drop_kernel_overflow += u64::from(dropped);
+        if let Some(s) = self.overflow_warn.allow(now) {
+            log::warn!(
+                "{}: kernel dropped {dropped} frames from {canif}: peer is not keeping up ({s} similar warnings suppressed)",
+                self.peer()
+            );
+        }
+    }
+
+    /// Logs the counters, after asking the kernel for drops not yet seen.
+    pub fn log_counters(&mut self, now: Instant, canif: &str) {
+        self.poll_kernel_drops(now, canif);
+        log::info!("{}: {}", self.peer(), self.session.counters);
+    }
+
+    /// Logs why the connection ended and its counters.
+    pub fn log_close(&self, why: Close) {
+        let peer = self.peer();
+        log::info!("{peer}: closed: {why}");
+        log::info!("{peer}: {}", self.session.counters);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_filled_lazily_up_to_the_capacity() {
+        let mut t: Table<&str> = Table::with_capacity(3);
+        assert_eq!(t.capacity(), 3);
+        assert_eq!(t.slots(), 0, "nothing touched before the first client");
+        let a = t.free_slot().unwrap();
+        t.put(a, "a");
+        assert_eq!(t.slots(), 1);
+        let b = t.free_slot().unwrap();
+        t.put(b, "b");
+        let c = t.free_slot().unwrap();
+        t.put(c, "c");
+        assert_eq!((a, b, c), (0, 1, 2));
+        assert_eq!(t.free_slot(), None, "full");
+        assert_eq!(t.slots(), 3);
+    }
+
+    #[test]
+    fn a_vacated_slot_is_reused_before_a_new_one() {
+        let mut t: Table<u32> = Table::with_capacity(4);
+        for v in 0..3 {
+            let i = t.free_slot().unwrap();
+            t.put(i, v);
+        }
+        assert_eq!(t.take(1), Some(1));
+        assert_eq!(t.take(1), None, "taken once");
+        assert_eq!(t.free_slot(), Some(1));
+        t.put(1, 10);
+        assert_eq!(t.slots(), 3, "no new slot while one was free");
+        let seen: std::vec::Vec<_> = t.iter().map(|(i, v)| (i, *v)).collect();
+        assert_eq!(seen, [(0, 0), (1, 10), (2, 2)]);
+    }
+
+    #[test]
+    fn an_asked_for_but_unfilled_slot_is_offered_again() {
+        let mut t: Table<u32> = Table::with_capacity(1);
+        assert_eq!(t.free_slot(), Some(0));
+        assert!(t.is_empty());
+        assert_eq!(t.free_slot(), Some(0));
+        t.put(0, 7);
+        assert!(!t.is_empty());
+        assert_eq!(t.free_slot(), None);
+        assert_eq!(t.get(0), Some(&7));
+        *t.get_mut(0).unwrap() += 1;
+        assert_eq!(t.iter_mut().map(|v| *v).sum::<u32>(), 8);
+        assert_eq!(t.get(5), None);
+    }
+}

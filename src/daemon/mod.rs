@@ -1,0 +1,287 @@
+//! How does the daemon run? One thread, one poll(2) loop over a fixed table
+//! of non-blocking descriptors: build the table, poll, dispatch each ready
+//! descriptor to its room, run the timers. Server and client differ only in
+//! how a TCP stream arrives ([`Mode`]); both feed the same connections.
+//!
+//! The rooms: [`signals`], [`server`] (accept, `--allow`, capacity),
+//! [`client`] (dial, retry, back-off), [`conn`] (a connection and the table
+//! of them), [`monitor`] (bus state), [`port`] (a CAN port that may vanish),
+//! [`poll_table`] and [`time`].
+
+pub mod client;
+pub mod conn;
+pub mod monitor;
+pub mod poll_table;
+pub mod port;
+pub mod server;
+pub mod signals;
+pub mod time;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use socket2::Socket;
+
+use self::client::{Client, Dialer};
+use self::conn::{Conn, Table};
+use self::monitor::Monitor;
+use self::poll_table::{PollTable, Ready, Slot};
+use self::server::{Accepted, Server};
+use self::signals::Signals;
+use self::time::{earliest, ms_until, Now};
+use crate::cli::{Config, ModeConfig};
+use crate::close::Close;
+use crate::error::Error;
+use crate::net;
+use crate::session::Role;
+use crate::sys::CanBatch;
+
+/// How TCP streams arrive: accepted, or dialed.
+pub enum Mode {
+    /// `--serve`: accept clients.
+    Server(Server),
+    /// Dial one server.
+    Client(Client),
+}
+
+/// The whole daemon state.
+pub struct Daemon {
+    cfg: Config,
+    signals: Signals,
+    mode: Mode,
+    monitor: Monitor,
+    conns: Table<Conn>,
+    batch: Box<CanBatch>,
+    table: PollTable,
+}
+
+impl Daemon {
+    /// Sets everything up; every start-up error is fatal and named.
+    pub fn new(cfg: Config) -> Result<Daemon, Error> {
+        let signals =
+            Signals::install().map_err(|e| Error::Io("cannot install signal handlers", e))?;
+        let monitor = Monitor::open(&cfg.canif, cfg.wait)?;
+        let addrs =
+            net::resolve(&cfg.host, cfg.port).map_err(|e| Error::Resolve(cfg.host.clone(), e))?;
+        let (mode, capacity) = match &cfg.mode {
+            ModeConfig::Server { allow, max_clients } => {
+                let server = Server::listen(&addrs, &cfg.canif, allow.clone(), cfg.keepalive)?;
+                (Mode::Server(server), *max_clients)
+            }
+            ModeConfig::Client { retry } => {
+                let dialer = Dialer::new(addrs, *retry, Instant::now());
+                (Mode::Client(Client::new(dialer)), 1)
+            }
+        };
+        Ok(Daemon {
+            cfg,
+            signals,
+            mode,
+            monitor,
+            conns: Table::with_capacity(capacity),
+            batch: Box::default(),
+            table: PollTable::default(),
+        })
+    }
+
+    /// Runs until a signal (Ok) or a fatal error.
+    pub fn run(mut self) -> Result<(), Error> {
+        loop {
+            let timeout = self
+                .next_deadline()
+                .map_or(-1, |t| ms_until(Instant::now(), t));
+            self.build_poll_table();
+            self.table
+                .poll(timeout)
+                .map_err(|e| Error::Io("poll failed", e))?;
+            let now = &Now::default();
+            for i in 0..self.table.len() {
+                let Some(ready) = self.table.ready(i) else {
+                    continue;
+                };
+                // A signal is honoured between any two descriptors, so a
+                // loaded loop still stops within milliseconds.
+                if self.stopping() {
+                    return Ok(());
+                }
+                if ready.slot == Slot::Signal {
+                    self.signals.drain();
+                    if self.stopping() {
+                        return Ok(());
+                    }
+                    if self.signals.take_usr1() {
+                        self.log_counters();
+                    }
+                    continue;
+                }
+                self.dispatch(ready, now)?;
+            }
+            self.run_timers(now)?;
+        }
+    }
+
+    /// True (after saying so) once SIGINT or SIGTERM asked us to stop.
+    fn stopping(&mut self) -> bool {
+        if !self.signals.stop_requested() {
+            return false;
+        }
+        log::info!("stopping on signal");
+        self.log_counters();
+        true
+    }
+
+    fn dispatch(&mut self, ready: Ready, now: &Now) -> Result<(), Error> {
+        let Ready { slot, fd, revents } = ready;
+        match slot {
+            Slot::Signal => Ok(()),
+            Slot::Listener => self.accept(now),
+            Slot::Monitor => {
+                self.monitor
+                    .on_readable(&self.cfg.canif, &mut self.batch, revents, now);
+                Ok(())
+            }
+            Slot::Dial => self.dialed(now),
+            Slot::Tcp(c) | Slot::Can(c) => {
+                // The slot may have been closed, or even reused, since poll.
+                let Some(conn) = self.conns.get_mut(c).filter(|conn| conn.owns(slot, fd)) else {
+                    return Ok(());
+                };
+                let canif = &self.cfg.canif;
+                let result = match slot {
+                    Slot::Tcp(_) => conn.on_tcp(revents, now, canif),
+                    _ => conn.on_can(revents, now, canif, &mut self.batch),
+                };
+                self.close_on_error(c, result)
+            }
+        }
+    }
+
+    fn build_poll_table(&mut self) {
+        let t = &mut self.table;
+        t.clear();
+        t.push(self.signals.fd(), libc::POLLIN, Slot::Signal);
+        if let Mode::Server(s) = &self.mode {
+            t.push(s.fd(), libc::POLLIN, Slot::Listener);
+        }
+        if let Some(fd) = self.monitor.fd() {
+            t.push(fd, libc::POLLIN, Slot::Monitor);
+        }
+        if let Some(fd) = match &self.mode {
+            Mode::Client(c) => c.pending_fd(),
+            Mode::Server(_) => None,
+        } {
+            t.push(fd, libc::POLLOUT, Slot::Dial);
+        }
+        for (i, conn) in self.conns.iter() {
+            conn.register(i, t);
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let dial = match &self.mode {
+            Mode::Client(c) => c.retry_at(),
+            Mode::Server(_) => None,
+        };
+        let mut t = earliest(self.monitor.retry_at(), dial);
+        for (_, conn) in self.conns.iter() {
+            t = earliest(t, conn.next_deadline());
+        }
+        t
+    }
+
+    fn run_timers(&mut self, now: &Now) -> Result<(), Error> {
+        if self.monitor.due(now) {
+            self.monitor.on_due(&self.cfg.canif, now);
+        }
+        if let Mode::Client(client) = &mut self.mode {
+            if now.reached(client.retry_at()) {
+                let connected = !self.conns.is_empty();
+                client.dial(self.cfg.keepalive, connected, now)?;
+            }
+        }
+        for c in 0..self.conns.slots() {
+            let Some(conn) = self.conns.get_mut(c) else {
+                continue;
+            };
+            let result = conn.on_timer(&self.cfg, now);
+            self.close_on_error(c, result)?;
+        }
+        Ok(())
+    }
+
+    /// Accepts pending clients, at most a table's worth per wake-up.
+    fn accept(&mut self, now: &Now) -> Result<(), Error> {
+        for _ in 0..self.conns.capacity() {
+            let Mode::Server(server) = &self.mode else {
+                return Ok(());
+            };
+            match server.accept(&mut self.conns) {
+                Accepted::Peer(slot, sock, peer) => {
+                    self.add_conn(slot, sock, peer, Role::Server, now)?
+                }
+                Accepted::Skipped => {}
+                Accepted::Done => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// A client's connection attempt finished.
+    fn dialed(&mut self, now: &Now) -> Result<(), Error> {
+        let Mode::Client(client) = &mut self.mode else {
+            return Ok(());
+        };
+        let Some((sock, addr)) = client.dialed(now)? else {
+            return Ok(());
+        };
+        // A client has one slot, and dials only while it is free.
+        if let Some(slot) = self.conns.free_slot() {
+            self.add_conn(slot, sock, addr, Role::Client, now)?;
+        }
+        Ok(())
+    }
+
+    fn add_conn(
+        &mut self,
+        slot: usize,
+        tcp: Socket,
+        peer: SocketAddr,
+        role: Role,
+        now: &Now,
+    ) -> Result<(), Error> {
+        let mut conn = Conn::open(tcp, peer, role, &self.cfg, now);
+        let result = conn.flush(&self.cfg.canif);
+        self.conns.put(slot, conn);
+        self.close_on_error(slot, result)
+    }
+
+    /// Ends connection `c` if `result` says why; for a client that may be
+    /// fatal (`--no-retry`).
+    fn close_on_error(&mut self, c: usize, result: Result<(), Close>) -> Result<(), Error> {
+        let Err(why) = result else {
+            return Ok(());
+        };
+        let Some(conn) = self.conns.take(c) else {
+            return Ok(());
+        };
+        conn.log_close(why);
+        match &mut self.mode {
+            Mode::Client(client) => client.lost(conn.peer(), why),
+            Mode::Server(_) => Ok(()),
+        }
+    }
+
+    fn log_counters(&mut self) {
+        let n = self.conns.iter().count();
+        log::info!("{n} connection(s)");
+        let now = Instant::now();
+        for conn in self.conns.iter_mut() {
+            conn.log_counters(now, &self.cfg.canif);
+        }
+    }
+}
+
+/// Runs the daemon with a validated configuration.
+pub fn run(cfg: Config) -> Result<(), Error> {
+    Daemon::new(cfg)?.run()
+}

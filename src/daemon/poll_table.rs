@@ -1,0 +1,112 @@
+//! What does this turn of the loop wait on? The descriptors handed to
+//! poll(2) and, beside each, what it stands for, kept in one type so they
+//! cannot fall out of step.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use crate::limits::MAX_CLIENTS;
+use crate::sys::{self, PollFd};
+
+/// Signal pipe, listener, monitor, dialing socket, then TCP + CAN per client.
+pub const MAX_POLL: usize = 4 + 2 * MAX_CLIENTS;
+
+/// What an entry of the poll table stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// The signal self-pipe.
+    Signal,
+    /// The server's listening socket.
+    Listener,
+    /// The bus-state monitor's CAN socket.
+    Monitor,
+    /// A client's connection attempt in progress.
+    Dial,
+    /// The TCP stream of connection `n`.
+    Tcp(usize),
+    /// The CAN socket of connection `n`.
+    Can(usize),
+}
+
+/// One descriptor poll found ready.
+#[derive(Debug, Clone, Copy)]
+pub struct Ready {
+    /// What it stands for.
+    pub slot: Slot,
+    /// The descriptor polled (to tell a reused slot from the one polled).
+    pub fd: RawFd,
+    /// What poll reported.
+    pub revents: i16,
+}
+
+/// The poll table of one turn: rebuilt every turn, never reallocated.
+#[derive(Default)]
+pub struct PollTable {
+    fds: heapless::Vec<PollFd, MAX_POLL>,
+    slots: heapless::Vec<Slot, MAX_POLL>,
+}
+
+impl PollTable {
+    /// Empties the table for the next turn.
+    pub fn clear(&mut self) {
+        self.fds.clear();
+        self.slots.clear();
+    }
+
+    /// Adds `fd`, waited on for `events`; a negative `fd` is skipped by poll.
+    pub fn push(&mut self, fd: RawFd, events: i16, slot: Slot) {
+        // Cannot overflow: MAX_POLL covers every descriptor we can own.
+        let _ = self.fds.push(PollFd {
+            fd,
+            events,
+            revents: 0,
+        });
+        let _ = self.slots.push(slot);
+    }
+
+    /// Waits up to `timeout_ms` (-1: no limit) for any entry to be ready.
+    pub fn poll(&mut self, timeout_ms: i32) -> io::Result<usize> {
+        sys::poll(&mut self.fds, timeout_ms)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.fds.len()
+    }
+
+    /// True if there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.fds.is_empty()
+    }
+
+    /// Entry `i`, if poll reported anything for it.
+    pub fn ready(&self, i: usize) -> Option<Ready> {
+        let fd = self.fds.get(i)?;
+        (fd.revents != 0).then(|| Ready {
+            slot: self.slots[i],
+            fd: fd.fd,
+            revents: fd.revents,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_ready_descriptor_comes_with_its_slot() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        use std::os::fd::AsRawFd;
+        let mut t = PollTable::default();
+        t.push(a.as_raw_fd(), libc::POLLIN, Slot::Signal);
+        t.push(b.as_raw_fd(), libc::POLLOUT, Slot::Tcp(3));
+        assert_eq!(t.poll(0).unwrap(), 1);
+        assert!(t.ready(0).is_none(), "nothing to read yet");
+        let r = t.ready(1).unwrap();
+        assert_eq!((r.slot, r.fd), (Slot::Tcp(3), b.as_raw_fd()));
+        assert!(r.revents & libc::POLLOUT != 0);
+        t.clear();
+        assert!(t.is_empty());
+    }
+}

@@ -1,0 +1,207 @@
+//! How is a TCP byte stream cut into protocol messages, and how are they
+//! written? Protocol version 1 framing: the message header as a byte table,
+//! the streaming decoder and the encoder. The CAN frame a `d` message carries
+//! is described in [`frame`]. No I/O here.
+//!
+//! | bytes    | field   | meaning                                          |
+//! |----------|---------|--------------------------------------------------|
+//! | 0        | prefix  | `v` (version) or `d` (data)                      |
+//! | 1        | length  | payload length N, 0..=255                        |
+//! | 2..2+N   | payload | `v`: big-endian u32, N = 4; `d`: a CAN frame     |
+
+use core::fmt;
+use core::ops::Range;
+
+pub mod frame;
+
+pub use frame::{
+    check_frame, is_valid_fd_len, swap_layout, wire_can_id, Frame, FrameError, FrameKind,
+    FrameText, CANFD_MTU, CAN_EFF_FLAG, CAN_ERR_FLAG, CAN_MTU, CAN_RTR_FLAG,
+};
+
+/// A run of bytes inside a message or frame, as the byte tables name them.
+type Field = Range<usize>;
+
+/// Byte offsets of the message header in the table above.
+mod field {
+    use super::Field;
+
+    /// Which kind of message: `v` or `d`.
+    pub const PREFIX: usize = 0;
+    /// Payload length N.
+    pub const LENGTH: usize = 1;
+    /// Where the payload starts.
+    pub const PAYLOAD: usize = 2;
+
+    /// The payload of a message whose length byte says `len`.
+    pub const fn payload(len: u8) -> Field {
+        PAYLOAD..PAYLOAD + len as usize
+    }
+}
+
+/// Prefix of a protocol version message.
+pub const PREFIX_VERSION: u8 = b'v';
+/// Prefix of a CAN data message.
+pub const PREFIX_DATA: u8 = b'd';
+/// Prefix byte plus length byte.
+pub const HEADER_LEN: usize = field::PAYLOAD;
+/// Payload length of a version message.
+pub const VERSION_LEN: usize = 4;
+/// Largest message we ever emit: a header plus a CAN FD frame.
+pub const MAX_DATA_MESSAGE: usize = HEADER_LEN + CANFD_MTU;
+
+/// A decoded message, borrowing its payload from the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// `v`: a protocol version proposal or acknowledgement.
+    Version(u32),
+    /// `d`: a CAN frame payload of any length; [`check_frame`] validates it.
+    Data(&'a [u8]),
+}
+
+/// Outcome of [`decode`]: a whole message, or "not enough bytes yet".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// A message and the number of bytes it occupied.
+    Complete(Message<'a>, usize),
+    /// The buffer holds only the start of a message.
+    Partial,
+}
+
+/// A stream that cannot be framed further: the connection must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    /// A prefix this protocol version does not define.
+    UnknownPrefix(u8),
+    /// A `v` message whose payload is not 4 bytes.
+    VersionLength(u8),
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            WireError::UnknownPrefix(p) => write!(f, "unknown message prefix 0x{p:02x}"),
+            WireError::VersionLength(n) => {
+                write!(f, "version message with length {n} (expected 4)")
+            }
+        }
+    }
+}
+
+/// Decodes the first message in `buf`.
+///
+/// TCP is a byte stream, so `buf` may end anywhere: a message cut short is
+/// [`Decoded::Partial`], not an error. An unknown prefix is reported as soon
+/// as its first byte is seen, without waiting for the rest.
+pub fn decode(buf: &[u8]) -> Result<Decoded<'_>, WireError> {
+    let Some(&prefix) = buf.get(field::PREFIX) else {
+        return Ok(Decoded::Partial);
+    };
+    if prefix != PREFIX_VERSION && prefix != PREFIX_DATA {
+        return Err(WireError::UnknownPrefix(prefix));
+    }
+    let Some(&len) = buf.get(field::LENGTH) else {
+        return Ok(Decoded::Partial);
+    };
+    if prefix == PREFIX_VERSION && usize::from(len) != VERSION_LEN {
+        return Err(WireError::VersionLength(len));
+    }
+    let payload_at = field::payload(len);
+    let total = payload_at.end;
+    let Some(payload) = buf.get(payload_at) else {
+        return Ok(Decoded::Partial);
+    };
+    let msg = if prefix == PREFIX_VERSION {
+        let mut be = [0u8; VERSION_LEN];
+        be.copy_from_slice(payload);
+        Message::Version(u32::from_be_bytes(be))
+    } else {
+        Message::Data(payload)
+    };
+    Ok(Decoded::Complete(msg, total))
+}
+
+/// Encodes a version message.
+pub fn encode_version(version: u32) -> [u8; HEADER_LEN + VERSION_LEN] {
+    let mut msg = [0u8; HEADER_LEN + VERSION_LEN];
+    msg[field::PREFIX] = PREFIX_VERSION;
+    msg[field::LENGTH] = VERSION_LEN as u8;
+    msg[field::payload(VERSION_LEN as u8)].copy_from_slice(&version.to_be_bytes());
+    msg
+}
+
+/// Encodes the data message header for a frame of `frame_len` bytes.
+pub fn data_header(frame_len: usize) -> [u8; HEADER_LEN] {
+    debug_assert!(frame_len == CAN_MTU || frame_len == CANFD_MTU);
+    let mut header = [0u8; HEADER_LEN];
+    header[field::PREFIX] = PREFIX_DATA;
+    header[field::LENGTH] = frame_len as u8;
+    header
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_message_bytes() {
+        assert_eq!(encode_version(1), *b"v\x04\x00\x00\x00\x01");
+        assert_eq!(encode_version(0xFFFF_FFFF), *b"v\x04\xff\xff\xff\xff");
+    }
+
+    #[test]
+    fn data_header_bytes() {
+        assert_eq!(data_header(CAN_MTU), *b"d\x10");
+        assert_eq!(data_header(CANFD_MTU), *b"d\x48");
+    }
+
+    #[test]
+    fn decodes_version() {
+        let d = decode(b"v\x04\x00\x00\x00\x02rest").unwrap();
+        assert_eq!(d, Decoded::Complete(Message::Version(2), 6));
+    }
+
+    #[test]
+    fn every_prefix_of_a_message_is_partial() {
+        let mut msg = [0u8; 2 + CANFD_MTU];
+        msg[0] = b'd';
+        msg[1] = CANFD_MTU as u8;
+        for cut in 0..msg.len() {
+            assert_eq!(decode(&msg[..cut]), Ok(Decoded::Partial), "cut at {cut}");
+        }
+        assert_eq!(
+            decode(&msg),
+            Ok(Decoded::Complete(Message::Data(&msg[2..]), msg.len()))
+        );
+    }
+
+    #[test]
+    fn unknown_prefix_is_an_error_at_once() {
+        assert_eq!(decode(b"x"), Err(WireError::UnknownPrefix(b'x')));
+        assert_eq!(decode(b"\x00\x10"), Err(WireError::UnknownPrefix(0)));
+    }
+
+    #[test]
+    fn version_with_wrong_length_is_an_error() {
+        for len in (0u8..=255).filter(|&l| l != 4) {
+            assert_eq!(decode(&[b'v', len]), Err(WireError::VersionLength(len)));
+        }
+    }
+
+    #[test]
+    fn data_of_any_length_is_framed() {
+        let buf = [0u8; 2 + 255];
+        for len in 0u8..=255 {
+            let mut m = buf;
+            m[0] = b'd';
+            m[1] = len;
+            let n = 2 + usize::from(len);
+            match decode(&m[..n]).unwrap() {
+                Decoded::Complete(Message::Data(p), used) => {
+                    assert_eq!((p.len(), used), (usize::from(len), n))
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
