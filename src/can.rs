@@ -10,7 +10,7 @@ use libc::{c_int, CAN_RAW_FD_FRAMES, CAN_RAW_FILTER, SOL_CAN_RAW, SOL_SOCKET};
 use socketcan::{CanSocket, Socket, SocketOptions};
 
 use crate::device::{CanSink, CanTx};
-use crate::limits::{CAN_RCVBUF, CAN_SNDBUF, MAX_FILTERS};
+use crate::limits::{CAN_QUEUED_FRAME_COST, CAN_RCVBUF, CAN_SNDBUF, MAX_FILTERS};
 use crate::sys::{self, CanBatch};
 
 /// Which data frames a socket receives.
@@ -69,6 +69,27 @@ pub struct CanPort {
 
 /// Set once the kernel refused CAN FD, so the warning is not repeated per socket.
 static FD_REFUSED: AtomicBool = AtomicBool::new(false);
+/// Set once the receive queue the kernel granted was logged: the first
+/// socket is opened at start-up, and every later one gets the same.
+static RCVBUF_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// Says once how deep the receive queue is, and how to get the intended
+/// depth when the kernel granted less: a shallower queue drops frames
+/// sooner when a peer stalls or the loop wakes late.
+fn log_rcvbuf(name: &str, granted: usize) {
+    // The kernel reports (and grants) twice what is asked for.
+    let wanted = 2 * CAN_RCVBUF;
+    let frames = granted / CAN_QUEUED_FRAME_COST;
+    if granted >= wanted {
+        log::info!("{name}: CAN receive queue {granted} bytes (~{frames} frames)");
+    } else {
+        log::warn!(
+            "{name}: CAN receive queue is {granted} bytes (~{frames} frames), not the {wanted} asked for: \
+             without CAP_NET_ADMIN the kernel caps it at net.core.rmem_max; \
+             set net.core.rmem_max={CAN_RCVBUF} (docs/packaging.md)"
+        );
+    }
+}
 
 impl CanPort {
     /// Opens a raw socket on interface `name`.
@@ -130,6 +151,9 @@ impl CanPort {
             .is_err()
         {
             sock.as_raw_socket().set_recv_buffer_size(CAN_RCVBUF)?;
+        }
+        if !RCVBUF_LOGGED.swap(true, Ordering::Relaxed) {
+            log_rcvbuf(name, sock.as_raw_socket().recv_buffer_size()?);
         }
         // Small on purpose, see limits::CAN_SNDBUF.
         sock.as_raw_socket().set_send_buffer_size(CAN_SNDBUF)?;
@@ -193,6 +217,14 @@ impl CanSink for CanPort {
     }
 
     fn send_batch(&mut self, frames: &[&[u8]]) -> (usize, CanTx) {
+        // A lone frame (most wake-ups below saturation) goes with send(2):
+        // the same one system call, without building CAN_BATCH headers.
+        if let [frame] = frames {
+            return match self.send(frame) {
+                CanTx::Sent => (1, CanTx::Sent),
+                other => (0, other),
+            };
+        }
         let mut done = 0;
         while done < frames.len() {
             match sys::send_frames(self.fd(), &frames[done..]) {

@@ -48,6 +48,11 @@ pub const CAN_SNDBUF: usize = 16 * 1024;
 /// used while frames wait.
 pub const CAN_RCVBUF: usize = 512 * 1024;
 
+/// What one queued frame costs in a CAN socket's receive queue (its skb's
+/// truesize on 64-bit kernels, classic or FD alike), to say in the log how
+/// many frames the queue the kernel granted holds.
+pub const CAN_QUEUED_FRAME_COST: usize = 770;
+
 /// Send buffer of each TCP stream (the kernel doubles it). Caps what a peer
 /// that stops reading costs in kernel memory, and keeps the frames it gets
 /// when it resumes fresh; still several times the bandwidth-delay product

@@ -323,7 +323,11 @@ impl Conn {
             }
             match port.recv(batch, room) {
                 Ok((n, overflow)) => {
-                    self.kernel_dropped(overflow, now.get(), canif);
+                    // Only a drop needs the time (a clock read is a
+                    // system call where the vDSO has no clock source).
+                    if overflow > 0 {
+                        self.kernel_dropped(overflow, now.get(), canif);
+                    }
                     for i in 0..n {
                         self.session.queue_frame(&batch.frames[i][..batch.lens[i]]);
                     }

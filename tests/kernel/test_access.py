@@ -137,3 +137,16 @@ def test_unprivileged_user_runs_the_daemon(daemons, vcan, port, side):
     assert got == frames
     print("%s as nobody (uid 65534): tunnel works" % side)
     assert server.alive() and client.alive()
+    # The queue each says it got: root forces the intended 512 KiB (the
+    # kernel reports twice that); nobody gets what net.core.rmem_max allows,
+    # and is told so, with the fix.
+    privileged = client if side == "server" else server
+    privileged.wait_log(r"\[INFO\] %s: CAN receive queue 1048576 bytes \(~1361 frames\)$" % (b if side == "server" else a))
+    rmem_max = int(open("/proc/sys/net/core/rmem_max").read())
+    mine = a if side == "server" else b
+    if 2 * rmem_max < 1048576:
+        line = unprivileged.wait_log(r"\[WARN\] %s: CAN receive queue is %d bytes" % (mine, 2 * rmem_max))
+        assert "net.core.rmem_max=524288" in line, line
+    else:
+        unprivileged.wait_log(r"\[INFO\] %s: CAN receive queue" % mine)
+    print("%s as nobody: receive queue logged (rmem_max %d)" % (side, rmem_max))

@@ -12,7 +12,10 @@ check-package was run by hand, see docs/packaging.md):
 - tcpcan.mk: the package header, only TCPCAN_ variables, files beside the
   .mk through $(TCPCAN_PKGDIR), init files from $(@D)/init/ that exist;
 - tcpcan.hash: "sha256  <hash>  <file>", and the licence files' hashes
-  match the files.
+  match the files;
+- a clone builds as it stands: tcpcan.mk takes the tree it is part of
+  (SITE_METHOD local, SITE the BR2_EXTERNAL tree's parent), leaves build
+  output out of the copy, and vendors the crates before the offline build.
 
 Prints "ok - ..." or "not ok - ..." per file and rule; exit status 1 if any
 failed.
@@ -148,6 +151,30 @@ def hash_file(path, licence_files):
     return problems
 
 
+def from_the_tree(text):
+    problems = []
+    wanted = {
+        "TCPCAN_SITE": "$(BR2_EXTERNAL_TCPCAN_PATH)/..",
+        "TCPCAN_SITE_METHOD": "local",
+    }
+    for var, value in wanted.items():
+        have = re.findall(rf"^{var} = (.*)$", text, re.M)
+        if have != [value]:
+            problems.append(f"want {var} = {value}, have {have}")
+    exclusions = re.search(
+        r"^TCPCAN_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = ((?:.*\\\n)*.*)$", text, re.M)
+    excluded = exclusions.group(1).split() if exclusions else []
+    for path in ("/target", "/.cargo/config.toml"):
+        if path not in excluded:
+            problems.append(f"the rsync of the tree does not exclude {path}")
+    hook = re.search(r"^define TCPCAN_VENDOR_CRATES\n(.*?)^endef$", text, re.M | re.S)
+    if not hook or "cargo vendor" not in hook.group(1) or "--locked VENDOR" not in hook.group(1):
+        problems.append("no TCPCAN_VENDOR_CRATES hook running cargo vendor --locked VENDOR")
+    if "TCPCAN_PRE_CONFIGURE_HOOKS += TCPCAN_VENDOR_CRATES" not in text:
+        problems.append("TCPCAN_VENDOR_CRATES is not a pre-configure hook (host-rustc is built by then)")
+    return problems
+
+
 def main():
     mk = PKG / "tcpcan.mk"
     for path in (BR / "Config.in", BR / "external.mk", BR / "external.desc",
@@ -160,6 +187,8 @@ def main():
     for path in (BR / "Config.in", PKG / "Config.in"):
         report(f"{path.relative_to(REPO)}: Config.in rules", config_in(path))
     report("buildroot/package/tcpcan/tcpcan.mk: .mk rules", makefile(mk))
+    report("buildroot/package/tcpcan/tcpcan.mk: builds the tree it is part of",
+           from_the_tree(mk_text))
     licences = re.search(r"^TCPCAN_LICENSE_FILES = (.*)$", mk_text, re.M)
     report("buildroot/package/tcpcan/tcpcan.hash: format and licence hashes",
            hash_file(PKG / "tcpcan.hash", licences.group(1).split() if licences else []))

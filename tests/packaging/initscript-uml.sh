@@ -47,6 +47,10 @@ busybox=$(command -v busybox) || {
 	echo "not ok - busybox not found (busybox-static)"
 	exit 1
 }
+if ! command -v cangen >/dev/null || ! command -v cansend >/dev/null; then
+	echo "not ok - can-utils' cangen and cansend not found"
+	exit 1
+fi
 
 # The interpreter itself: a pyenv shim costs seconds per start in UML.
 python=$(python3 -c 'import sys; print(sys.executable)') || {
@@ -329,5 +333,90 @@ check "tunnel on vcan0 still works under run" exchange vcan0 20010
 kill "$(cat "$pidfile")"
 wait "$run0"
 rm -f "$settings.can1" "$settings.can1~"
+
+echo "# the CAN receive queue of the unprivileged daemon (net.core.rmem_max)"
+# tcpcan asks for a 512 KiB receive queue per CAN socket. As root it forces
+# it; as TCPCAN_USER the kernel caps it at net.core.rmem_max, which the
+# script raises. Measured by what a stall costs: 1000 frames at 5 kfps
+# (cangen -g 0.2, about 200 ms) while the peer or tcpcan itself is
+# stopped, counted by tcpcan as kernel_overflow. The same runs as root
+# must lose no fewer frames, and a run at the stock limit must lose more,
+# or the burst does not measure the queue at all.
+rmem_max=/proc/sys/net/core/rmem_max
+rmem_was=$(cat "$rmem_max")
+stock=212992 # 2 x 106,496: the kernel's default on a stock kernel
+# burst peer|daemon: stop that side for the burst; sets $received (frames
+# the peer got) and $overflow (tcpcan's kernel_overflow for the connection,
+# from the counters line it logs when the peer closes).
+burst() {
+	local target before peer
+	received="" overflow=""
+	before=$(grep -c "kernel_overflow=" "$tmp/messages")
+	"$python" tests/packaging/burst_peer.py 127.0.0.1 20010 >"$tmp/peer.out" &
+	peer=$!
+	for _ in $(seq 50); do
+		grep -q "^ready$" "$tmp/peer.out" && break
+		sleep 0.1
+	done
+	sleep 0.2 # the connection's CAN socket is open once version 1 is agreed
+	if [ "$1" = peer ]; then target=$peer; else target=$(daemon_pid); fi
+	kill -STOP "$target"
+	cangen vcan0 -g 0.2 -n 1000 -I 123 -L 8 -D i || echo "    | cangen failed"
+	kill -CONT "$target"
+	sleep 0.5
+	cansend vcan0 7FF#
+	wait "$peer"
+	received=$(sed -n 2p "$tmp/peer.out")
+	for _ in $(seq 50); do
+		[ "$(grep -c "kernel_overflow=" "$tmp/messages")" -gt "$before" ] || {
+			sleep 0.1
+			continue
+		}
+		overflow=$(grep -o "kernel_overflow=[0-9]*" "$tmp/messages" | tail -n 1 | cut -d= -f2)
+		break
+	done
+	echo "    | $1 stopped: $received of 1000 frames arrived, kernel_overflow=$overflow"
+}
+# every frame either arrived or was counted as lost
+accounted() { [ -n "$received" ] && [ -n "$overflow" ] && [ $((received + overflow)) -eq 1000 ]; }
+# same A B: A is set and equals B.
+same() { [ -n "$1" ] && [ "$1" = "$2" ]; }
+
+echo "$stock" >"$rmem_max"
+settings 'TCPCAN_CANIF="vcan0"' 'TCPCAN_HOST="127.0.0.1"' 'TCPCAN_USER=""'
+initscript start
+check "as root, start leaves net.core.rmem_max alone" [ "$(cat "$rmem_max")" = "$stock" ]
+burst peer
+check "as root, peer stopped: every frame arrived or counted" accounted
+root_peer=$overflow
+burst daemon
+check "as root, tcpcan stopped: every frame arrived or counted" accounted
+root_daemon=$overflow
+initscript stop
+
+settings 'TCPCAN_CANIF="vcan0"' 'TCPCAN_HOST="127.0.0.1"' 'TCPCAN_USER="nobody"'
+initscript start
+check "as nobody, start raises net.core.rmem_max from $stock to 524288" \
+	[ "$(cat "$rmem_max")" = 524288 ]
+burst peer
+check "as nobody, peer stopped: every frame arrived or counted" accounted
+check "as nobody, peer stopped: kernel_overflow=$overflow, as root $root_peer" \
+	same "$overflow" "$root_peer"
+burst daemon
+check "as nobody, tcpcan stopped: every frame arrived or counted" accounted
+check "as nobody, tcpcan stopped: kernel_overflow=$overflow, as root $root_daemon" \
+	same "$overflow" "$root_daemon"
+# Each connection opens its CAN socket, so the next one gets the stock cap.
+echo "$stock" >"$rmem_max"
+burst daemon
+check "at the stock limit the burst loses more: kernel_overflow=$overflow, as root $root_daemon" \
+	[ "${overflow:-0}" -gt "${root_daemon:-0}" ]
+initscript stop
+echo 1048576 >"$rmem_max"
+initscript start
+check "start as nobody never lowers net.core.rmem_max" \
+	[ "$(cat "$rmem_max")" = 1048576 ]
+initscript stop
+echo "$rmem_was" >"$rmem_max"
 
 exit "$failed"

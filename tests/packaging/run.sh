@@ -82,6 +82,13 @@ check "SRCREV is a commit in this repository's history" \
 	git merge-base --is-ancestor "${srcrev:-none}" HEAD
 check "tcpcan-crates.inc matches Cargo.lock at SRCREV" \
 	python3 yocto/update-crates.py --check
+# An externalsrc build of the clone uses the same crate list, offline.
+check "Cargo.lock is the same at SRCREV and in the work tree (externalsrc)" \
+	git diff --quiet "${srcrev:-none}" -- Cargo.lock
+check "TCPCAN_GIT_URI defaults to the repository the recipe is part of" \
+	grep -qF "git://\${@os.path.normpath(d.getVar('FILE_DIRNAME') + '/../../../..')};protocol=file" "$recipe"
+check "that repository is this one" \
+	[ "$(cd "$(dirname "$recipe")/../../../.." && pwd)" = "$PWD" ]
 checks python3 tests/packaging/yocto_crates.py
 # shellcheck disable=SC2016 # ${S} is the recipe's, not ours
 while read -r f; do
@@ -90,6 +97,12 @@ done < <(grep -o '${S}/init/[A-Za-z0-9.@_-]*' "$recipe" | sed 's|${S}/||' | sort
 
 echo "# Buildroot package"
 checks python3 tests/packaging/buildroot_rules.py
+
+echo "# URLs"
+checks python3 tests/packaging/urls.py
+
+echo "# the CAN receive queue of the unprivileged daemon"
+checks python3 tests/packaging/rcvbuf.py
 
 echo "# the init script under busybox, inside UML"
 bin=${TCPCAN_BIN:-target/release/tcpcan}

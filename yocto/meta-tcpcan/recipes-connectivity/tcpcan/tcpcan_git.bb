@@ -1,25 +1,33 @@
-# nooelint: oelint.var.bbclassextend - a daemon with init files and a system user has no use as native
+# nooelint: oelint.var.bbclassextend,oelint.var.mandatoryvar.HOMEPAGE,oelint.var.suggestedvar.BUGTRACKER - a daemon with init files and a system user has no use as native; no HOMEPAGE or BUGTRACKER until the project's public repository is decided (no guessed URL)
 SUMMARY = "Tunnel a Linux SocketCAN interface over TCP"
 DESCRIPTION = "tcpcan forwards the frames of a SocketCAN interface over TCP, \
                as a server or as a client; it speaks the protocol of the \
                Python tcpcan 0.0.2. The package starts it at boot from \
                /etc/init.d (busybox or SysV init) or as tcpcan.service \
                (systemd), configured in /etc/default/tcpcan."
-HOMEPAGE = "https://github.com/tcpcan/tcpcan"
-BUGTRACKER = "https://github.com/tcpcan/tcpcan/issues"
 SECTION = "net"
 LICENSE = "MIT | Apache-2.0"
 CVE_PRODUCT = "tcpcan"
 LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=fd445c0622eee9f5f53c8ed6ff4c9276 \
                     file://LICENSE-APACHE;md5=3b83ef96387f14655fc854ddc3c6bd57"
 
+# TCPCAN_GIT_URI: the repository SRCREV is fetched from, the one place that
+# names it. The project's public repository is not decided yet, so by
+# default it is the tcpcan repository this layer is part of (this file sits
+# four directories below its top): a clone fetches from itself, with no
+# release and no network. Once the public one exists, a distro or local.conf
+# sets e.g. TCPCAN_GIT_URI = "git://<host>/<path>.git;protocol=https".
+# To build a working tree with uncommitted changes instead, use externalsrc
+# (the layer README).
+TCPCAN_GIT_URI ??= "git://${@os.path.normpath(d.getVar('FILE_DIRNAME') + '/../../../..')};protocol=file"
+
 # destsuffix=${BP} and no S line: the checkout lands in the default S on
 # scarthgap (${WORKDIR}/${BP}) and on whinlatter and later
 # (${UNPACKDIR}/${BP}). The maintainer moves SRCREV (and PV) at each release
 # and then regenerates tcpcan-crates.inc (see the layer README).
 PV = "0.1.0+git"
-SRC_URI = "git://github.com/tcpcan/tcpcan.git;protocol=https;branch=main;destsuffix=${BP}"
-SRCREV = "aa4bb7a6149ae5e10b7cb86bdcef4dea7cb46313"
+SRC_URI = "${TCPCAN_GIT_URI};branch=main;destsuffix=${BP}"
+SRCREV = "649f4649bcc5bc2cdb4bb1ee016d1b4dc668eca3"
 
 inherit cargo cargo-update-recipe-crates update-rc.d systemd useradd
 
@@ -44,6 +52,10 @@ do_install:append() {
     install -D -m 0755 ${S}/init/tcpcan.init ${D}${INIT_D_DIR}/tcpcan
     install -D -m 0644 ${S}/init/tcpcan.service ${D}${systemd_system_unitdir}/tcpcan.service
     install -D -m 0644 ${S}/init/tcpcan@.service ${D}${systemd_system_unitdir}/tcpcan@.service
+    # The CAN receive queue the unprivileged daemon asks for: systemd-sysctl
+    # applies this at boot; under sysvinit and busybox the init script
+    # raises the limit itself (oe-core applies only /etc/sysctl.conf there).
+    install -D -m 0644 ${S}/init/tcpcan.sysctl.conf ${D}${nonarch_libdir}/sysctl.d/30-tcpcan.conf
     # update-rc.d links the script only with sysvinit in DISTRO_FEATURES.
     # Under INIT_MANAGER = "mdev-busybox" nothing would start tcpcan, yet
     # busybox's rcS runs /etc/rc5.d/S??*: link it there ourselves.
@@ -54,6 +66,7 @@ do_install:append() {
     fi
 }
 
+FILES:${PN} += "${nonarch_libdir}/sysctl.d"
 CONFFILES:${PN} = "${sysconfdir}/default/tcpcan"
 
 INITSCRIPT_NAME = "tcpcan"

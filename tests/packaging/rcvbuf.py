@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""The packaged daemon's CAN receive queue, checked as text (the UML test
+in initscript-uml.sh checks it for real):
+
+- the init script raises net.core.rmem_max to the queue tcpcan asks for
+  (CAN_RCVBUF in src/limits.rs), and the sysctl file sets the same value;
+- both recipes install the sysctl file as /usr/lib/sysctl.d/30-tcpcan.conf;
+- the units get the queue that way, not by a capability: no
+  AmbientCapabilities=, an empty CapabilityBoundingSet=.
+
+Prints "ok - ..." or "not ok - ..." per rule; exit status 1 if any failed.
+"""
+
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SYSCTL = "init/tcpcan.sysctl.conf"
+
+failed = 0
+
+
+def report(what, problem):
+    global failed
+    if problem:
+        failed = 1
+        print(f"not ok - {what}: {problem}")
+    else:
+        print(f"ok - {what}")
+
+
+def one(pattern, path, what):
+    """The single match of pattern's group 1 in path, or an exception."""
+    found = re.findall(pattern, (REPO / path).read_text(), re.M)
+    if len(found) != 1:
+        raise ValueError(f"{path}: want one {what}, found {len(found)}")
+    return found[0]
+
+
+def asked():
+    expr = one(r"^pub const CAN_RCVBUF: usize = ([0-9_ *]+);$", "src/limits.rs",
+               "CAN_RCVBUF")
+    value = 1
+    for factor in expr.split("*"):
+        value *= int(factor.strip().replace("_", ""))
+    return value
+
+
+def main():
+    try:
+        want = asked()
+    except (OSError, ValueError) as e:
+        report("the queue tcpcan asks for (src/limits.rs)", e)
+        return failed
+    for path, pattern, what in (
+        ("init/tcpcan.init", r'^RCVBUF="(\d+)"$', 'RCVBUF="..."'),
+        (SYSCTL, r"^net\.core\.rmem_max = (\d+)$", "net.core.rmem_max = ..."),
+    ):
+        try:
+            have = int(one(pattern, path, what))
+            problem = None if have == want else f"{have}, tcpcan asks for {want}"
+        except (OSError, ValueError) as e:
+            problem = e
+        report(f"{path} raises net.core.rmem_max to CAN_RCVBUF ({want})", problem)
+
+    mk = (REPO / "buildroot/package/tcpcan/tcpcan.mk").read_text()
+    report("Buildroot installs the sysctl file as /usr/lib/sysctl.d/30-tcpcan.conf",
+           None if re.search(r"\$\(@D\)/" + re.escape(SYSCTL) + r" \\\n\s*"
+                             r"\$\(TARGET_DIR\)/usr/lib/sysctl\.d/30-tcpcan\.conf$", mk, re.M)
+           else "no such $(INSTALL) line in tcpcan.mk")
+    bb = (REPO / "yocto/meta-tcpcan/recipes-connectivity/tcpcan/tcpcan_git.bb").read_text()
+    problem = None
+    if not re.search(r"\$\{S\}/" + re.escape(SYSCTL) + r" "
+                     r"\$\{D\}\$\{nonarch_libdir\}/sysctl\.d/30-tcpcan\.conf$", bb, re.M):
+        problem = "no such install line in tcpcan_git.bb"
+    elif 'FILES:${PN} += "${nonarch_libdir}/sysctl.d"' not in bb:
+        problem = "FILES:${PN} lacks ${nonarch_libdir}/sysctl.d (installed but not shipped)"
+    report("Yocto installs the sysctl file as /usr/lib/sysctl.d/30-tcpcan.conf", problem)
+
+    for unit in ("init/tcpcan.service", "init/tcpcan@.service"):
+        text = (REPO / unit).read_text()
+        problem = None
+        if re.search(r"^AmbientCapabilities=", text, re.M):
+            problem = "has AmbientCapabilities="
+        elif re.findall(r"^CapabilityBoundingSet=(.*)$", text, re.M) != [""]:
+            problem = "CapabilityBoundingSet= is not one empty line"
+        report(f"{unit} gets the queue without a capability", problem)
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
