@@ -270,13 +270,13 @@ impl Pacer {
 
     /// Ends a replay that has caught up: everything released is paid for
     /// and nothing had to wait for [`BACKLOG_SILENCE`], so what TCP still
-    /// delivers after a pause of its own is paced too. Returns its figures.
+    /// delivers after a pause of its own is paced too. Returns its figures,
+    /// unless it released nothing (the interface went away meanwhile).
     pub fn finish(&mut self, now: Instant) -> Option<Replay> {
-        let b = self.backlog?;
-        if b.frames == 0 || self.deadline().is_some_and(|t| t > now) {
+        if self.deadline().map_or(true, |t| t > now) {
             return None;
         }
-        let done = self.progress();
+        let done = self.progress().filter(|r| r.frames > 0);
         self.backlog = None;
         done
     }
@@ -494,6 +494,19 @@ mod tests {
             "{text}"
         );
         assert_eq!(p.allowance(at), Allowance::Unlimited);
+        assert_eq!(p.deadline(), None);
+    }
+
+    #[test]
+    fn a_replay_with_nothing_released_ends_quietly_when_due() {
+        // E.g. the interface vanished as the backlog came: no frame went
+        // out, yet the replay must end, or its deadline would stay due.
+        let mut t = Instant::now();
+        let mut p = Pacer::new(Pacing::Learned, t);
+        backlog(&mut p, &mut t, ms(1000));
+        let due = p.deadline().unwrap();
+        assert_eq!(p.finish(due), None);
+        assert!(!p.is_replaying());
         assert_eq!(p.deadline(), None);
     }
 
