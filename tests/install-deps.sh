@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 # Package lists may be missing or stale on a fresh machine.
 apt_update
 
-for area in core kernel packaging arm fuzz; do
+for area in core kernel perf packaging arm fuzz; do
 	script=tests/deps/$area.sh
 	[ -f "$script" ] || { echo "install-deps: $script missing" >&2; exit 1; }
 	echo "== install-deps: $area"

@@ -47,6 +47,8 @@ step msrv-1.75 cargo +1.75.0 build --locked
 step release-build cargo build --locked --release
 export TCPCAN_BIN=$PWD/target/release/tcpcan
 step kernel-scenarios tests/kernel/run.sh
+# Counts per frame (instructions, system calls) against committed figures.
+step perf-guard tests/perf/run.sh
 step packaging tests/packaging/run.sh
 step static-arm-builds scripts/build-dist.sh
 # Bit for bit from another directory: the cheapest target (a release checks

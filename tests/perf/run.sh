@@ -1,0 +1,64 @@
+#!/bin/bash
+# The performance guard (issue 14): counts, never times. Boots User-Mode
+# Linux once and measures, for the build in TCPCAN_BIN, user-space
+# instructions per frame (callgrind) and system calls per frame (strace) of
+# the tcpcan server and client at 100 and 5000 frames/s
+# (tests/perf/measure.py), then compares each count with its committed
+# figure in tests/perf/baseline.toml (tests/perf/guard.py).
+#
+# usage: tests/perf/run.sh [--update] [--margin FRACTION]
+#   --update            rewrite tests/perf/baseline.toml with the counts
+#                       measured; commit it with the reason they changed
+#   --margin FRACTION   allowed rise above a figure (default: the file's
+#                       margin, 0.10); also TCPCAN_PERF_MARGIN
+# env: TCPCAN_BIN (default target/release/tcpcan, built here if missing)
+#
+# Exit status: 0 when no count rose more than the margin, 1 when one did,
+# 2 on a usage error, 125 when UML could not run the measurement.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$repo"
+
+update=
+margin=${TCPCAN_PERF_MARGIN:-}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--update) update=--update ;;
+	--margin)
+		[ $# -ge 2 ] || { echo "perf: --margin needs a value" >&2; exit 2; }
+		margin=$2
+		shift
+		;;
+	*)
+		echo "usage: $0 [--update] [--margin FRACTION]" >&2
+		exit 2
+		;;
+	esac
+	shift
+done
+
+# Checked before the boot, not a minute later by guard.py.
+case $margin in
+*[!0-9.]* | . | *.*.* | [1-9]*)
+	echo "perf: margin must be a fraction below 1 such as 0.10, not '$margin'" >&2
+	exit 2
+	;;
+esac
+
+if [ -z "${TCPCAN_BIN:-}" ]; then
+	cargo build --locked --release --quiet
+	TCPCAN_BIN=$repo/target/release/tcpcan
+fi
+TCPCAN_BIN=$(realpath "$TCPCAN_BIN")
+export TCPCAN_BIN
+
+out=target/perf
+mkdir -p "$out"
+rm -rf "$out/logs" "$out/results.json"
+# bench.py's Tunnel proves a path with canbench's probe: built as bench/run.sh does.
+gcc -O2 -Wall -Wextra -Werror -o "$out/canbench" bench/tools/canbench.c
+
+py=target/pyenv/bin/python
+tests/uml/run-in-uml.sh "$py" tests/perf/measure.py "$out/results.json"
+"$py" tests/perf/guard.py tests/perf/baseline.toml "$out/results.json" ${update:+"$update"} ${margin:+--margin "$margin"}
