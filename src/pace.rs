@@ -227,11 +227,11 @@ impl Pacer {
             return;
         }
         let n = n as u64;
-        let interval = interval(self.rate());
-        if let Some(b) = self.backlog.as_mut() {
+        if let Some(mut b) = self.backlog {
             b.frames += n;
             b.last_sent = now;
-            b.paid_until = b.paid_until.max(now) + interval * n as u32;
+            b.paid_until = b.paid_until.max(now) + interval(self.rate()) * n as u32;
+            self.backlog = Some(b);
             return;
         }
         match self.window.as_mut() {
