@@ -8,8 +8,9 @@ use argh::FromArgs;
 
 use crate::can::{CanOptions, Filters};
 use crate::filter::{parse_error_mask, parse_filter, CAN_ERR_MASK};
-use crate::limits::{MAX_ALLOW, MAX_CLIENTS, MAX_FILTERS};
+use crate::limits::{MAX_ALLOW, MAX_CLIENTS, MAX_FILTERS, MAX_REPLAY_RATE};
 use crate::net::Cidr;
+use crate::pace::Pacing;
 use crate::session::SessionConfig;
 
 /// Tunnel a SocketCAN interface over TCP (protocol v1, wire-compatible with
@@ -78,6 +79,12 @@ pub struct Args {
     /// milliseconds (default: 1000)
     #[argh(option, default = "1000")]
     pub tx_timeout: u64,
+
+    /// virtual interface (vcan, vxcan): replay a backlog left by a stall at
+    /// most this many frames/s, 0 never paces (default: twice the bus's
+    /// recent rate, at least 500)
+    #[argh(option)]
+    pub replay_rate: Option<u32>,
 
     /// TCP keepalive idle time and probe interval in seconds; a silent peer
     /// is dropped after 4x this (default: 10)
@@ -205,6 +212,19 @@ fn mode_config(a: &Args) -> Result<ModeConfig, String> {
     Ok(ModeConfig::Server { allow, max_clients })
 }
 
+/// `--replay-rate`: absent, the pace is learned from the stream; 0 turns
+/// pacing off.
+fn pacing(rate: Option<u32>) -> Result<Pacing, String> {
+    match rate {
+        None => Ok(Pacing::Learned),
+        Some(0) => Ok(Pacing::Off),
+        Some(r) if r <= MAX_REPLAY_RATE => Ok(Pacing::Fixed(r)),
+        Some(r) => Err(format!(
+            "--replay-rate must be 0 (off) to {MAX_REPLAY_RATE} frames/s, not {r}"
+        )),
+    }
+}
+
 impl Config {
     /// Validates raw flags into a configuration; the error is one line
     /// naming the flag at fault.
@@ -255,6 +275,7 @@ impl Config {
                 error_frames: a.error_frames,
                 tx_timeout: Duration::from_millis(a.tx_timeout),
                 handshake_timeout: secs("handshake-timeout", a.handshake_timeout)?,
+                pacing: pacing(a.replay_rate)?,
             },
             keepalive: secs("keepalive", a.keepalive)?,
             socketcand,
@@ -342,6 +363,17 @@ mod tests {
     }
 
     #[test]
+    fn replay_rate_is_learned_unless_given_and_0_turns_it_off() {
+        let pacing = |args: &[&str]| parse(args).unwrap().session.pacing;
+        assert_eq!(pacing(&["vcan0"]), Pacing::Learned);
+        assert_eq!(pacing(&["--replay-rate", "0", "vcan0"]), Pacing::Off);
+        assert_eq!(
+            pacing(&["--replay-rate", "2000", "vcan0"]),
+            Pacing::Fixed(2000)
+        );
+    }
+
+    #[test]
     fn bad_values_name_the_flag() {
         for (args, word) in [
             (&["--serve", "--max-clients", "0", "c"][..], "--max-clients"),
@@ -354,6 +386,8 @@ mod tests {
             (&["--error-mask", "4", "c"][..], "--error-frames"),
             (&["--keepalive", "0", "c"][..], "--keepalive"),
             (&["--tx-timeout", "0", "c"][..], "--tx-timeout"),
+            (&["--replay-rate", "1000001", "c"][..], "--replay-rate"),
+            (&["--replay-rate", "-5", "c"][..], "--replay-rate"),
             (&["thisnameismuchtoolong"][..], "interface name"),
         ] {
             let e = parse(args).unwrap_err();

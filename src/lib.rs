@@ -29,6 +29,7 @@ pub mod filter;
 pub mod limits;
 pub mod negotiation;
 pub mod net;
+pub mod pace;
 pub mod session;
 pub mod socketcand;
 pub mod sys;

@@ -94,3 +94,44 @@ pub const BEACON_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Interfaces a beacon is sent on when listening on 0.0.0.0.
 pub const MAX_BEACON_IFACES: usize = 8;
+
+// ----- pacing a backlog into a virtual interface (src/pace.rs) -----
+
+/// Silence before a read that marks its data as a backlog. Shorter pauses
+/// leave fewer frames behind than a reader's default queue holds at any
+/// bus rate a desk sees (100 ms of a busy 2,000 frames/s bus is 200).
+pub const BACKLOG_SILENCE: Duration = Duration::from_millis(100);
+
+/// A read at least this big that fills all the space it was offered, after
+/// [`BACKLOG_SILENCE`], is a backlog: the kernel may hold more, and it
+/// already exceeds what live traffic brings between two wake-ups.
+pub const BACKLOG_READ: usize = RX_BUF / 2;
+
+/// Replay rate, in frames per second, when nothing is known of the bus: a
+/// reader with the default queue (~277 classic frames) that does not run
+/// for half a second still loses nothing. Measured: python-can beside
+/// candump in UML on a loaded host lost frames at 1,000/s, none at 500/s.
+pub const REPLAY_FLOOR: u32 = 500;
+
+/// A replay runs at most this many times the bus's rate: a backlog left by
+/// a stall of S seconds drains within S seconds while the bus goes on,
+/// and readers that kept up with the bus get twice its pace, no more.
+pub const REPLAY_MULTIPLE: u32 = 2;
+
+/// Frames a replay may release at once (one `sendmmsg`): an eighth of a
+/// default reader queue, so a reader descheduled for a moment keeps up.
+pub const REPLAY_BURST: u32 = CAN_BATCH as u32;
+
+/// Shortest interval between two wake-ups of a pacing session: frames go
+/// out in small batches, not one system call each.
+pub const PACE_TICK: Duration = Duration::from_millis(5);
+
+/// Live traffic is measured in windows this long; a shorter one (traffic
+/// that a backlog interrupted) is not trusted as a rate.
+pub const RATE_WINDOW: Duration = Duration::from_millis(250);
+
+/// How long the busiest window is remembered as the bus's rate.
+pub const RATE_MEMORY: Duration = Duration::from_secs(10);
+
+/// Highest `--replay-rate`, in frames per second: above any CAN FD bus.
+pub const MAX_REPLAY_RATE: u32 = 1_000_000;

@@ -6,6 +6,10 @@
 //! [`Session::process`] with the CAN socket as a [`CanSink`], queues frames
 //! read from CAN with [`Session::queue_frame`] and writes out
 //! [`Session::tx_pending`]. Time comes in as a parameter so tests drive it.
+//!
+//! Into a virtual interface, a backlog is released at the pace of a
+//! [`Pacer`]; a frame waiting for its turn parks the session like one
+//! waiting for a busy bus, so TCP pushes back, but it is never stale.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,6 +20,7 @@ use crate::counters::{Counters, DropReason, RateLimit};
 use crate::device::{CanSink, CanTx};
 use crate::limits::{CAN_BATCH, ENOBUFS_RETRY, RX_BUF, TX_BUF};
 use crate::negotiation::{Negotiation, Step};
+use crate::pace::{Allowance, Pacer, Pacing, Replay};
 use crate::wire::{self, Decoded, FrameError, FrameText, Message, HEADER_LEN};
 
 /// Where the session gets the time: passed in, so tests drive it and the
@@ -67,6 +72,8 @@ pub struct SessionConfig {
     pub tx_timeout: Duration,
     /// How long a connection may take to agree on a version.
     pub handshake_timeout: Duration,
+    /// How a backlog is replayed into a virtual interface.
+    pub pacing: Pacing,
 }
 
 /// What becomes of one frame from TCP before the bus is asked.
@@ -124,6 +131,8 @@ pub enum Timer {
     Idle,
     /// The parked frame is due for another try: call [`Session::process`].
     RetryParked,
+    /// A replay may have caught up: call [`Session::process`] to end it.
+    ReplayDue,
     /// The connection must end.
     Close(Close),
 }
@@ -142,6 +151,11 @@ pub struct Session {
     busy_since: Option<Instant>,
     parked: Option<Wake>,
     warn: RateLimit,
+    pacer: Pacer,
+    /// Space offered to the last TCP read, and what it brought if the
+    /// pacer has not seen it yet.
+    offered: usize,
+    unpaced_read: Option<usize>,
     /// Traffic and drops of this connection.
     pub counters: Counters,
 }
@@ -159,6 +173,9 @@ impl Session {
             busy_since: None,
             parked: None,
             warn: RateLimit::default(),
+            pacer: Pacer::new(cfg.pacing, now),
+            offered: 0,
+            unpaced_read: None,
             counters: Counters::default(),
         };
         if role == Role::Client {
@@ -184,11 +201,15 @@ impl Session {
         if self.parked.is_some() {
             return &mut [];
         }
-        self.rx.spare()
+        let spare = self.rx.spare();
+        self.offered = spare.len();
+        spare
     }
 
     /// Records `n` bytes read into [`rx_spare`](Self::rx_spare).
     pub fn rx_filled(&mut self, n: usize) {
+        // Timed by the next process(): the same loop turn, one clock read.
+        self.unpaced_read = Some(n);
         self.rx.fill(n);
         self.counters.bytes_in += n as u64;
     }
@@ -203,9 +224,15 @@ impl Session {
         self.parked
     }
 
+    /// The replay in progress, if any (for SIGUSR1).
+    pub fn replay(&self) -> Option<Replay> {
+        self.pacer.progress()
+    }
+
     /// Handles every complete message buffered from TCP.
     pub fn process(&mut self, clock: impl Clock, can: &mut dyn CanSink) -> Result<RxState, Close> {
         let was_parked = self.parked.take();
+        self.pace_read(&clock, can.is_virtual());
         loop {
             let (version, used) = match wire::decode(self.rx.data())? {
                 Decoded::Partial => return Ok(RxState::Drained),
@@ -225,6 +252,41 @@ impl Session {
                     }
                 }
             }
+        }
+    }
+
+    /// Shows the pacer the last TCP read (only a virtual interface needs
+    /// it, and only then is the clock read for it); logs a replay that
+    /// begins or has caught up.
+    fn pace_read(&mut self, clock: &impl Clock, is_virtual: bool) {
+        let peer = self.peer;
+        if let (Some(got), true) = (self.unpaced_read.take(), is_virtual) {
+            if let Some(s) = self.pacer.on_read(clock.now(), got, self.offered) {
+                log::info!(
+                    "{peer}: backlog after {} ms without data: replaying it at most {} frames/s, so readers with default queues keep up",
+                    s.silence.as_millis(),
+                    s.rate
+                );
+            }
+        }
+        // Whatever the interface is now, so an ended replay never stays due.
+        if self.pacer.is_replaying() {
+            if let Some(done) = self.pacer.finish(clock.now()) {
+                log::info!("{peer}: replay done: {done}");
+            }
+        }
+    }
+
+    /// How many frames may go to a virtual interface now, or until when the
+    /// next waits for its turn in a replay.
+    fn paced(&mut self, clock: &impl Clock, is_virtual: bool) -> Result<usize, Instant> {
+        if !is_virtual || !self.pacer.is_replaying() {
+            return Ok(usize::MAX);
+        }
+        match self.pacer.allowance(clock.now()) {
+            Allowance::Unlimited => Ok(usize::MAX),
+            Allowance::Frames(n) => Ok(n),
+            Allowance::WaitUntil(t) => Err(t),
         }
     }
 
@@ -249,8 +311,9 @@ impl Session {
     /// message: if its frame is to be dropped, it is counted and dropped;
     /// otherwise it and the frames right behind it that may go too (up to
     /// [`CAN_BATCH`]) are written with one call (`sendmmsg` on a real
-    /// socket), one system call per read instead of one per frame. Returns
-    /// how to wake the session if the first frame not taken must wait.
+    /// socket), one system call per read instead of one per frame, as many
+    /// as a replay's pace allows. Returns how to wake the session if the
+    /// first frame not taken must wait.
     fn deliver(
         &mut self,
         clock: &impl Clock,
@@ -258,10 +321,16 @@ impl Session {
         was_parked: Option<Wake>,
     ) -> Option<Wake> {
         let is_virtual = can.is_virtual();
+        // Waiting for its turn is not waiting for the bus: `busy_since`
+        // (and so --tx-timeout) is left alone.
+        let limit = match self.paced(clock, is_virtual) {
+            Ok(n) => n,
+            Err(t) => return Some(Wake::At(t)),
+        };
         let mut ends: heapless::Vec<usize, CAN_BATCH> = heapless::Vec::new();
         let mut at = 0;
         let data = self.rx.data();
-        while !ends.is_full() {
+        while !ends.is_full() && ends.len() < limit {
             let Ok(Decoded::Complete(Message::Data(frame), used)) = wire::decode(&data[at..])
             else {
                 break;
@@ -307,6 +376,9 @@ impl Session {
             self.rx.consume(ends[sent - 1]);
             self.counters.to_can += sent as u64;
             self.busy_since = None;
+            if is_virtual {
+                self.pacer.sent(clock.now(), sent);
+            }
         }
         if sent == ends.len() {
             return None;
@@ -436,7 +508,8 @@ impl Session {
             Some(Wake::At(t)) => Some(t),
             // A frame waiting on POLLOUT must still be shed after the timeout.
             Some(Wake::CanWritable) => self.busy_since.map(|t| t + self.cfg.tx_timeout),
-            None => None,
+            // A replay's end is logged once it has caught up.
+            None => self.pacer.deadline(),
         };
         match (handshake, retry) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -444,16 +517,16 @@ impl Session {
         }
     }
 
-    /// What is due at `now`: the handshake deadline, or another try for a
-    /// parked frame.
+    /// What is due at `now`: the handshake deadline, another try for a
+    /// parked frame, or the end of a replay.
     pub fn on_timer(&self, now: Instant) -> Timer {
         if !self.is_agreed() && now >= self.handshake_deadline {
             return Timer::Close(Close::HandshakeTimeout(self.cfg.handshake_timeout));
         }
-        if self.parked.is_some() && self.next_deadline().is_some_and(|t| now >= t) {
-            Timer::RetryParked
-        } else {
-            Timer::Idle
+        match self.next_deadline() {
+            Some(t) if now >= t && self.parked.is_some() => Timer::RetryParked,
+            Some(t) if now >= t && self.pacer.is_replaying() => Timer::ReplayDue,
+            _ => Timer::Idle,
         }
     }
 }
@@ -468,6 +541,8 @@ mod tests {
     struct FakeBus {
         sent: std::vec::Vec<std::vec::Vec<u8>>,
         script: std::collections::VecDeque<CanTx>,
+        /// A vcan: no flow control, so a backlog is paced.
+        is_vcan: bool,
     }
 
     impl CanSink for FakeBus {
@@ -478,6 +553,10 @@ mod tests {
             }
             r
         }
+
+        fn is_virtual(&self) -> bool {
+            self.is_vcan
+        }
     }
 
     fn cfg() -> SessionConfig {
@@ -486,6 +565,7 @@ mod tests {
             error_frames: false,
             tx_timeout: Duration::from_millis(100),
             handshake_timeout: Duration::from_secs(10),
+            pacing: Pacing::Learned,
         }
     }
 
@@ -945,5 +1025,103 @@ mod tests {
         );
         assert_eq!(&c.tx_pending()[..2], b"d\x10");
         assert_eq!(&c.tx_pending()[2..18], &f[..]);
+    }
+
+    /// A stall's worth of frames: fills all the space the session offers
+    /// (the last message cut short, as a read cuts it), after a silence.
+    fn backlog(s: &mut Session) -> std::vec::Vec<std::vec::Vec<u8>> {
+        let frames: std::vec::Vec<_> = (0..1000u32).map(|i| classic(i & 0x7FF, 8)).collect();
+        let stream: std::vec::Vec<u8> = frames.iter().flat_map(|f| data_msg(f)).collect();
+        let spare = s.rx_spare();
+        let n = spare.len();
+        spare.copy_from_slice(&stream[..n]);
+        s.rx_filled(n);
+        let whole = n / (HEADER_LEN + CAN_MTU);
+        frames[..whole].to_vec()
+    }
+
+    /// Runs the session's timers and deliveries until it wants TCP again.
+    fn run_until_drained(s: &mut Session, t: &mut Instant, bus: &mut FakeBus) {
+        while let Some(due) = s.parked().and(s.next_deadline()) {
+            *t = due;
+            assert_eq!(s.on_timer(*t), Timer::RetryParked);
+            s.process(*t, bus).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_backlog_into_a_virtual_bus_goes_out_in_small_paced_bursts() {
+        let t0 = Instant::now();
+        let mut s = agreed_server(t0);
+        let mut vcan = FakeBus {
+            is_vcan: true,
+            ..FakeBus::default()
+        };
+        let mut t = t0 + Duration::from_secs(1);
+        let frames = backlog(&mut s);
+        assert_eq!(s.process(t, &mut vcan), Ok(RxState::Parked));
+        assert_eq!(vcan.sent.len(), crate::limits::REPLAY_BURST as usize);
+        // Waiting for its turn, the session reads no TCP: TCP pushes back.
+        assert!(s.rx_spare().is_empty());
+        assert!(!s.wants_tcp_read());
+        assert_eq!(s.parked(), Some(Wake::At(t + crate::limits::PACE_TICK)));
+        let replay = s.replay().expect("a replay in progress");
+        assert_eq!(replay.frames, u64::from(crate::limits::REPLAY_BURST));
+        run_until_drained(&mut s, &mut t, &mut vcan);
+        assert_eq!(vcan.sent, frames, "every frame, in order");
+        let took = t - (t0 + Duration::from_secs(1));
+        let floor = u64::from(crate::limits::REPLAY_FLOOR);
+        let at_floor = Duration::from_millis(1000 * (frames.len() as u64 - 32) / floor);
+        assert!(took + Duration::from_millis(10) >= at_floor, "{took:?}");
+    }
+
+    #[test]
+    fn a_frame_waiting_for_its_turn_is_not_stale() {
+        // --tx-timeout (100 ms here) counts only a bus that refuses frames.
+        let t0 = Instant::now();
+        let mut s = agreed_server(t0);
+        let mut vcan = FakeBus {
+            is_vcan: true,
+            ..FakeBus::default()
+        };
+        let mut t = t0 + Duration::from_secs(1);
+        let frames = backlog(&mut s);
+        s.process(t, &mut vcan).unwrap();
+        run_until_drained(&mut s, &mut t, &mut vcan);
+        assert!(t > t0 + Duration::from_secs(1) + s.cfg.tx_timeout * 4);
+        assert_eq!(s.counters.drop_stale, 0);
+        assert_eq!(s.counters.to_can, frames.len() as u64);
+    }
+
+    #[test]
+    fn the_same_backlog_into_a_real_bus_is_not_paced() {
+        let t0 = Instant::now();
+        let mut s = agreed_server(t0);
+        let mut can0 = FakeBus::default();
+        let frames = backlog(&mut s);
+        let t = t0 + Duration::from_secs(1);
+        assert_eq!(s.process(t, &mut can0), Ok(RxState::Drained));
+        assert_eq!(can0.sent, frames);
+        assert_eq!(s.replay(), None);
+    }
+
+    #[test]
+    fn a_replay_ends_on_the_timer_once_caught_up() {
+        let t0 = Instant::now();
+        let mut s = agreed_server(t0);
+        let mut vcan = FakeBus {
+            is_vcan: true,
+            ..FakeBus::default()
+        };
+        let mut t = t0 + Duration::from_secs(1);
+        backlog(&mut s);
+        s.process(t, &mut vcan).unwrap();
+        run_until_drained(&mut s, &mut t, &mut vcan);
+        let due = s.next_deadline().expect("the replay's end is due");
+        assert_eq!(s.on_timer(due - Duration::from_millis(1)), Timer::Idle);
+        assert_eq!(s.on_timer(due), Timer::ReplayDue);
+        s.process(due, &mut vcan).unwrap();
+        assert_eq!(s.replay(), None);
+        assert_eq!(s.next_deadline(), None, "nothing left due: no busy loop");
     }
 }

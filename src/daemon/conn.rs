@@ -198,7 +198,7 @@ impl Conn {
         }
         match self.session.on_timer(now.get()) {
             Timer::Close(why) => Err(why),
-            Timer::RetryParked => self.deliver(now, &cfg.canif),
+            Timer::RetryParked | Timer::ReplayDue => self.deliver(now, &cfg.canif),
             Timer::Idle => Ok(()),
         }
     }
@@ -385,6 +385,9 @@ impl Conn {
     pub fn log_counters(&mut self, now: Instant, canif: &str) {
         self.poll_kernel_drops(now, canif);
         log::info!("{}: {}", self.peer(), self.session.counters);
+        if let Some(r) = self.session.replay() {
+            log::info!("{}: replaying a backlog: {r} so far", self.peer());
+        }
     }
 
     /// Logs why the connection ended and its counters.

@@ -1,8 +1,8 @@
 #!/bin/bash
 # What the kernel-level tests need (idempotent): a UML kernel with SocketCAN
 # modules, the tools the UML init and the tests call, and a Python venv at
-# target/pyenv with pytest and the reference implementation tcpcan 0.0.2
-# (interop tests run it as target/pyenv/bin/tcpcan).
+# target/pyenv with pytest, the reference implementation tcpcan 0.0.2
+# (interop tests run it as target/pyenv/bin/tcpcan) and python-can.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,14 +22,13 @@ if [ ! -x "$venv/bin/python" ]; then
 		python3 -m venv "$venv"
 	fi
 fi
-if ! "$venv/bin/python" -c 'import pytest, tcpcan' 2>/dev/null ||
-	[ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("tcpcan"))')" != 0.0.2 ]; then
-	"$venv/bin/python" -m pip install -q --disable-pip-version-check 'pytest>=7,<9' 'tcpcan==0.0.2'
-fi
-# python-can's socketcand interface: the real client of tests/kernel/test_socketcand.py.
-if ! "$venv/bin/python" -c 'import can' 2>/dev/null ||
-	[ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("python-can"))')" != 4.6.1 ]; then
-	"$venv/bin/python" -m pip install -q --disable-pip-version-check 'python-can==4.6.1'
+# python-can, pinned: a desk tool nobody here wrote, reading a virtual bus
+# with its default queue (tests/kernel/test_desk.py), and the real client of
+# tests/kernel/test_socketcand.py (its socketcand interface). 4.6 is the
+# newest line and supports the venv's Python 3.11.
+if ! "$venv/bin/python" -c 'import pytest, tcpcan, can' 2>/dev/null ||
+	[ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("tcpcan"), m.version("python-can"))')" != "0.0.2 4.6.1" ]; then
+	"$venv/bin/python" -m pip install -q --disable-pip-version-check 'pytest>=7,<9' 'tcpcan==0.0.2' 'python-can==4.6.1'
 fi
 "$venv/bin/python" -c 'import socket; socket.AF_CAN' ||
 	{ echo "kernel deps: $venv/bin/python has no socket.AF_CAN" >&2; exit 1; }
