@@ -29,6 +29,8 @@ KNOWN = {
         "cargo's own name for the crates.io registry, in Cargo.lock files",
     "https://pypi.org/project/tcpcan/":
         "the Python tcpcan that this daemon is wire-compatible with",
+    "https://github.com/linux-can/socketcand":
+        "socketcand, whose protocol --socketcand serves (README)",
     "https://docs.yoctoproject.org/":
         "the Yocto Project's security process, in the layer's SECURITY.md",
     "http://www.apache.org/licenses/":
