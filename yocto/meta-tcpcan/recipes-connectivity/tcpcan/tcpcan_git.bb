@@ -27,7 +27,7 @@ TCPCAN_GIT_URI ??= "git://${@os.path.normpath(d.getVar('FILE_DIRNAME') + '/../..
 # and then regenerates tcpcan-crates.inc (see the layer README).
 PV = "0.1.0+git"
 SRC_URI = "${TCPCAN_GIT_URI};branch=main;destsuffix=${BP}"
-SRCREV = "649f4649bcc5bc2cdb4bb1ee016d1b4dc668eca3"
+SRCREV = "735d79850acb2e61fb4b21573c29cf08ed06e41d"
 
 inherit cargo cargo-update-recipe-crates update-rc.d systemd useradd
 
