@@ -172,11 +172,13 @@ fuzz_target!(|input: &[u8]| {
                 bus.mode = op & 0x1F;
                 Ok(())
             }
-            // Time passes; a parked frame may be due.
+            // Time passes; a parked frame (or a replay's next frames) may be due.
             0xA0..=0xBF => {
                 now += Duration::from_millis(u64::from(op & 0x1F) * 20);
                 match session.on_timer(now) {
-                    Timer::RetryParked => session.process(now, &mut bus).map(|_| ()),
+                    Timer::RetryParked | Timer::ReplayDue => {
+                        session.process(now, &mut bus).map(|_| ())
+                    }
                     Timer::Idle => Ok(()),
                     Timer::Close(e) => Err(e),
                 }
