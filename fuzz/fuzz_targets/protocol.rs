@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use libfuzzer_sys::fuzz_target;
 use tcpcan::cli::{Args, Config};
-use tcpcan::limits::TX_BUF;
 use tcpcan::device::{CanSink, CanTx};
+use tcpcan::limits::TX_BUF;
 use tcpcan::session::{Role, Session, Timer};
 use tcpcan::wire::{self, Decoded, Message, CANFD_MTU, CAN_MTU, HEADER_LEN};
 
