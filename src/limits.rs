@@ -122,6 +122,25 @@ pub const REPLAY_MULTIPLE: u32 = 2;
 /// default reader queue, so a reader descheduled for a moment keeps up.
 pub const REPLAY_BURST: u32 = CAN_BATCH as u32;
 
+/// How long a replay may stay held back before its pace doubles: one and
+/// a half times the stall that left the backlog, within these bounds. At
+/// twice the bus's rate a backlog drains in about as long as the stall
+/// while the bus goes on, so one still held well after that means a bus
+/// busier than was learned.
+/// At least a second, so a short stall does not double the pace at once;
+/// at most four, so a backlog after a long sleep is not throttled for long
+/// by a rate learned before it.
+pub const REPLAY_PATIENCE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(4));
+
+/// Most bytes of protocol v1 that a stall can leave between the bus and
+/// a stalled end, as a tcpcan at the far end sizes its buffers: its TCP
+/// send buffer as the kernel doubles it ([`TCP_SNDBUF`]), this end's TCP
+/// receive buffer at the kernel's default (`tcp_rmem`, 128 KiB, doubled;
+/// it grows only while the end reads), both tunnel buffers, and the far
+/// end's CAN receive queue (~1,360 frames of 18 bytes, rounded up). A
+/// replay that has read more is fed by a bus busier than was learned.
+pub const REPLAY_STOCK: usize = 2 * TCP_SNDBUF + 2 * 128 * 1024 + RX_BUF + TX_BUF + 32 * 1024;
+
 /// Shortest interval between two wake-ups of a pacing session: frames go
 /// out in small batches, not one system call each.
 pub const PACE_TICK: Duration = Duration::from_millis(5);

@@ -19,6 +19,19 @@
 //! after a pause is still paced). Outside a replay nothing is limited, so
 //! steady traffic and saturation are never slowed.
 //!
+//! The learned rate can be wrong: the bus may have been quiet before the
+//! stall and busy since, faster than the pace. Then the replay would never
+//! catch up, and the far end would end up dropping this connection's
+//! frames as a slow reader's. From here, a backlog that is merely large (a
+//! bus that was busy during the stall and has stopped since) looks the
+//! same as one fed by a bus that goes on faster than the pace: TCP keeps
+//! delivering either as fast as it is read. What tells them apart is
+//! size: a stall can leave no more than the buffers between the bus and
+//! this end hold ([`REPLAY_STOCK`]). A replay that has read more than that
+//! is being fed faster than it drains, so from then on its pace doubles
+//! each [`REPLAY_PATIENCE`] it stays held back, until it catches up. A
+//! fixed `--replay-rate` is the user's ceiling and is never raised.
+//!
 //! Frames held back wait in the session's fixed buffer and then in TCP,
 //! as with a slow bus: nothing is dropped, order is kept, memory does not
 //! grow. They are not "stale" in the sense of `--tx-timeout`, which counts
@@ -28,8 +41,8 @@ use core::fmt;
 use std::time::{Duration, Instant};
 
 use crate::limits::{
-    BACKLOG_READ, BACKLOG_SILENCE, PACE_TICK, RATE_MEMORY, RATE_WINDOW, REPLAY_BURST, REPLAY_FLOOR,
-    REPLAY_MULTIPLE,
+    BACKLOG_READ, BACKLOG_SILENCE, MAX_REPLAY_RATE, PACE_TICK, RATE_MEMORY, RATE_WINDOW,
+    REPLAY_BURST, REPLAY_FLOOR, REPLAY_MULTIPLE, REPLAY_PATIENCE, REPLAY_STOCK,
 };
 
 /// How backlogs are paced (`--replay-rate`).
@@ -125,6 +138,15 @@ struct Backlog {
     paid_until: Instant,
     /// The last time a frame had to wait for its turn.
     last_held: Instant,
+    /// How long a replay may stay held back before its pace doubles: about
+    /// as long as the stall that left the backlog.
+    patience: Duration,
+    /// When the pace doubles if frames are still held back then.
+    next_raise: Instant,
+    /// Bytes read from TCP since the backlog was spotted.
+    read: u64,
+    /// How many times the pace has doubled.
+    raised: u32,
 }
 
 /// The pacer of one connection's frames into a virtual interface.
@@ -169,18 +191,28 @@ impl Pacer {
         }
         let silence = now.saturating_duration_since(self.last_data);
         self.last_data = now;
+        if let Some(b) = self.backlog.as_mut() {
+            b.read += got as u64;
+        }
         let backlog = got == offered && got >= BACKLOG_READ && silence >= BACKLOG_SILENCE;
         if !backlog || self.pacing == Pacing::Off || self.backlog.is_some() {
             return None;
         }
         // The live window the silence interrupted is too short to trust.
         self.window = None;
+        // Half as long again as the stall: a replay at twice a bus that
+        // goes on at its learned rate catches up in about the stall.
+        let patience = (silence + silence / 2).clamp(REPLAY_PATIENCE.0, REPLAY_PATIENCE.1);
         self.backlog = Some(Backlog {
             started: now,
             frames: 0,
             last_sent: now,
             paid_until: now,
             last_held: now,
+            patience,
+            next_raise: now + patience,
+            read: got as u64,
+            raised: 0,
         });
         Some(Started {
             silence,
@@ -193,12 +225,41 @@ impl Pacer {
         match self.pacing {
             Pacing::Off => u32::MAX,
             Pacing::Fixed(rate) => rate.max(1),
-            Pacing::Learned => self
-                .learned()
-                .unwrap_or(0)
-                .saturating_mul(REPLAY_MULTIPLE)
-                .max(REPLAY_FLOOR),
+            Pacing::Learned => {
+                let raised = self.backlog.map_or(0, |b| b.raised);
+                let base = self
+                    .learned()
+                    .unwrap_or(0)
+                    .saturating_mul(REPLAY_MULTIPLE)
+                    .max(REPLAY_FLOOR);
+                // Doubled `raised` times, without overflowing the shift.
+                let factor = 1u32.checked_shl(raised).unwrap_or(u32::MAX);
+                base.saturating_mul(factor).min(MAX_REPLAY_RATE)
+            }
         }
+    }
+
+    /// Doubles the pace of a learned replay that has read more than a
+    /// stall can leave and is still held back after its patience ran out
+    /// (the bus is busier than was learned): returns the new pace, for the
+    /// log. Call it before [`allowance`](Self::allowance).
+    pub fn escalate(&mut self, now: Instant) -> Option<u32> {
+        let rate = self.rate();
+        let b = self.backlog.as_mut()?;
+        if self.pacing != Pacing::Learned
+            || b.read <= REPLAY_STOCK as u64
+            || now < b.next_raise
+            || rate >= MAX_REPLAY_RATE
+        {
+            return None;
+        }
+        b.next_raise = now + b.patience;
+        // Caught up within the last period: it is about to end, not behind.
+        if now.saturating_duration_since(b.last_held) >= BACKLOG_SILENCE {
+            return None;
+        }
+        b.raised += 1;
+        Some(self.rate())
     }
 
     /// How many frames may be written now.
@@ -533,6 +594,140 @@ mod tests {
         let now = p.progress().unwrap();
         assert_eq!(now.frames, 500);
         assert!(now.took > ms(400));
+    }
+
+    /// Like [`drain`], while the bus keeps sending at `rate` frames/s
+    /// (classic frames, 18 bytes each in protocol v1) into the backlog,
+    /// for `secs` seconds or until the replay ends; each release is read
+    /// from TCP first. Returns the paces it was raised to and how long the
+    /// replay lasted.
+    fn drain_while_the_bus_sends(
+        p: &mut Pacer,
+        t: &mut Instant,
+        backlog: u64,
+        rate: u64,
+        secs: u64,
+    ) -> (Vec<u32>, Option<Duration>) {
+        let start = *t;
+        let step = Duration::from_nanos(1_000_000_000 / rate.max(1));
+        let (rate_is_zero, never) = (rate == 0, Duration::from_secs(secs + 1));
+        let step = if rate_is_zero { never } else { step };
+        let (mut held, mut arrived_at, mut raised) = (backlog, *t, Vec::new());
+        while *t - start < Duration::from_secs(secs) {
+            while arrived_at + step <= *t {
+                arrived_at += step;
+                // What does not fit in the buffers is dropped far away.
+                held = (held + 1).min(backlog.max(REPLAY_STOCK as u64 / 18));
+            }
+            if let Some(r) = p.escalate(*t) {
+                raised.push(r);
+            }
+            match p.allowance(*t) {
+                Allowance::Frames(n) => {
+                    // As the daemon does: what is allowed goes out, and
+                    // the pacer is asked again while frames are held.
+                    let n = (n as u64).min(held);
+                    if n > 0 {
+                        assert_eq!(p.on_read(*t, n as usize * 18, RX_BUF), None);
+                    }
+                    p.sent(*t, n as usize);
+                    held -= n;
+                    if held == 0 {
+                        *t += Duration::from_millis(1);
+                    }
+                }
+                Allowance::WaitUntil(at) => *t = at,
+                Allowance::Unlimited => return (raised, Some(*t - start)),
+            }
+            if p.finish(*t).is_some() {
+                return (raised, Some(*t - start));
+            }
+        }
+        (raised, None)
+    }
+
+    #[test]
+    fn a_bus_busier_than_learned_raises_the_pace_once_more_was_read_than_a_stall_leaves() {
+        // Learned at 100 frames/s (pace: the floor, 500), the bus then
+        // sends 3,000 frames/s: at 500 the replay would never catch up.
+        let mut t = Instant::now();
+        let mut p = Pacer::new(Pacing::Learned, t);
+        live(&mut p, &mut t, 100, 1);
+        backlog(&mut p, &mut t, ms(1000));
+        let start = t;
+        let (raised, took) = drain_while_the_bus_sends(&mut p, &mut t, 3000, 3000, 300);
+        // The floor takes REPLAY_STOCK / 18 / 500 s (about a minute) to
+        // read more than any stall leaves. Meanwhile the buffers filled
+        // (~31,800 frames held, the rest dropped far away); the pace then
+        // doubles each patience (1.5 s): at 1,000 and 2,000 the buffers
+        // stay full, at 4,000 they drain by 1,500, at 8,000 by 7,500, at
+        // 16,000 by 19,500, and at 32,000 the rest is gone.
+        assert_eq!(raised, [1000, 2000, 4000, 8000, 16000, 32000]);
+        let took = took.expect("the replay caught up");
+        let stock_at_floor = REPLAY_STOCK as u64 / 18 / u64::from(REPLAY_FLOOR);
+        assert!(
+            took > Duration::from_secs(stock_at_floor)
+                && took < Duration::from_secs(stock_at_floor + 10),
+            "{took:?}"
+        );
+        assert!(t > start);
+        assert_eq!(p.allowance(t), Allowance::Unlimited);
+    }
+
+    #[test]
+    fn a_big_backlog_from_a_bus_that_stopped_is_never_raised() {
+        // 15,000 frames left by 3 s at 5,000 frames/s, nothing since, and
+        // nothing learned: a slow replay at the floor, but readers keep up.
+        let mut t = Instant::now();
+        let mut p = Pacer::new(Pacing::Learned, t);
+        backlog(&mut p, &mut t, ms(3000));
+        let (raised, took) = drain_while_the_bus_sends(&mut p, &mut t, 15_000, 0, 60);
+        assert_eq!(raised, [], "took {took:?}");
+        let took = took.expect("the replay caught up");
+        assert!(took > Duration::from_secs(29), "{took:?}");
+    }
+
+    #[test]
+    fn a_replay_at_twice_the_bus_rate_is_never_raised() {
+        // The bus goes on at the learned rate: a stall of one second drains
+        // in about a second at twice that, within the replay's patience.
+        let mut t = Instant::now();
+        let mut p = Pacer::new(Pacing::Learned, t);
+        live(&mut p, &mut t, 1000, 1);
+        backlog(&mut p, &mut t, ms(3000));
+        let (raised, took) = drain_while_the_bus_sends(&mut p, &mut t, 3000, 1000, 60);
+        assert_eq!(raised, [], "took {took:?}");
+        assert!(took.is_some());
+    }
+
+    #[test]
+    fn patience_is_the_stall_within_bounds() {
+        for (silence, patience) in [
+            (ms(200), REPLAY_PATIENCE.0),
+            (ms(2000), ms(3000)),
+            (ms(3_600_000), REPLAY_PATIENCE.1),
+        ] {
+            let mut t = Instant::now();
+            let mut p = Pacer::new(Pacing::Learned, t);
+            backlog(&mut p, &mut t, silence);
+            // Far more frames than the pace allows and than a stall leaves:
+            // held back throughout.
+            assert_eq!(p.on_read(t, REPLAY_STOCK, REPLAY_STOCK * 2), None);
+            p.sent(t, 100_000);
+            let before = t + patience - ms(1);
+            assert!(matches!(p.allowance(before), Allowance::WaitUntil(_)));
+            assert_eq!(p.escalate(before), None);
+            assert_eq!(p.escalate(t + patience), Some(2 * REPLAY_FLOOR));
+        }
+    }
+
+    #[test]
+    fn a_fixed_rate_is_never_raised() {
+        let mut t = Instant::now();
+        let mut p = Pacer::new(Pacing::Fixed(500), t);
+        backlog(&mut p, &mut t, ms(1000));
+        let (raised, took) = drain_while_the_bus_sends(&mut p, &mut t, 3000, 3000, 20);
+        assert_eq!((raised, took), (vec![], None), "the user's ceiling holds");
     }
 
     #[test]

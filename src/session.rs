@@ -283,7 +283,14 @@ impl Session {
         if !is_virtual || !self.pacer.is_replaying() {
             return Ok(usize::MAX);
         }
-        match self.pacer.allowance(clock.now()) {
+        let now = clock.now();
+        if let Some(rate) = self.pacer.escalate(now) {
+            log::warn!(
+                "{}: replay not caught up: the bus is busier than was learned; pace raised to {rate} frames/s",
+                self.peer
+            );
+        }
+        match self.pacer.allowance(now) {
             Allowance::Unlimited => Ok(usize::MAX),
             Allowance::Frames(n) => Ok(n),
             Allowance::WaitUntil(t) => Err(t),

@@ -197,6 +197,9 @@ def stall_scenario(daemons, vcan, port, tmp_path, stall, rate, impl="ours", stal
         # between two.
         done = wait_until(lambda: re.findall(r": replay done: (\d+) frames", desk_end.log()), 5.0, "the replay's end in the log")
         print("%s: %s" % (desk_end.name, [l.split("] ", 1)[-1] for l in desk_end.log().splitlines() if "replay" in l]))
+        # The backlog is no bigger than a stall can leave: its pace is never
+        # raised (src/pace.rs), which would overrun the readers.
+        assert "pace raised" not in desk_end.log()
         replayed = sum(int(n) for n in done)
         assert count // 2 <= replayed <= count, "replays counted %s frames of %d" % (done, count)
     got = {"candump": dump["seqs"], "python-can": pycan}
@@ -248,3 +251,4 @@ def test_python_original_in_the_same_scenario_is_measured(daemons, vcan, port, t
     got, _, _ = stall_scenario(daemons, vcan, port, tmp_path, stall, rate, impl="ref")
     for name, seqs in got.items():
         assert seqs == sorted(set(seqs)), "%s: frames out of order or repeated" % name
+
