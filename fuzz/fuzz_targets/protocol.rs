@@ -2,15 +2,18 @@
 //! decoder over arbitrary bytes, and a session fed arbitrary TCP reads, bus
 //! answers, timer ticks, frames from CAN and partial TCP sends.
 //!
-//! Input: byte 0 picks the role and `--read-only`; then a program of
-//! operations, one opcode byte each (see `Op`), taking their operands from
+//! Input: byte 0 picks the role, `--read-only` and whether the bus is
+//! virtual (then the desk pacer, src/pace.rs, takes part, and opcode 0x7F
+//! is a read that fills all the space offered with a pattern, as a backlog
+//! does); then a
+//! program of operations, one opcode byte each, taking their operands from
 //! the bytes that follow. A session error ends the program, as it ends the
 //! connection.
 //!
 //! Besides "no panic", it checks: the decoder's answer fits the bytes; the
 //! bus is only handed valid frames, and never with `--read-only`; `to_can`
-//! counts exactly the frames the bus took; the TX buffer never exceeds its
-//! capacity; everything emitted towards TCP is a well-formed stream of `v`
+//! counts exactly the frames the bus took (paced or not); the TX buffer
+//! never exceeds its capacity; everything emitted towards TCP is a well-formed stream of `v`
 //! and `d` messages that begins with a version.
 #![no_main]
 
@@ -31,6 +34,7 @@ struct FakeBus {
     mode: u8,
     calls: u64,
     taken: u64,
+    virtual_bus: bool,
 }
 
 impl CanSink for FakeBus {
@@ -53,6 +57,10 @@ impl CanSink for FakeBus {
             self.taken += 1;
         }
         r
+    }
+
+    fn is_virtual(&self) -> bool {
+        self.virtual_bus
     }
 }
 
@@ -144,6 +152,7 @@ fuzz_target!(|input: &[u8]| {
         Role::Server
     };
     let read_only = setup & 2 != 0;
+    let virtual_bus = setup & 4 != 0;
     let cfg = &configs()[usize::from(read_only)];
     let peer: SocketAddr = "192.0.2.1:20010".parse().unwrap();
     let mut now = Instant::now();
@@ -152,12 +161,27 @@ fuzz_target!(|input: &[u8]| {
         mode: 0,
         calls: 0,
         taken: 0,
+        virtual_bus,
     };
     let mut emitted = Vec::new();
 
     while let Some((&op, rest)) = prog.split_first() {
         prog = rest;
         let result = match op {
+            // A virtual bus's backlog: a read that fills all the space
+            // offered with a pattern over and over (a length byte, then
+            // 1..=256 bytes).
+            0x7F if virtual_bus => {
+                let len = take(&mut prog, 1).first().map_or(0, |&l| usize::from(l) + 1);
+                let bytes = take(&mut prog, len);
+                let spare = session.rx_spare();
+                let n = if bytes.is_empty() { 0 } else { spare.len() };
+                for (i, b) in spare.iter_mut().enumerate().take(n) {
+                    *b = bytes[i % bytes.len()];
+                }
+                session.rx_filled(n);
+                session.process(now, &mut bus).map(|_| ())
+            }
             // A TCP read of 1..=128 bytes.
             0x00..=0x7F => {
                 let bytes = take(&mut prog, usize::from(op) + 1);
