@@ -172,7 +172,9 @@ fuzz_target!(|input: &[u8]| {
             // offered with a pattern over and over (a length byte, then
             // 1..=256 bytes).
             0x7F if virtual_bus => {
-                let len = take(&mut prog, 1).first().map_or(0, |&l| usize::from(l) + 1);
+                let len = take(&mut prog, 1)
+                    .first()
+                    .map_or(0, |&l| usize::from(l) + 1);
                 let bytes = take(&mut prog, len);
                 let spare = session.rx_spare();
                 let n = if bytes.is_empty() { 0 } else { spare.len() };
