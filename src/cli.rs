@@ -137,6 +137,8 @@ pub struct Config {
     pub socketcand: Option<(String, u16)>,
     /// `--beacon`: announce the socketcand listener.
     pub beacon: bool,
+    /// A flag given that this mode ignores, to warn of once logging runs.
+    pub ignored: Option<&'static str>,
 }
 
 /// `--socketcand [HOST:]PORT`, HOST defaulting to `--host`; an IPv6 HOST
@@ -280,6 +282,10 @@ impl Config {
             keepalive: secs("keepalive", a.keepalive)?,
             socketcand,
             beacon: a.beacon,
+            // The Python original accepts and ignores it with --serve, so a
+            // command line written for it must still start; but say so.
+            ignored: (a.serve && a.no_retry)
+                .then_some("--no-retry only applies to a client; ignored with --serve"),
         })
     }
 }
@@ -338,6 +344,7 @@ mod tests {
     #[test]
     fn reference_flags() {
         let c = parse(&["--host", "::", "--port", "1234", "--no-retry", "-v", "can0"]).unwrap();
+        assert_eq!(c.ignored, None);
         assert_eq!((c.host.as_str(), c.port, c.verbose), ("::", 1234, true));
         assert_eq!(c.mode, ModeConfig::Client { retry: false });
     }
@@ -424,5 +431,15 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn no_retry_with_serve_starts_as_the_original_does_but_is_warned_of() {
+        let c = parse(&["--serve", "--no-retry", "can0"]).unwrap();
+        assert!(matches!(c.mode, ModeConfig::Server { .. }));
+        assert_eq!(
+            c.ignored,
+            Some("--no-retry only applies to a client; ignored with --serve")
+        );
     }
 }

@@ -60,6 +60,9 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.verbose);
+    if let Some(warning) = config.ignored {
+        log::warn!("{warning}");
+    }
     match tcpcan::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,5 +1,6 @@
 """--help documents the defaults; --version names the version and the target
-triple; flags of the other mode are a usage error."""
+triple; server flags given to a client are a usage error; --no-retry with
+--serve starts with a warning, as the Python original accepts it."""
 
 import re
 import subprocess
@@ -47,3 +48,13 @@ def test_server_flags_given_to_a_client_are_a_usage_error(flags):
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert done.returncode == 2, "exit status %d, stderr: %r" % (done.returncode, stderr)
     assert lines == ["tcpcan: %s only applies with --serve" % flags[0]], stderr
+
+
+def test_no_retry_with_serve_starts_as_with_the_original_and_is_warned_of(daemons, vcan, port):
+    """The Python original accepts --no-retry with --serve and ignores it: a
+    command line written for it still starts, with one warning."""
+    p = port()
+    server = daemons.start("server", [our_bin(), "--serve", "--no-retry", "--host", "127.0.0.1", "--port", str(p), vcan()])
+    server.wait_listening(p)
+    warnings = [line for line in server.log().splitlines() if "--no-retry" in line]
+    assert warnings == ["[WARN] --no-retry only applies to a client; ignored with --serve"], server.log()
