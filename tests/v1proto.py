@@ -2,7 +2,7 @@
 frames in the kernel's layout, and blocking reads of whole messages.
 
 One module for every test that talks to tcpcan over TCP (tests/kernel,
-tests/arm/vm.py, tests/packaging/v1_exchange.py), so the wire format is
+tests/arm/vm.py, tests/packaging/*.py), so the wire format is
 written down once on the test side too. Standard library only: it also runs
 under the plain system python3 of the ARM and packaging tests.
 
@@ -12,7 +12,9 @@ A message is a one-byte kind, a one-byte length and that many payload bytes
 guests we test on lay them out.
 """
 
+import os
 import struct
+import sys
 
 # linux/can.h
 CAN_EFF_FLAG = 0x80000000
@@ -90,3 +92,19 @@ def recv_msg(sock):
     """(kind, payload) of the next message from a blocking socket."""
     kind, length = recv_exact(sock, 2)
     return bytes([kind]), recv_exact(sock, length)
+
+
+def run_script(main, usage, nargs):
+    """Runs a test script's `main(*argv)` as a command: exit 0 when it
+    returns None; else 1, with the reason it returned (or the socket error)
+    on one line of stderr, named after the script."""
+    if len(sys.argv) != nargs + 1:
+        sys.exit(usage)
+    name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    try:
+        error = main(*sys.argv[1:])
+    except OSError as e:
+        error = f"{type(e).__name__}: {e}"
+    if error:
+        print(f"{name}: {error}", file=sys.stderr)
+        sys.exit(1)

@@ -14,7 +14,7 @@ import sys
 
 # The protocol client the tests share: tests/v1proto.py, one level up.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from v1proto import DATA, HELLO, frame_fields, message, recv_msg  # noqa: E402
+from v1proto import DATA, HELLO, frame_fields, message, recv_msg, run_script  # noqa: E402
 
 MARKER_ID = 0x7FF
 # Covers a stop of the peer or of tcpcan and the burst itself, in UML.
@@ -40,12 +40,4 @@ def main(host, port):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    try:
-        error = main(*sys.argv[1:])
-    except OSError as e:
-        error = f"{type(e).__name__}: {e}"
-    if error:
-        print(f"burst_peer: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_script(main, __doc__, 2)

@@ -14,7 +14,7 @@ import time
 
 # The protocol client the tests share: tests/v1proto.py, one level up.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from v1proto import DATA, HELLO, classic, data, frame_fields, message, recv_msg  # noqa: E402
+from v1proto import DATA, HELLO, classic, data, frame_fields, message, recv_msg, run_script  # noqa: E402
 
 TIMEOUT_S = 5.0
 CAN_MTU = 16
@@ -51,12 +51,4 @@ def main(host, port, canif):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
-        sys.exit(__doc__)
-    try:
-        error = main(*sys.argv[1:])
-    except OSError as e:
-        error = f"{type(e).__name__}: {e}"
-    if error:
-        print(f"v1_exchange: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_script(main, __doc__, 3)
