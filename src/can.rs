@@ -317,6 +317,12 @@ impl BcmPort {
     }
 
     fn fd(&mut self) -> io::Result<RawFd> {
+        // Index 0 (the interface was absent when the client came) would
+        // bind the socket to every CAN interface: a receive job would then
+        // pass frames of buses this instance does not serve.
+        if self.index == 0 {
+            return Err(io::Error::from_raw_os_error(libc::ENODEV));
+        }
         if self.fd.is_none() {
             self.fd = Some(sys::bcm_open(self.index)?);
         }
@@ -467,6 +473,15 @@ mod tests {
         let mut short = msg[..head].to_vec();
         short[..4].copy_from_slice(&libc::RX_CHANGED.to_ne_bytes());
         assert_eq!(bcm_changed_frame(&short), None, "no frame after the head");
+    }
+
+    #[test]
+    fn a_bcm_port_for_an_absent_interface_never_binds_to_every_interface() {
+        use crate::device::CyclicSink;
+        let mut bcm = BcmPort::new("nosuchcan9");
+        let e = bcm.rx_setup(0x123, std::time::Duration::ZERO, None);
+        assert_eq!(e.unwrap_err().raw_os_error(), Some(libc::ENODEV));
+        assert_eq!(bcm.open_fd(), None, "no socket opened");
     }
 
     #[test]
