@@ -27,6 +27,23 @@ pub enum Filters {
     Nothing,
 }
 
+impl Filters {
+    /// True if a data frame with `can_id` (flags included) passes, as the
+    /// kernel applies `CAN_RAW_FILTER`: any entry whose masked ID matches
+    /// (or, inverted, differs). A socketcand `subscribe` asks the BCM, which
+    /// knows nothing of these filters, so it is checked here first.
+    pub fn admits(&self, can_id: u32) -> bool {
+        match self {
+            Filters::All => true,
+            Filters::Nothing => false,
+            Filters::List(list) => list.iter().any(|f| {
+                let same = can_id & f.can_mask == f.can_id & f.can_mask & !libc::CAN_INV_FILTER;
+                same != (f.can_id & libc::CAN_INV_FILTER != 0)
+            }),
+        }
+    }
+}
+
 /// How to set up each CAN socket.
 #[derive(Debug, Clone)]
 pub struct CanOptions {
@@ -300,11 +317,42 @@ impl BcmPort {
     }
 
     fn fd(&mut self) -> io::Result<RawFd> {
+        // Index 0 (the interface was absent when the client came) would
+        // bind the socket to every CAN interface: a receive job would then
+        // pass frames of buses this instance does not serve.
+        if self.index == 0 {
+            return Err(io::Error::from_raw_os_error(libc::ENODEV));
+        }
         if self.fd.is_none() {
             self.fd = Some(sys::bcm_open(self.index)?);
         }
         Ok(self.fd.as_ref().map_or(-1, |f| f.as_raw_fd()))
     }
+
+    /// The socket's descriptor once it is open, for poll.
+    pub fn open_fd(&self) -> Option<RawFd> {
+        self.fd.as_ref().map(|f| f.as_raw_fd())
+    }
+
+    /// Reads up to `max` BCM messages into `batch` (each fits a slot: a
+    /// message head and one classic frame are at most 72 bytes), with the
+    /// kernel's receive time of the frame each carries.
+    pub fn recv(&mut self, batch: &mut CanBatch, max: usize) -> io::Result<usize> {
+        let fd = self.open_fd().ok_or(io::ErrorKind::WouldBlock)?;
+        batch.recv(fd, max).map(|(n, _)| n)
+    }
+}
+
+/// The frame (host layout) an `RX_CHANGED` message read from a BCM socket
+/// carries, or `None` for any other message. The frame is the message's
+/// last 16 bytes: the head's size differs between targets, its end does not.
+pub fn bcm_changed_frame(msg: &[u8]) -> Option<&[u8]> {
+    let opcode = u32::from_ne_bytes(msg.get(..4)?.try_into().ok()?);
+    let head = std::mem::size_of::<libc::bcm_msg_head>();
+    if opcode != libc::RX_CHANGED || msg.len() != head + libc::CAN_MTU {
+        return None;
+    }
+    Some(&msg[head..])
 }
 
 impl crate::device::CyclicSink for BcmPort {
@@ -329,6 +377,28 @@ impl crate::device::CyclicSink for BcmPort {
             std::time::Duration::ZERO,
             None,
         )
+    }
+
+    fn rx_setup(
+        &mut self,
+        can_id: u32,
+        throttle: std::time::Duration,
+        mask: Option<&[u8]>,
+    ) -> io::Result<()> {
+        let fd = self.fd()?;
+        // SETTIMER sets the throttle (ival2); no ival1, so no RX_TIMEOUT.
+        // RX_FILTER_ID: every frame of the ID, content not compared.
+        let flags = match mask {
+            Some(_) => libc::SETTIMER,
+            None => libc::SETTIMER | libc::RX_FILTER_ID,
+        };
+        sys::bcm_write(fd, libc::RX_SETUP, flags, can_id, throttle, mask)
+    }
+
+    fn rx_delete(&mut self, can_id: u32) -> io::Result<()> {
+        let fd = self.fd()?;
+        let zero = std::time::Duration::ZERO;
+        sys::bcm_write(fd, libc::RX_DELETE, 0, can_id, zero, None)
     }
 }
 
@@ -364,6 +434,54 @@ mod tests {
         assert_eq!(classify_write_error(&e(libc::ENETDOWN)), CanTx::Down);
         assert_eq!(classify_write_error(&e(libc::ENODEV)), CanTx::Down);
         assert_eq!(classify_write_error(&e(libc::EINVAL)), CanTx::Refused);
+    }
+
+    fn list(entries: &[(u32, u32)]) -> Filters {
+        let mut l = heapless::Vec::new();
+        for &(can_id, can_mask) in entries {
+            l.push(libc::can_filter { can_id, can_mask }).unwrap();
+        }
+        Filters::List(l)
+    }
+
+    #[test]
+    fn filters_admit_an_id_as_the_kernel_would() {
+        let f = list(&[(0x123, 0x7FF), (0x200, 0x700)]);
+        assert!(f.admits(0x123) && f.admits(0x2AB));
+        assert!(!f.admits(0x124));
+        let eff = libc::CAN_EFF_FLAG;
+        let ext = list(&[(0x1AAA_AAAA | eff, libc::CAN_EFF_MASK | eff)]);
+        assert!(ext.admits(0x1AAA_AAAA | eff));
+        assert!(!ext.admits(0x0AA), "a standard ID is not the extended one");
+        let inv = list(&[(0x123 | libc::CAN_INV_FILTER, 0x7FF)]);
+        assert!(!inv.admits(0x123) && inv.admits(0x124));
+        assert!(Filters::All.admits(0x7FF) && !Filters::Nothing.admits(0x7FF));
+    }
+
+    #[test]
+    fn only_an_rx_changed_message_carries_a_frame_for_the_client() {
+        let head = std::mem::size_of::<libc::bcm_msg_head>();
+        let mut msg = vec![0u8; head + libc::CAN_MTU];
+        msg[..4].copy_from_slice(&libc::RX_CHANGED.to_ne_bytes());
+        msg[head..head + 4].copy_from_slice(&0x123u32.to_ne_bytes());
+        let frame = bcm_changed_frame(&msg).unwrap();
+        assert_eq!(frame.len(), libc::CAN_MTU);
+        assert_eq!(frame[..4], 0x123u32.to_ne_bytes());
+        msg[..4].copy_from_slice(&libc::RX_TIMEOUT.to_ne_bytes());
+        assert_eq!(bcm_changed_frame(&msg), None);
+        assert_eq!(bcm_changed_frame(&msg[..3]), None);
+        let mut short = msg[..head].to_vec();
+        short[..4].copy_from_slice(&libc::RX_CHANGED.to_ne_bytes());
+        assert_eq!(bcm_changed_frame(&short), None, "no frame after the head");
+    }
+
+    #[test]
+    fn a_bcm_port_for_an_absent_interface_never_binds_to_every_interface() {
+        use crate::device::CyclicSink;
+        let mut bcm = BcmPort::new("nosuchcan9");
+        let e = bcm.rx_setup(0x123, std::time::Duration::ZERO, None);
+        assert_eq!(e.unwrap_err().raw_os_error(), Some(libc::ENODEV));
+        assert_eq!(bcm.open_fd(), None, "no socket opened");
     }
 
     #[test]

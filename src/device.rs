@@ -45,9 +45,10 @@ pub trait CanSink {
     }
 }
 
-/// Cyclic sends the kernel carries out on its own (a `CAN_BCM` socket in
-/// the daemon, a fake in tests), for socketcand's `add`/`update`/`delete`.
-/// Closing the socket ends every job it set up.
+/// Jobs the kernel's broadcast manager carries out on its own (a `CAN_BCM`
+/// socket in the daemon, a fake in tests): socketcand's cyclic sends
+/// (`add`/`update`/`delete`) and receive jobs (`filter`/`subscribe`/
+/// `unsubscribe`). Closing the socket ends every job it set up.
 pub trait CyclicSink {
     /// Sends `frame` (host layout, classic) every `interval`, starting now,
     /// replacing any job for its ID; `None` replaces only the content and
@@ -57,6 +58,20 @@ pub trait CyclicSink {
 
     /// Stops the job for `can_id` (with `CAN_EFF_FLAG` for an extended ID).
     fn delete(&mut self, can_id: u32) -> std::io::Result<()>;
+
+    /// Passes frames of `can_id` back through the socket, at most one per
+    /// `throttle`: every one when `mask` is `None`, else (`mask` a classic
+    /// frame in host layout whose data bytes are the mask) only those whose
+    /// masked bytes changed. Replaces any receive job for the ID.
+    fn rx_setup(
+        &mut self,
+        can_id: u32,
+        throttle: std::time::Duration,
+        mask: Option<&[u8]>,
+    ) -> std::io::Result<()>;
+
+    /// Ends the receive job for `can_id`.
+    fn rx_delete(&mut self, can_id: u32) -> std::io::Result<()>;
 }
 
 #[cfg(test)]

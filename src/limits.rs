@@ -88,6 +88,14 @@ pub const SCD_TX_BUF: usize = 8192;
 /// output buffer has less room than this.
 pub const SCD_MAX_REPLY: usize = 64;
 
+/// `filter`/`subscribe` IDs one socketcand connection may hold. Each is a
+/// receive job in the kernel's BCM (a few hundred bytes of kernel memory
+/// and two timers, for as long as the connection lasts), so the bound
+/// keeps [`MAX_CLIENTS`] clients from pinning more than a few MiB of a
+/// small board's memory; 64 still covers the messages a desk tool
+/// typically watches on one bus. socketcand itself sets no bound.
+pub const SCD_MAX_SUBSCRIPTIONS: usize = 64;
+
 /// Interval of the socketcand discovery beacon (`--beacon`): the protocol
 /// asks for at most 3 s, and python-can listens for 3.1 s by default.
 pub const BEACON_INTERVAL: Duration = Duration::from_secs(2);

@@ -111,7 +111,8 @@ pub fn ipv4_broadcasts<const N: usize>(
     Ok(())
 }
 
-/// A `CAN_BCM` socket connected to interface `index`, non-blocking.
+/// A `CAN_BCM` socket connected to interface `index`, non-blocking, with
+/// receive timestamps on.
 pub fn bcm_open(index: u32) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
     // SAFETY: plain socket(2); the descriptor is owned at once.
@@ -134,6 +135,19 @@ pub fn bcm_open(index: u32) -> io::Result<std::os::fd::OwnedFd> {
             fd,
             (&addr as *const libc::sockaddr_can).cast(),
             mem::size_of::<libc::sockaddr_can>() as libc::socklen_t,
+        )
+    })?;
+    // Frames a receive job passes back carry the time the kernel received
+    // them, for socketcand's `< frame >` lines.
+    let on: libc::c_int = 1;
+    // SAFETY: on is a c_int of the length given, read by the kernel only.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMP,
+            (&on as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     })?;
     Ok(owned)

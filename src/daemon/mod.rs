@@ -175,7 +175,7 @@ impl Daemon {
             }
             Slot::Dial => self.dialed(now),
             Slot::ScdListener => self.accept_scd(now),
-            Slot::ScdTcp(c) | Slot::ScdCan(c) => {
+            Slot::ScdTcp(c) | Slot::ScdCan(c) | Slot::ScdBcm(c) => {
                 let Some(conn) = self.scd_conns.get_mut(c).filter(|conn| conn.owns(slot, fd))
                 else {
                     return Ok(());
@@ -183,6 +183,7 @@ impl Daemon {
                 let canif = &self.cfg.canif;
                 let result = match slot {
                     Slot::ScdTcp(_) => conn.on_tcp(revents, now, canif),
+                    Slot::ScdBcm(_) => conn.on_bcm(revents, &mut self.batch),
                     _ => conn.on_can(revents, now, canif, &mut self.batch),
                 };
                 self.close_scd_on_error(c, result);

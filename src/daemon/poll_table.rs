@@ -9,8 +9,9 @@ use crate::limits::MAX_CLIENTS;
 use crate::sys::{self, PollFd};
 
 /// Signal pipe, listener, socketcand listener, monitor, dialing socket, then
-/// TCP + CAN per client (of either protocol: they share the capacity).
-pub const MAX_POLL: usize = 5 + 2 * MAX_CLIENTS;
+/// per client (of either protocol: they share the capacity) TCP + CAN, and
+/// a socketcand client's BCM socket while it holds subscriptions.
+pub const MAX_POLL: usize = 5 + 3 * MAX_CLIENTS;
 
 /// What an entry of the poll table stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,8 @@ pub enum Slot {
     ScdTcp(usize),
     /// The CAN socket of socketcand connection `n`.
     ScdCan(usize),
+    /// The BCM socket of socketcand connection `n` (its subscriptions).
+    ScdBcm(usize),
 }
 
 /// One descriptor poll found ready.

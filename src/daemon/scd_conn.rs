@@ -15,7 +15,7 @@ use socket2::Socket;
 use super::poll_table::{PollTable, Slot};
 use super::port::{open_error, PortSlot, Reopen};
 use super::time::Now;
-use crate::can::{BcmPort, CanPort, NoBus, ReadError};
+use crate::can::{bcm_changed_frame, BcmPort, CanPort, NoBus, ReadError};
 use crate::cli::Config;
 use crate::close::Close;
 use crate::counters::RateLimit;
@@ -30,7 +30,8 @@ pub struct ScdConn {
     tcp: Socket,
     can: PortSlot,
     session: ScdSession,
-    /// `add`/`update`/`delete`: the kernel's cyclic sends, ended with the connection.
+    /// `add`/`update`/`delete`: the kernel's cyclic sends, and
+    /// `filter`/`subscribe`: its receive jobs, ended with the connection.
     bcm: BcmPort,
     overflow_warn: RateLimit,
 }
@@ -41,6 +42,7 @@ fn scd_config(cfg: &Config) -> ScdConfig {
         read_only: cfg.session.read_only,
         error_frames: cfg.session.error_frames,
         tx_timeout: cfg.session.tx_timeout,
+        filters: cfg.can.filters.clone(),
     }
 }
 
@@ -93,6 +95,10 @@ impl ScdConn {
             let ev = if s.tx_has_room() { libc::POLLIN } else { 0 };
             table.push(p.fd(), ev, Slot::ScdCan(i));
         }
+        if let Some(fd) = self.bcm.open_fd().filter(|_| s.has_subscriptions()) {
+            let ev = if s.tx_has_room() { libc::POLLIN } else { 0 };
+            table.push(fd, ev, Slot::ScdBcm(i));
+        }
     }
 
     /// True if `fd`, polled for `slot`, is still this connection's.
@@ -100,6 +106,7 @@ impl ScdConn {
         match slot {
             Slot::ScdTcp(_) => self.tcp.as_raw_fd() == fd,
             Slot::ScdCan(_) => self.can.port().is_some_and(|p| p.fd() == fd),
+            Slot::ScdBcm(_) => self.bcm.open_fd() == Some(fd),
             _ => false,
         }
     }
@@ -262,6 +269,38 @@ impl ScdConn {
                     self.can_read_error(e, now, canif);
                     break;
                 }
+            }
+        }
+        self.flush()
+    }
+
+    /// The BCM socket is ready: frames a `filter` or `subscribe` let
+    /// through, read while there is room for their lines.
+    pub fn on_bcm(&mut self, revents: i16, batch: &mut CanBatch) -> Result<(), Close> {
+        if revents & (libc::POLLIN | libc::POLLERR) == 0 {
+            return Ok(());
+        }
+        for _ in 0..READS_PER_WAKEUP {
+            let room = self.session.tx_room_frames();
+            if room == 0 {
+                break;
+            }
+            let n = match self.bcm.recv(batch, room) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    log::warn!("{}: reading the BCM socket: {e}", self.peer());
+                    break;
+                }
+            };
+            for i in 0..n {
+                if let Some(frame) = bcm_changed_frame(&batch.frames[i][..batch.lens[i]]) {
+                    let (sec, usec) = batch.stamps[i];
+                    self.session.queue_subscribed(frame, Stamp { sec, usec });
+                }
+            }
+            if n < room {
+                break;
             }
         }
         self.flush()

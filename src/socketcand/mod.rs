@@ -12,7 +12,7 @@
 //! |---|---|
 //! | `< hi >` | on connect |
 //! | `< ok >` | a bus opened, a mode switched |
-//! | `< frame ID SEC.USEC DATA >` | RAW mode, a data frame; DATA is contiguous hex, empty for DLC 0 |
+//! | `< frame ID SEC.USEC DATA >` | RAW mode, a data frame; DATA is contiguous hex, empty for DLC 0; BCM mode, a frame a `filter` or `subscribe` let through, written alike |
 //! | `< rtr ID SEC.USEC DLC >` | RAW mode, a remote request |
 //! | `< error CLASS SEC.USEC >` | RAW mode, an error frame (`--error-frames`) |
 //! | `< echo >` | answer to `< echo >` |
@@ -164,8 +164,27 @@ pub enum Command<'a> {
     Update(SendFrame),
     /// `< delete ID >`: stop a cyclic send.
     Delete(u32),
-    /// A command of the protocol this server does not carry out (BCM cyclic
-    /// jobs and filters, CONTROL mode, ISO-TP, CAN FD sends).
+    /// `< filter SECS USECS ID DLC MASK… >`: frames of ID whose bytes under
+    /// MASK changed, at most one per interval (the kernel's BCM).
+    Filter {
+        /// Throttle: seconds and microseconds.
+        interval: (u32, u32),
+        /// The ID, and the mask as its data bytes.
+        frame: SendFrame,
+    },
+    /// `< subscribe SECS USECS ID >`: every frame of ID, at most one per interval.
+    Subscribe {
+        /// Throttle: seconds and microseconds.
+        interval: (u32, u32),
+        /// The ID, with `CAN_EFF_FLAG` for an extended one.
+        can_id: u32,
+    },
+    /// `< unsubscribe ID >`: ends the filter or subscription for ID.
+    Unsubscribe(u32),
+    /// A command with more fields than it takes: answered, not carried out.
+    Surplus(&'a str),
+    /// A command of the protocol this server does not carry out
+    /// (multiplex filters, ISO-TP, CAN FD sends).
     Unsupported(&'a str),
     /// A word the protocol does not have.
     Unknown(&'a str),
@@ -173,16 +192,7 @@ pub enum Command<'a> {
 
 /// Commands the protocol defines that are not carried out here; answered
 /// with an error line rather than "unknown command".
-const UNSUPPORTED: &[&str] = &[
-    "filter",
-    "muxfilter",
-    "subscribe",
-    "unsubscribe",
-    "isotpmode",
-    "isotpconf",
-    "sendpdu",
-    "fdsend",
-];
+const UNSUPPORTED: &[&str] = &["muxfilter", "isotpmode", "isotpconf", "sendpdu", "fdsend"];
 
 /// Parses the text between `<` and `>`.
 pub fn parse(text: &str) -> Result<Command<'_>, NumberError> {
@@ -210,6 +220,26 @@ pub fn parse(text: &str) -> Result<Command<'_>, NumberError> {
         "controlmode" => Command::ControlMode,
         "statistics" => Command::Statistics(parse_dec(words.next())?),
         "delete" => Command::Delete(parse_id(words.next().ok_or(NumberError::Missing)?)?),
+        "filter" => {
+            let interval = (parse_dec(words.next())?, parse_dec(words.next())?);
+            let frame = parse_send(&mut words, false)?;
+            Command::Filter { interval, frame }
+        }
+        "subscribe" => {
+            let interval = (parse_dec(words.next())?, parse_dec(words.next())?);
+            let can_id = parse_id(words.next().ok_or(NumberError::Missing)?)?;
+            match words.next() {
+                Some(_) => Command::Surplus(word),
+                None => Command::Subscribe { interval, can_id },
+            }
+        }
+        "unsubscribe" => {
+            let can_id = parse_id(words.next().ok_or(NumberError::Missing)?)?;
+            match words.next() {
+                Some(_) => Command::Surplus(word),
+                None => Command::Unsubscribe(can_id),
+            }
+        }
         w if UNSUPPORTED.contains(&w) => Command::Unsupported(w),
         w => Command::Unknown(w),
     })
@@ -592,10 +622,47 @@ mod tests {
     }
 
     #[test]
+    fn receive_commands_are_understood() {
+        let Ok(Command::Filter { interval, frame }) = parse(" filter 1 500000 123 2 FF 0F ") else {
+            panic!()
+        };
+        assert_eq!(
+            (interval, frame.can_id, frame.dlc, frame.given),
+            ((1, 500_000), 0x123, 2, 2)
+        );
+        assert_eq!(&frame.data[..2], &[0xFF, 0x0F]);
+        assert_eq!(
+            parse(" subscribe 0 250000 1AAAAAAA "),
+            Ok(Command::Subscribe {
+                interval: (0, 250_000),
+                can_id: 0x1AAA_AAAA | libc::CAN_EFF_FLAG
+            })
+        );
+        assert_eq!(parse(" unsubscribe 123 "), Ok(Command::Unsubscribe(0x123)));
+    }
+
+    #[test]
+    fn a_receive_command_with_a_bad_number_or_a_field_too_many_is_named() {
+        assert_eq!(parse(" subscribe 0 0 12G "), Err(NumberError::Id));
+        assert_eq!(parse(" subscribe 0 0 "), Err(NumberError::Missing));
+        assert_eq!(parse(" subscribe x 0 123 "), Err(NumberError::Interval));
+        assert_eq!(parse(" filter 0 0 123 1 FFF "), Err(NumberError::Byte));
+        assert_eq!(parse(" unsubscribe "), Err(NumberError::Missing));
+        assert_eq!(
+            parse(" subscribe 0 0 123 1 "),
+            Ok(Command::Surplus("subscribe"))
+        );
+        assert_eq!(
+            parse(" unsubscribe 123 456 "),
+            Ok(Command::Surplus("unsubscribe"))
+        );
+    }
+
+    #[test]
     fn protocol_commands_not_carried_out_differ_from_unknown_words() {
         assert_eq!(
-            parse(" filter 0 0 123 0 "),
-            Ok(Command::Unsupported("filter"))
+            parse(" muxfilter 0 0 123 2 FF 00 00 00 00 00 00 00 33 FF FF FF FF FF FF FF "),
+            Ok(Command::Unsupported("muxfilter"))
         );
         assert_eq!(parse(" isotpmode "), Ok(Command::Unsupported("isotpmode")));
         assert_eq!(parse(" frobnicate "), Ok(Command::Unknown("frobnicate")));

@@ -4,8 +4,9 @@
 //! No I/O; tests drive it line by line.
 //!
 //! Modes served: NO_BUS (until `< open >`), BCM (the protocol's mode after
-//! `open`: `< send >` works, no frames are forwarded because no BCM
-//! subscription is served) and RAW (every frame of the bus is forwarded).
+//! `open`: `< send >` and cyclic sends work, and only the frames a
+//! `< filter >` or `< subscribe >` asked the kernel's BCM for are
+//! forwarded), RAW (every frame of the bus is forwarded) and CONTROL.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -13,17 +14,18 @@ use std::time::{Duration, Instant};
 use super::MAX_FRAME_LINE;
 use super::{next_line, parse, write_frame, Command, Out, ScdError, SendFrame, Stamp};
 use crate::buf::ByteBuf;
+use crate::can::Filters;
 use crate::close::Close;
 use crate::counters::{Counters, DropReason};
 use crate::device::{CanSink, CanTx, CyclicSink};
-use crate::limits::{SCD_MAX_REPLY, SCD_RX_BUF, SCD_TX_BUF};
+use crate::limits::{SCD_MAX_REPLY, SCD_MAX_SUBSCRIPTIONS, SCD_RX_BUF, SCD_TX_BUF};
 
 /// The protocol's modes that this server serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Connected, no bus opened yet.
     NoBus,
-    /// A bus is open; frames can be sent, none are forwarded.
+    /// A bus is open; frames can be sent, those subscribed to are forwarded.
     Bcm,
     /// A bus is open; every frame is forwarded.
     Raw,
@@ -32,7 +34,7 @@ pub enum Mode {
 }
 
 /// Behaviour switches, from the command line.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ScdConfig {
     /// `--read-only`: `< send >` frames are counted and dropped.
     pub read_only: bool,
@@ -40,6 +42,8 @@ pub struct ScdConfig {
     pub error_frames: bool,
     /// `--tx-timeout`: how long a frame may wait for a busy bus.
     pub tx_timeout: Duration,
+    /// `--filter`: a subscription may not reach frames these hide.
+    pub filters: Filters,
 }
 
 /// What [`ScdSession::process`] left behind.
@@ -65,6 +69,8 @@ pub struct ScdSession {
     fd_warned: bool,
     /// `< statistics MS >`: the interval and when the next line is due.
     stats: Option<(Duration, Instant)>,
+    /// IDs with a receive job in the kernel's BCM (`filter`, `subscribe`).
+    subs: heapless::Vec<u32, SCD_MAX_SUBSCRIPTIONS>,
     /// Traffic and drops of this connection.
     pub counters: Counters,
     /// CAN FD frames not forwarded: the protocol cannot say them.
@@ -91,6 +97,7 @@ impl ScdSession {
             retry_at: None,
             fd_warned: false,
             stats: None,
+            subs: heapless::Vec::new(),
             counters: Counters::default(),
             fd_not_sent: 0,
         };
@@ -106,6 +113,11 @@ impl ScdSession {
     /// The mode the client is in.
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// True while the kernel's BCM may pass frames back for this client.
+    pub fn has_subscriptions(&self) -> bool {
+        !self.subs.is_empty()
     }
 
     /// Free space for the next TCP read.
@@ -162,7 +174,7 @@ impl ScdSession {
         now: Instant,
         bus: &str,
         can: &mut dyn CanSink,
-        cyclic: &mut dyn CyclicSink,
+        bcm: &mut dyn CyclicSink,
     ) -> Result<Progress, Close> {
         self.retry_at = None;
         loop {
@@ -180,7 +192,7 @@ impl ScdSession {
                     }
                 },
             };
-            match self.command(cmd, now, bus, can, cyclic)? {
+            match self.command(cmd, now, bus, can, bcm)? {
                 Step::Done => self.rx.consume(used),
                 Step::Parked(at) => {
                     self.retry_at = Some(at);
@@ -196,7 +208,7 @@ impl ScdSession {
         now: Instant,
         bus: &str,
         can: &mut dyn CanSink,
-        cyclic: &mut dyn CyclicSink,
+        bcm: &mut dyn CyclicSink,
     ) -> Result<Step, Close> {
         match (self.mode, cmd) {
             (_, Owned::Echo) => self.reply("< echo >"),
@@ -212,6 +224,7 @@ impl ScdSession {
             (Mode::NoBus, _) => self.reply_error("no bus open"),
             (_, Owned::Open(_)) => self.reply_error("a bus is already open"),
             (_, Owned::RawMode) => {
+                self.end_subscriptions(bcm);
                 self.mode = Mode::Raw;
                 self.reply("< ok >");
             }
@@ -220,6 +233,7 @@ impl ScdSession {
                 self.reply("< ok >");
             }
             (_, Owned::ControlMode) => {
+                self.end_subscriptions(bcm);
                 self.mode = Mode::Control;
                 self.reply("< ok >");
             }
@@ -234,13 +248,22 @@ impl ScdSession {
                 Owned::Send(_) | Owned::Add(..) | Owned::Update(_) | Owned::Delete(_),
             ) => self.reply_error("not in control mode"),
             (_, Owned::Send(f)) => return Ok(self.send(f, now, can)),
-            (_, Owned::Add(interval, f)) => self.cyclic(f, Some(interval), cyclic),
-            (_, Owned::Update(f)) => self.cyclic(f, None, cyclic),
+            (_, Owned::Add(interval, f)) => self.cyclic(f, Some(interval), bcm),
+            (_, Owned::Update(f)) => self.cyclic(f, None, bcm),
             (_, Owned::Delete(id)) => {
-                if cyclic.delete(id).is_err() {
+                if bcm.delete(id).is_err() {
                     self.reply_error("no such cyclic send");
                 }
             }
+            (Mode::Bcm, Owned::Filter(interval, f)) => {
+                self.subscribe(f.can_id, interval, Some(f), bcm)
+            }
+            (Mode::Bcm, Owned::Subscribe(interval, id)) => self.subscribe(id, interval, None, bcm),
+            (Mode::Bcm, Owned::Unsubscribe(id)) => self.unsubscribe(id, bcm),
+            (_, Owned::Filter(..) | Owned::Subscribe(..) | Owned::Unsubscribe(_)) => {
+                self.reply_error("subscriptions only in BCM mode")
+            }
+            (_, Owned::Surplus) => self.reply_error("too many fields"),
             (_, Owned::Unsupported) => self.reply_error("command not supported"),
             (_, Owned::Unknown) => self.reply_error("unknown command"),
         }
@@ -251,21 +274,7 @@ impl ScdSession {
     /// it obeys the bus's rules and `--read-only` lets it go; otherwise it
     /// is counted, with an error line for a broken rule.
     fn frame_for_bus(&mut self, f: SendFrame) -> Option<[u8; libc::CAN_MTU]> {
-        let rtr = f.can_id & libc::CAN_RTR_FLAG != 0;
-        let id = f.can_id & libc::CAN_EFF_MASK;
-        let extended = f.can_id & libc::CAN_EFF_FLAG != 0;
-        let problem = if f.dlc > 8 {
-            Some("DLC above 8")
-        } else if !rtr && f.given != usize::from(f.dlc) {
-            Some("data bytes differ from DLC")
-        } else if rtr && f.given != 0 {
-            Some("data bytes in a remote request")
-        } else if !extended && id > libc::CAN_SFF_MASK {
-            Some("standard ID above 7FF")
-        } else {
-            None
-        };
-        if let Some(p) = problem {
+        if let Some(p) = frame_problem(&f) {
             self.counters.count_drop(DropReason::Invalid);
             self.reply_error(p);
             return None;
@@ -274,26 +283,76 @@ impl ScdSession {
             self.counters.count_drop(DropReason::ReadOnly);
             return None;
         }
-        let mut frame = [0u8; libc::CAN_MTU];
-        frame[..4].copy_from_slice(&f.can_id.to_ne_bytes());
-        frame[4] = f.dlc;
-        if !rtr {
-            frame[8..8 + usize::from(f.dlc)].copy_from_slice(&f.data[..usize::from(f.dlc)]);
-        }
-        Some(frame)
+        Some(host_frame(&f))
     }
 
     /// Hands an `add` (with its interval) or `update` to the kernel's BCM.
-    fn cyclic(&mut self, f: SendFrame, interval: Option<(u32, u32)>, cyclic: &mut dyn CyclicSink) {
+    fn cyclic(&mut self, f: SendFrame, interval: Option<(u32, u32)>, bcm: &mut dyn CyclicSink) {
         let Some(frame) = self.frame_for_bus(f) else {
             return;
         };
-        let ival = interval.map(|(s, us)| {
-            Duration::from_secs(u64::from(s)) + Duration::from_micros(u64::from(us))
-        });
-        if cyclic.setup(&frame, ival).is_err() {
+        if bcm.setup(&frame, interval.map(duration)).is_err() {
             self.reply_error("cyclic send refused");
         }
+    }
+
+    /// Asks the kernel's BCM for the frames of `can_id`: every one, or with
+    /// `mask` (a `filter`) those whose masked bytes changed; at most one per
+    /// `interval`. Only reads, so `--read-only` allows it; `--filter` does
+    /// not let it reach an ID it hides.
+    fn subscribe(
+        &mut self,
+        can_id: u32,
+        interval: (u32, u32),
+        mask: Option<SendFrame>,
+        bcm: &mut dyn CyclicSink,
+    ) {
+        let probe = SendFrame {
+            can_id,
+            dlc: 0,
+            data: [0; 8],
+            given: 0,
+        };
+        if let Some(p) = frame_problem(mask.as_ref().unwrap_or(&probe)) {
+            return self.reply_error(p);
+        }
+        if !self.cfg.filters.admits(can_id) {
+            return self.reply_error("ID hidden by --filter");
+        }
+        let known = self.subs.contains(&can_id);
+        if !known && self.subs.is_full() {
+            return self.reply_error("too many subscriptions");
+        }
+        let mask = mask.map(|f| host_frame(&f));
+        let mask = mask.as_ref().map(|f| &f[..]);
+        if bcm.rx_setup(can_id, duration(interval), mask).is_err() {
+            return self.reply_error("subscription refused");
+        }
+        if !known {
+            // Cannot fail: checked not full above.
+            let _ = self.subs.push(can_id);
+        }
+    }
+
+    /// `< unsubscribe ID >`: ends the receive job for the ID.
+    fn unsubscribe(&mut self, can_id: u32, bcm: &mut dyn CyclicSink) {
+        let Some(at) = self.subs.iter().position(|&id| id == can_id) else {
+            return self.reply_error("no such subscription");
+        };
+        self.subs.swap_remove(at);
+        if bcm.rx_delete(can_id).is_err() {
+            self.reply_error("unsubscribe refused");
+        }
+    }
+
+    /// Leaving BCM mode ends its receive jobs, as socketcand's closing of
+    /// its BCM socket does; RAW mode forwards every frame anyway.
+    fn end_subscriptions(&mut self, bcm: &mut dyn CyclicSink) {
+        for &id in &self.subs {
+            // Nothing to tell the client: the job is gone either way.
+            let _ = bcm.rx_delete(id);
+        }
+        self.subs.clear();
     }
 
     /// Checks a `< send >` against the bus's rules and writes it.
@@ -360,6 +419,25 @@ impl ScdSession {
         }
     }
 
+    /// Takes one frame (host layout, classic) the kernel's BCM passed back
+    /// for a `filter` or `subscribe`, received at `stamp`: a line in BCM
+    /// mode; one still queued when the client left BCM mode is dropped.
+    /// Returns false if it did not fit.
+    pub fn queue_subscribed(&mut self, frame: &[u8], stamp: Stamp) -> bool {
+        if self.mode != Mode::Bcm {
+            return true;
+        }
+        let mut line = [0u8; MAX_FRAME_LINE];
+        let Out::Line(n) = write_frame(frame, stamp, false, &mut line) else {
+            return true;
+        };
+        let ok = self.tx.push(&line[..n]);
+        if ok {
+            self.counters.to_tcp += 1;
+        }
+        ok
+    }
+
     /// Bytes waiting to be sent.
     pub fn tx_pending(&self) -> &[u8] {
         self.tx.data()
@@ -386,6 +464,40 @@ impl ScdSession {
     }
 }
 
+/// What is wrong with a frame (or a filter's ID and mask) for the bus.
+fn frame_problem(f: &SendFrame) -> Option<&'static str> {
+    let rtr = f.can_id & libc::CAN_RTR_FLAG != 0;
+    let id = f.can_id & libc::CAN_EFF_MASK;
+    let extended = f.can_id & libc::CAN_EFF_FLAG != 0;
+    if f.dlc > 8 {
+        Some("DLC above 8")
+    } else if !rtr && f.given != usize::from(f.dlc) {
+        Some("data bytes differ from DLC")
+    } else if rtr && f.given != 0 {
+        Some("data bytes in a remote request")
+    } else if !extended && id > libc::CAN_SFF_MASK {
+        Some("standard ID above 7FF")
+    } else {
+        None
+    }
+}
+
+/// A checked frame in host layout.
+fn host_frame(f: &SendFrame) -> [u8; libc::CAN_MTU] {
+    let mut frame = [0u8; libc::CAN_MTU];
+    frame[..4].copy_from_slice(&f.can_id.to_ne_bytes());
+    frame[4] = f.dlc;
+    if f.can_id & libc::CAN_RTR_FLAG == 0 {
+        frame[8..8 + usize::from(f.dlc)].copy_from_slice(&f.data[..usize::from(f.dlc)]);
+    }
+    frame
+}
+
+/// A protocol interval, seconds and microseconds.
+fn duration((secs, usecs): (u32, u32)) -> Duration {
+    Duration::from_secs(u64::from(secs)) + Duration::from_micros(u64::from(usecs))
+}
+
 /// What a command did.
 enum Step {
     Done,
@@ -406,6 +518,10 @@ enum Owned {
     Delete(u32),
     ControlMode,
     Statistics(u32),
+    Filter((u32, u32), SendFrame),
+    Subscribe((u32, u32), u32),
+    Unsubscribe(u32),
+    Surplus,
     Unsupported,
     Unknown,
 }
@@ -431,6 +547,10 @@ impl From<Command<'_>> for Owned {
             Command::Delete(id) => Owned::Delete(id),
             Command::ControlMode => Owned::ControlMode,
             Command::Statistics(ms) => Owned::Statistics(ms),
+            Command::Filter { interval, frame } => Owned::Filter(interval, frame),
+            Command::Subscribe { interval, can_id } => Owned::Subscribe(interval, can_id),
+            Command::Unsubscribe(id) => Owned::Unsubscribe(id),
+            Command::Surplus(_) => Owned::Surplus,
             Command::Unsupported(_) => Owned::Unsupported,
             Command::Unknown(_) => Owned::Unknown,
         }
@@ -457,11 +577,15 @@ mod tests {
         }
     }
 
-    /// Records cyclic jobs as (frame, interval) and deletions.
+    /// Records cyclic jobs as (frame, interval) and deletions, and receive
+    /// jobs as (ID, throttle, mask) and their deletions.
     #[derive(Default)]
     struct Jobs {
         setups: Vec<(Vec<u8>, Option<Duration>)>,
         deleted: Vec<u32>,
+        rx: Vec<(u32, Duration, Option<Vec<u8>>)>,
+        rx_deleted: Vec<u32>,
+        refuse_rx: bool,
     }
 
     impl CyclicSink for Jobs {
@@ -482,6 +606,24 @@ mod tests {
                 Err(std::io::Error::from_raw_os_error(libc::EINVAL))
             }
         }
+
+        fn rx_setup(
+            &mut self,
+            can_id: u32,
+            throttle: Duration,
+            mask: Option<&[u8]>,
+        ) -> std::io::Result<()> {
+            if self.refuse_rx {
+                return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+            }
+            self.rx.push((can_id, throttle, mask.map(<[u8]>::to_vec)));
+            Ok(())
+        }
+
+        fn rx_delete(&mut self, can_id: u32) -> std::io::Result<()> {
+            self.rx_deleted.push(can_id);
+            Ok(())
+        }
     }
 
     fn bus() -> Bus {
@@ -496,6 +638,7 @@ mod tests {
             read_only: false,
             error_frames: false,
             tx_timeout: Duration::from_millis(100),
+            filters: Filters::All,
         }
     }
 
@@ -644,7 +787,7 @@ mod tests {
         let (mut s, mut b) = opened_raw();
         let out = talk(&mut s, "< frobnicate 1 >", &mut b).unwrap();
         assert_eq!(out, "< error unknown command >");
-        let out = talk(&mut s, "< subscribe 0 0 123 >", &mut b).unwrap();
+        let out = talk(&mut s, "< isotpmode >", &mut b).unwrap();
         assert_eq!(out, "< error command not supported >");
         assert_eq!(talk(&mut s, "< echo >", &mut b).unwrap(), "< echo >");
     }
@@ -741,6 +884,164 @@ mod tests {
         assert_eq!(out, "< error not in control mode >");
         talk(&mut s, "< statistics 0 >", &mut b).unwrap();
         assert_eq!(s.next_deadline(), None);
+    }
+
+    /// A session with `cfg`, opened, in BCM mode, greeting taken.
+    fn opened_bcm(cfg: ScdConfig) -> (ScdSession, Bus, Jobs) {
+        let mut s = ScdSession::new("192.0.2.1:5000".parse().unwrap(), cfg);
+        let mut b = bus();
+        let mut jobs = Jobs::default();
+        talk_jobs(&mut s, "< open vcan0 >", &mut b, &mut jobs).unwrap();
+        take(&mut s);
+        (s, b, jobs)
+    }
+
+    #[test]
+    fn subscribe_asks_the_bcm_for_every_frame_of_the_id_and_says_nothing() {
+        let (mut s, mut b, mut jobs) = opened_bcm(cfg());
+        let out = talk_jobs(&mut s, "< subscribe 0 0 123 >", &mut b, &mut jobs).unwrap();
+        assert_eq!(out, "", "socketcand answers nothing to a subscription");
+        talk_jobs(&mut s, "< subscribe 1 500000 1AAAAAAA >", &mut b, &mut jobs).unwrap();
+        let ext = 0x1AAA_AAAA | libc::CAN_EFF_FLAG;
+        assert_eq!(
+            jobs.rx,
+            [
+                (0x123, Duration::ZERO, None),
+                (ext, Duration::from_millis(1500), None)
+            ]
+        );
+        assert!(s.has_subscriptions());
+    }
+
+    #[test]
+    fn filter_hands_the_bcm_its_mask_and_throttle() {
+        let (mut s, mut b, mut jobs) = opened_bcm(cfg());
+        let out = talk_jobs(&mut s, "< filter 0 100000 123 2 FF 0F >", &mut b, &mut jobs);
+        assert_eq!(out.unwrap(), "");
+        let mask = frame(0x123, &[0xFF, 0x0F]).to_vec();
+        assert_eq!(jobs.rx, [(0x123, Duration::from_millis(100), Some(mask))]);
+        let out = talk_jobs(&mut s, "< filter 0 0 123 2 FF >", &mut b, &mut jobs);
+        assert_eq!(out.unwrap(), "< error data bytes differ from DLC >");
+        let out = talk_jobs(&mut s, "< subscribe 0 0 800 >", &mut b, &mut jobs);
+        assert_eq!(out.unwrap(), "< error standard ID above 7FF >");
+        assert_eq!(jobs.rx.len(), 1, "a bad filter reaches no kernel");
+        assert_eq!(s.counters.drop_invalid, 0, "no frame was dropped");
+    }
+
+    #[test]
+    fn subscribed_frames_become_lines_with_the_kernels_stamp() {
+        let (mut s, mut b, mut jobs) = opened_bcm(cfg());
+        talk_jobs(&mut s, "< subscribe 0 0 123 >", &mut b, &mut jobs).unwrap();
+        let t = Stamp { sec: 7, usec: 8 };
+        assert!(s.queue_subscribed(&frame(0x123, &[0xAB, 0xCD]), t));
+        assert_eq!(take(&mut s), "< frame 123 7.000008 ABCD >");
+        assert_eq!(s.counters.to_tcp, 1);
+    }
+
+    #[test]
+    fn unsubscribe_ends_the_job_and_an_unknown_id_is_an_error() {
+        let (mut s, mut b, mut jobs) = opened_bcm(cfg());
+        talk_jobs(&mut s, "< subscribe 0 0 123 >", &mut b, &mut jobs).unwrap();
+        let out = talk_jobs(&mut s, "< unsubscribe 123 >", &mut b, &mut jobs);
+        assert_eq!(out.unwrap(), "");
+        assert_eq!(jobs.rx_deleted, [0x123]);
+        assert!(!s.has_subscriptions());
+        let out = talk_jobs(&mut s, "< unsubscribe 123 >", &mut b, &mut jobs);
+        assert_eq!(out.unwrap(), "< error no such subscription >");
+        assert_eq!(jobs.rx_deleted, [0x123], "nothing asked of the kernel");
+    }
+
+    #[test]
+    fn subscriptions_beyond_the_limit_are_refused_and_the_connection_stays() {
+        let (mut s, mut b, mut jobs) = opened_bcm(cfg());
+        for id in 0..SCD_MAX_SUBSCRIPTIONS {
+            let line = format!("< subscribe 0 0 {id:03X} >");
+            assert_eq!(talk_jobs(&mut s, &line, &mut b, &mut jobs).unwrap(), "");
+        }
+        let out = talk_jobs(&mut s, "< subscribe 0 0 7FF >", &mut b, &mut jobs);
+        assert_eq!(out.unwrap(), "< error too many subscriptions >");
+        let out = talk_jobs(&mut s, "< filter 1 0 000 1 FF >", &mut b, &mut jobs);
+        assert_eq!(out.unwrap(), "", "a held ID may be set up again");
+        assert_eq!(jobs.rx.len(), SCD_MAX_SUBSCRIPTIONS + 1);
+        talk_jobs(&mut s, "< unsubscribe 005 >", &mut b, &mut jobs).unwrap();
+        let out = talk_jobs(&mut s, "< subscribe 0 0 7FF >", &mut b, &mut jobs);
+        assert_eq!(out.unwrap(), "", "a freed place is taken again");
+    }
+
+    #[test]
+    fn a_subscription_cannot_reach_an_id_the_filter_hides() {
+        let mut list = heapless::Vec::new();
+        let only = libc::can_filter {
+            can_id: 0x100,
+            can_mask: 0x700,
+        };
+        list.push(only).unwrap();
+        let (mut s, mut b, mut jobs) = opened_bcm(ScdConfig {
+            filters: Filters::List(list),
+            ..cfg()
+        });
+        let out = talk_jobs(&mut s, "< subscribe 0 0 200 >", &mut b, &mut jobs);
+        assert_eq!(out.unwrap(), "< error ID hidden by --filter >");
+        let out = talk_jobs(&mut s, "< filter 0 0 1AB 1 FF >", &mut b, &mut jobs);
+        assert_eq!(out.unwrap(), "");
+        assert_eq!(jobs.rx.len(), 1);
+    }
+
+    #[test]
+    fn read_only_allows_subscriptions_they_only_read() {
+        let (mut s, mut b, mut jobs) = opened_bcm(ScdConfig {
+            read_only: true,
+            ..cfg()
+        });
+        let out = talk_jobs(&mut s, "< subscribe 0 0 123 >", &mut b, &mut jobs);
+        assert_eq!(out.unwrap(), "");
+        assert_eq!(jobs.rx.len(), 1);
+    }
+
+    #[test]
+    fn subscriptions_belong_to_bcm_mode_and_end_when_it_is_left() {
+        let (mut s, mut b, mut jobs) = opened_bcm(cfg());
+        talk_jobs(
+            &mut s,
+            "< subscribe 0 0 123 >< filter 0 0 456 0 >",
+            &mut b,
+            &mut jobs,
+        )
+        .unwrap();
+        assert_eq!(
+            talk_jobs(&mut s, "< rawmode >", &mut b, &mut jobs).unwrap(),
+            "< ok >"
+        );
+        assert_eq!(jobs.rx_deleted, [0x123, 0x456]);
+        assert!(!s.has_subscriptions());
+        let late = frame(0x123, &[1]);
+        assert!(s.queue_subscribed(&late, Stamp::default()));
+        assert_eq!(
+            take(&mut s),
+            "",
+            "a frame queued before the switch is dropped"
+        );
+        let out = talk_jobs(&mut s, "< subscribe 0 0 123 >", &mut b, &mut jobs);
+        assert_eq!(out.unwrap(), "< error subscriptions only in BCM mode >");
+        talk_jobs(&mut s, "< bcmmode >", &mut b, &mut jobs).unwrap();
+        talk_jobs(&mut s, "< subscribe 0 0 123 >", &mut b, &mut jobs).unwrap();
+        talk_jobs(&mut s, "< controlmode >", &mut b, &mut jobs).unwrap();
+        assert_eq!(jobs.rx_deleted, [0x123, 0x456, 0x123]);
+    }
+
+    #[test]
+    fn a_field_too_many_or_a_refusal_is_answered_and_the_connection_stays() {
+        let (mut s, mut b, mut jobs) = opened_bcm(cfg());
+        let out = talk_jobs(&mut s, "< subscribe 0 0 123 4 >", &mut b, &mut jobs);
+        assert_eq!(out.unwrap(), "< error too many fields >");
+        jobs.refuse_rx = true;
+        let out = talk_jobs(&mut s, "< subscribe 0 0 123 >", &mut b, &mut jobs);
+        assert_eq!(out.unwrap(), "< error subscription refused >");
+        assert!(!s.has_subscriptions(), "a refused job is not held");
+        assert_eq!(
+            talk_jobs(&mut s, "< echo >", &mut b, &mut jobs).unwrap(),
+            "< echo >"
+        );
     }
 
     #[test]

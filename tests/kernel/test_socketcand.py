@@ -1,8 +1,16 @@
 """socketcand's protocol beside protocol v1 (--socketcand), proven with python-can itself.
 
 python-can's interface="socketcand" is the client users run; a scripted client
-(Scd below) covers what python-can cannot say: remote requests, bad input,
-the exact lines. Frames are compared byte for byte on the raw bus.
+(Scd below) covers what python-can cannot say: remote requests, BCM cyclic
+sends, filters and subscriptions, bad input, the exact lines. Frames are
+compared byte for byte on the raw bus.
+
+socketcand's own client, socketcandcl, is not used: it is packaged neither
+by Debian (bookworm and bookworm-backports: `apt-cache search socketcand`
+finds nothing, `apt-cache policy socketcand` knows no such package) nor on
+PyPI (`pip index versions socketcandcl`, and `socketcand`: no matching
+distribution), checked 2026-11-29; CI does not build it from source. The
+scripted client stands in for it.
 """
 
 import signal
@@ -193,13 +201,19 @@ BAD = [
     ("< send 12G 1 00 >", "< error malformed CAN ID >", False),
     ("< send 123 9 1 2 3 4 5 6 7 8 9 >", "< error DLC above 8 >", True),
     ("< frobnicate >", "< error unknown command >", True),
-    ("< subscribe 0 0 123 >", "< error command not supported >", True),
+    ("< muxfilter 0 0 123 2 FF 00 00 00 00 00 00 00 33 FF FF FF FF FF FF FF >", "< error command not supported >", True),
+    ("< subscribe 0 0 12G >", "< error malformed CAN ID >", False),
+    ("< subscribe 0 0 123 4 >", "< error too many fields >", True),
     ("\x00\x01\x02\xff", None, False),
     ("< send " + " " * 400, None, False),
 ]
 
 
-@pytest.mark.parametrize("text,reply,stays", BAD, ids=["bad-id", "dlc9", "unknown", "unsupported", "binary", "too-long"])
+@pytest.mark.parametrize(
+    "text,reply,stays",
+    BAD,
+    ids=["bad-id", "dlc9", "unknown", "unsupported", "subscribe-bad-id", "subscribe-extra", "binary", "too-long"],
+)
 def test_bad_input_gets_its_outcome_and_another_client_keeps_working(daemons, vcan, port, text, reply, stays):
     canif = vcan()
     d, scd = serve(daemons, canif, port)
@@ -364,3 +378,138 @@ def test_control_mode_reports_the_interface_statistics_at_the_interval(daemons, 
         pass
     assert c.line(0.5) is None, "statistics still sent after < statistics 0 >"
     c.close()
+
+
+def subscribed(scd, canif, *commands):
+    """A scripted client in BCM mode whose commands the server has carried out.
+
+    Receive commands have no answer: the < echo > after them comes back once
+    the ones before it are done, so frames sent then are seen by the kernel's BCM.
+    """
+    c = Scd(scd).opened(canif, raw=False)
+    c.send("".join(commands) + "< echo >")
+    assert c.line() == "< echo >"
+    return c
+
+
+def frame_line(line):
+    """(id text, kernel time, data hex) of a '< frame ID SEC.USEC DATA >' line."""
+    words = line.split()
+    assert words[:2] == ["<", "frame"] and words[-1] == ">", line
+    return words[2], float(words[3]), "".join(words[4:-1])
+
+
+def lines_until_quiet(c, quiet=0.5):
+    got = []
+    while (line := c.line(quiet)) is not None:
+        got.append(line)
+    return got
+
+
+def test_subscribe_passes_every_frame_of_its_ids_to_its_client_only(daemons, vcan, port):
+    canif = vcan()
+    _, scd = serve(daemons, canif, port)
+    c = subscribed(scd, canif, "< subscribe 0 0 123 >", "< subscribe 0 0 1AAAAAAA >")
+    bystander = Scd(scd).opened(canif, raw=False)
+    with Bus(canif) as bus:
+        before = time.time()
+        bus.send_all([classic(0x124, b"\x01"), classic(0x123, b"\x0a\x0b"), classic(0x123, b"\x0a\x0b")])
+        bus.send(classic(0x1AAAAAAA | CAN_EFF_FLAG, payload(8, 3)))
+        bus.send(classic(0x0AA, b"\x02"))
+        got = [frame_line(line) for line in lines_until_quiet(c)]
+    assert [(i, d) for i, _, d in got] == [
+        ("123", "0A0B"),
+        ("123", "0A0B"),
+        ("1AAAAAAA", payload(8, 3).hex().upper()),
+    ], "every frame of a subscribed ID, unchanged ones too, and nothing else"
+    for _, stamp, _ in got:
+        assert before - 1 <= stamp <= time.time() + 1, "the kernel's receive time: %f" % stamp
+    assert bystander.line(0.3) is None, "a subscription's frames went to another client"
+    c.close()
+    bystander.close()
+
+
+def test_filter_passes_only_changes_under_its_mask(daemons, vcan, port):
+    canif = vcan()
+    _, scd = serve(daemons, canif, port)
+    c = subscribed(scd, canif, "< filter 0 0 123 2 F0 FF >")
+    with Bus(canif) as bus:
+        bus.send_all(
+            [
+                classic(0x123, b"\x10\x01"),  # first: passed
+                classic(0x123, b"\x10\x01"),  # the same: not repeated
+                classic(0x123, b"\x1F\x01"),  # changed outside the mask: not passed
+                classic(0x123, b"\x20\x01"),  # changed under the mask: passed
+                classic(0x124, b"\x30\x01"),  # another ID: not passed
+            ]
+        )
+        got = [frame_line(line)[2] for line in lines_until_quiet(c)]
+    assert got == ["1001", "2001"]
+    c.close()
+
+
+def test_a_throttled_subscription_passes_at_most_one_frame_per_interval_and_the_last(daemons, vcan, port):
+    canif = vcan()
+    _, scd = serve(daemons, canif, port)
+    c = subscribed(scd, canif, "< subscribe 0 200000 123 >")
+    with Bus(canif) as bus:
+        start = time.monotonic()
+        n = 0
+        while time.monotonic() - start < 1.0:
+            bus.send(classic(0x123, n.to_bytes(2, "big")))
+            n += 1
+            time.sleep(0.01)
+        got = [frame_line(line) for line in lines_until_quiet(c)]
+    assert n >= 30, "only %d frames sent in 1 s" % n
+    # 1 s at one per 200 ms: the first at once, then about 5; margin for a loaded UML.
+    assert 3 <= len(got) <= 8, "%d of %d frames passed at 200 ms" % (len(got), n)
+    assert got[0][2] == "0000", "the first frame passes at once"
+    assert got[-1][2] == (n - 1).to_bytes(2, "big").hex().upper(), "the throttle holds back the latest frame, not the first"
+    c.close()
+
+
+def test_unsubscribe_stops_the_frames_and_the_connection_stays(daemons, vcan, port):
+    canif = vcan()
+    _, scd = serve(daemons, canif, port)
+    c = subscribed(scd, canif, "< subscribe 0 0 123 >", "< filter 0 0 456 1 FF >")
+    with Bus(canif) as bus:
+        bus.send(classic(0x123, b"\x01"))
+        assert frame_line(c.line())[0] == "123"
+        c.send("< unsubscribe 123 >< echo >")
+        assert c.line() == "< echo >"
+        bus.send_all([classic(0x123, b"\x02"), classic(0x456, b"\x03")])
+        assert [frame_line(line)[0] for line in lines_until_quiet(c)] == ["456"]
+        assert c.ask("< unsubscribe 123 >") == "< error no such subscription >"
+        # RAW mode forwards everything, and leaving BCM mode ends its jobs.
+        assert c.ask("< rawmode >") == "< ok >"
+        assert c.ask("< bcmmode >") == "< ok >"
+        bus.send(classic(0x456, b"\x04"))
+        assert c.line(0.5) is None, "a subscription outlived BCM mode"
+    c.close()
+
+
+def test_subscriptions_are_bounded_per_client_and_the_connection_stays(daemons, vcan, port):
+    canif = vcan()
+    _, scd = serve(daemons, canif, port)
+    limit = 64  # limits::SCD_MAX_SUBSCRIPTIONS
+    c = subscribed(scd, canif, *("< subscribe 0 0 %03X >" % i for i in range(limit)))
+    assert c.ask("< subscribe 0 0 7FF >") == "< error too many subscriptions >"
+    with Bus(canif) as bus:
+        bus.send_all([classic(limit - 1, b"\x01"), classic(0x7FF, b"\x02")])
+        assert [frame_line(line)[0] for line in lines_until_quiet(c)] == ["%03X" % (limit - 1)]
+    assert c.ask("< echo >") == "< echo >"
+    c.close()
+
+
+def test_read_only_allows_subscriptions_and_filter_hides_what_it_hides(daemons, vcan, port):
+    canif = vcan()
+    _, scd = serve(daemons, canif, port, "--read-only", "--filter", "100:700")
+    c = subscribed(scd, canif, "< subscribe 0 0 123 >")
+    assert c.ask("< subscribe 0 0 223 >") == "< error ID hidden by --filter >"
+    with Bus(canif) as bus:
+        bus.send_all([classic(0x223, b"\x01"), classic(0x123, b"\x02")])
+        assert [frame_line(line)[:3:2] for line in lines_until_quiet(c)] == [("123", "02")]
+        c.send("< send 123 1 05 >")
+        assert not bus.quiet(), "--read-only let a send through"
+    c.close()
+
