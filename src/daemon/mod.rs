@@ -5,11 +5,13 @@
 //!
 //! The rooms: [`signals`], [`server`] (accept, `--allow`, capacity),
 //! [`client`] (dial, retry, back-off), [`conn`] (a connection and the table
-//! of them), [`scd_conn`] (a socketcand connection), [`beacon`]
+//! of them), [`scd_conn`] (a socketcand connection), [`bus_side`] (the
+//! CAN socket of either), [`beacon`]
 //! (`--beacon`), [`monitor`] (bus state), [`port`] (a CAN port that may
 //! vanish), [`poll_table`] and [`time`].
 
 pub mod beacon;
+pub mod bus_side;
 pub mod client;
 pub mod conn;
 pub mod monitor;
