@@ -1,15 +1,19 @@
 //! How does a connection read its bus? The one CAN socket of a connection,
 //! of either protocol: read frames while its peer has room for them, say why
-//! a read failed, count what the kernel dropped. A [`BusSide`] does the
-//! reading; the session it reads for is an [`Outbox`].
+//! a read failed, count what the kernel dropped, and under load leave the
+//! socket unread for a moment so the next read takes many frames
+//! ([`Coalesce`], timed by the kernel's receive stamps: no clock read). A
+//! [`BusSide`] does the reading; the session it reads for is an [`Outbox`].
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::poll_table::{PollTable, Slot};
 use super::port::PortSlot;
 use super::time::Now;
 use crate::can::ReadError;
+use crate::coalesce::Coalesce;
 use crate::counters::{Counters, RateLimit};
 use crate::limits::READS_PER_WAKEUP;
 use crate::sys::CanBatch;
@@ -26,20 +30,46 @@ pub trait Outbox {
     fn counters(&mut self) -> &mut Counters;
 }
 
-/// A connection's CAN socket (which may vanish) and its drop warnings.
+/// A connection's CAN socket (which may vanish), its drop warnings and its
+/// coalescing.
 pub struct BusSide {
     /// The socket, or when to look for the interface again.
     pub can: PortSlot,
     overflow_warn: RateLimit,
+    coalesce: Coalesce,
 }
 
 impl BusSide {
-    /// A side on `can`.
-    pub fn new(can: PortSlot) -> BusSide {
-        BusSide {
+    /// A side on `can`, coalescing reads within `budget` (zero: never).
+    pub fn new(can: PortSlot, budget: Duration) -> BusSide {
+        let side = BusSide {
             can,
             overflow_warn: RateLimit::default(),
+            coalesce: Coalesce::new(budget),
+        };
+        side.stamp_frames();
+        side
+    }
+
+    /// Coalescing is timed by receive stamps: asks for them (again, after a
+    /// reopen). Without them a side is simply never left unread.
+    pub fn stamp_frames(&self) {
+        if let (true, Some(p)) = (self.coalesce.is_on(), self.can.port()) {
+            let _ = p.enable_timestamps();
         }
+    }
+
+    /// Adds the socket, as `slot`, waited on for `events` unless a
+    /// coalescing wait leaves it unread this turn.
+    pub fn register(&self, mut events: i16, slot: Slot, table: &mut PollTable) {
+        let Some(p) = self.can.port() else {
+            return;
+        };
+        if let Some(wait) = self.coalesce.take_hold() {
+            events &= !libc::POLLIN;
+            table.hold(wait);
+        }
+        table.push(p.fd(), events, slot);
     }
 
     /// The CAN socket is ready: reads frames into `out` while it has room.
@@ -64,6 +94,7 @@ impl BusSide {
         if revents & libc::POLLIN == 0 {
             return;
         }
+        let (mut frames, mut last) = (0, (0, 0));
         for _ in 0..READS_PER_WAKEUP {
             let Some(port) = self.can.port_mut() else {
                 break;
@@ -82,6 +113,8 @@ impl BusSide {
                     for i in 0..n {
                         out.queue(&batch.frames[i][..batch.lens[i]], batch.stamps[i]);
                     }
+                    frames += n;
+                    last = batch.stamps[n.saturating_sub(1)];
                     if n < room {
                         break;
                     }
@@ -93,6 +126,9 @@ impl BusSide {
                 }
             }
         }
+        // A zero stamp is a socket without SO_TIMESTAMP: not measured.
+        let at = (last != (0, 0)).then(|| Duration::new(last.0 as u64, last.1 * 1000));
+        self.coalesce.after_wake(frames, at);
     }
 
     fn read_error(&mut self, e: ReadError, peer: SocketAddr, now: &Now, canif: &str) {

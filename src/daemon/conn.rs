@@ -16,6 +16,7 @@ use super::time::Now;
 use crate::can::{CanPort, NoBus};
 use crate::cli::Config;
 use crate::close::Close;
+use crate::coalesce::Coalesce;
 use crate::counters::Counters;
 use crate::device::CanSink;
 use crate::limits::READS_PER_WAKEUP;
@@ -110,6 +111,9 @@ pub struct Conn {
     hung_up: bool,
     bus: BusSide,
     session: Session,
+    /// Coalescing of TCP reads, timed by the loop's clock from `opened`.
+    tcp_coalesce: Coalesce,
+    opened: Instant,
 }
 
 impl Outbox for Session {
@@ -140,8 +144,10 @@ impl Conn {
         Conn {
             tcp,
             hung_up: false,
-            bus: BusSide::new(can),
+            bus: BusSide::new(can, cfg.latency_budget),
             session: Session::new(peer, role, cfg.session, now.get()),
+            tcp_coalesce: Coalesce::new(cfg.latency_budget),
+            opened: now.get(),
         }
     }
 
@@ -157,6 +163,10 @@ impl Conn {
         if s.wants_tcp_read() {
             ev |= libc::POLLIN;
         }
+        if let Some(wait) = self.tcp_coalesce.take_hold() {
+            ev &= !libc::POLLIN;
+            table.hold(wait);
+        }
         if !s.tx_pending().is_empty() {
             ev |= libc::POLLOUT;
         }
@@ -167,18 +177,16 @@ impl Conn {
             self.tcp.as_raw_fd()
         };
         table.push(fd, ev, Slot::Tcp(i));
-        if let Some(p) = self.bus.can.port() {
-            let mut ev = 0;
-            // Capacity is back-pressure: a full TX buffer stops CAN reads
-            // and the kernel queue (with its overflow counter) takes over.
-            if s.tx_has_room() {
-                ev |= libc::POLLIN;
-            }
-            if s.parked() == Some(Wake::CanWritable) {
-                ev |= libc::POLLOUT;
-            }
-            table.push(p.fd(), ev, Slot::Can(i));
+        let mut ev = 0;
+        // Capacity is back-pressure: a full TX buffer stops CAN reads
+        // and the kernel queue (with its overflow counter) takes over.
+        if s.tx_has_room() {
+            ev |= libc::POLLIN;
         }
+        if s.parked() == Some(Wake::CanWritable) {
+            ev |= libc::POLLOUT;
+        }
+        self.bus.register(ev, Slot::Can(i), table);
     }
 
     /// True if `fd`, polled for `slot`, is still this connection's.
@@ -231,6 +239,20 @@ impl Conn {
             let e = e.unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionReset));
             return Err(e.into());
         }
+        let before = self.session.counters.to_can;
+        self.read_tcp(revents, now, canif)?;
+        if self.tcp_coalesce.is_on() {
+            // The frames this wake-up put on the bus. Only coalescing reads
+            // the clock here (on a virtual interface desk pacing has read it).
+            let frames = (self.session.counters.to_can - before) as usize;
+            let at = now.get().saturating_duration_since(self.opened);
+            self.tcp_coalesce.after_wake(frames, Some(at));
+        }
+        self.flush(canif)
+    }
+
+    /// Reads what the peer sent, a few reads at most, and delivers it.
+    fn read_tcp(&mut self, revents: i16, now: &Now, canif: &str) -> Result<(), Close> {
         for _ in 0..READS_PER_WAKEUP {
             let spare = self.session.rx_spare();
             if spare.is_empty() {
@@ -257,7 +279,7 @@ impl Conn {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.flush(canif)
+        Ok(())
     }
 
     /// Hands buffered TCP input to the bus (and answers negotiation).

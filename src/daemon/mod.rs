@@ -23,7 +23,7 @@ pub mod signals;
 pub mod time;
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
@@ -122,10 +122,10 @@ impl Daemon {
         // Set up without error: now the queue the bus socket got may be said.
         crate::can::log_receive_queue(&self.cfg.canif);
         loop {
+            self.build_poll_table();
             let timeout = self
                 .next_deadline()
-                .map_or(-1, |t| ms_until(Instant::now(), t));
-            self.build_poll_table();
+                .map(|t| Duration::from_millis(ms_until(Instant::now(), t) as u64));
             self.table
                 .poll(timeout)
                 .map_err(|e| Error::Io("poll failed", e))?;

@@ -80,7 +80,7 @@ impl ScdConn {
         log::info!("{peer}: speaks socketcand");
         ScdConn {
             tcp,
-            bus: BusSide::new(can),
+            bus: BusSide::new(can, cfg.latency_budget),
             session: ScdSession::new(peer, scd_config(cfg)),
             bcm: BcmPort::new(&cfg.canif),
         }
@@ -102,10 +102,8 @@ impl ScdConn {
             ev |= libc::POLLOUT;
         }
         table.push(self.tcp.as_raw_fd(), ev, Slot::ScdTcp(i));
-        if let Some(p) = self.bus.can.port() {
-            let ev = if s.tx_has_room() { libc::POLLIN } else { 0 };
-            table.push(p.fd(), ev, Slot::ScdCan(i));
-        }
+        let ev = if s.tx_has_room() { libc::POLLIN } else { 0 };
+        self.bus.register(ev, Slot::ScdCan(i), table);
     }
 
     /// True if `fd`, polled for `slot`, is still this connection's.
