@@ -17,7 +17,7 @@ import pytest
 from conftest import Bus, Peer, classic, wait_peer_path, wait_tunnel
 
 RATE = 5000  # frames/s: above the 2,000/s where coalescing starts (limits::COALESCE_RATE)
-FRAMES = 2500  # half a second of it
+FRAMES = 4000  # 0.8 s of it
 STREAM_ID = 0x3C0
 SO_RCVBUFFORCE = 33  # not in Python's socket module
 
@@ -57,7 +57,7 @@ def paced(send, frames, rate):
 def big_queue(bus):
     """Room for a whole stream, read after it: a reader thread would take CPU
     from the daemons and lose frames of its own."""
-    bus.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20)
+    bus.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
     return bus
 
 
@@ -107,9 +107,21 @@ def test_a_5kfps_stream_arrives_whole_with_fewer_wakeups_per_frame_than_without_
     daemons, vcan, port, direction
 ):
     off = server_wakeups_per_frame(daemons, vcan, port, "0", direction)
-    on = server_wakeups_per_frame(daemons, vcan, port, None, direction)  # the default budget
-    print("%s wake-ups per frame at %d frames/s: budget 0: %.3f, default: %.3f" % (direction, RATE, off, on))
-    assert on < 0.6 * off, "%s: %.3f wake-ups per frame with the default budget, %.3f without" % (direction, on, off)
+    default = server_wakeups_per_frame(daemons, vcan, port, None, direction)
+    five = server_wakeups_per_frame(daemons, vcan, port, "5", direction)
+    print(
+        "%s wake-ups per frame at %d frames/s: budget 0: %.3f, default (1 ms): %.3f, 5 ms: %.3f"
+        % (direction, RATE, off, default, five)
+    )
+    # Without a budget UML's coarse sleeps already clump this stream in a few
+    # frames per wake-up, and how many varies from run to run by a fifth:
+    # the default's 1 ms (about five frames) stands out by less than 5 ms's.
+    assert default < 0.8 * off, "%s: %.3f wake-ups per frame with the default budget, %.3f without" % (
+        direction,
+        default,
+        off,
+    )
+    assert five < 0.4 * off, "%s: %.3f wake-ups per frame with a 5 ms budget, %.3f without" % (direction, five, off)
 
 
 def test_an_isolated_frame_is_not_delayed_by_a_large_budget(daemons, vcan, port):
