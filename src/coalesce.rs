@@ -45,16 +45,15 @@ impl Coalesce {
         self.budget_us > 0
     }
 
-    /// A wake-up took `frames` frames, the last of them received at `at`
-    /// (on any steady clock; `None` if unknown, which is not measured).
-    /// Decides whether the next poll leaves this side unread, and for how
-    /// long: the budget, or less if a batch fills sooner.
-    pub fn after_wake(&mut self, frames: usize, at: Option<Duration>) -> Option<Duration> {
+    /// A wake-up took `frames` frames, the last of them received at `at_us`
+    /// microseconds (on any steady clock; `None` if unknown, which is not
+    /// measured). Decides whether the next poll leaves this side unread, and
+    /// for how long: the budget, or less if a batch fills sooner.
+    pub fn after_wake(&mut self, frames: usize, at_us: Option<u64>) -> Option<Duration> {
         self.hold.set(None);
-        let (true, Some(at)) = (self.is_on() && frames > 0, at) else {
+        let (true, Some(at_us)) = (self.is_on() && frames > 0, at_us) else {
             return None;
         };
-        let at_us = at.as_micros() as u64;
         let since = at_us.saturating_sub(self.last_us.replace(at_us)?);
         let sample = (since / frames as u64).min(MAX_SAMPLE_US);
         let gap = self.gap_us.map_or(sample, |g| (3 * g + sample) / 4);
@@ -80,8 +79,8 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
-    fn us(n: u64) -> Option<Duration> {
-        Some(Duration::from_micros(n))
+    fn us(n: u64) -> Option<u64> {
+        Some(n)
     }
 
     /// Feeds one frame per wake-up every `gap_us`, `n` times; the last answer.

@@ -127,8 +127,8 @@ impl BusSide {
             }
         }
         // A zero stamp is a socket without SO_TIMESTAMP: not measured.
-        let at = (last != (0, 0)).then(|| Duration::new(last.0 as u64, last.1 * 1000));
-        self.coalesce.after_wake(frames, at);
+        let at_us = (last != (0, 0)).then(|| last.0 as u64 * 1_000_000 + u64::from(last.1));
+        self.coalesce.after_wake(frames, at_us);
     }
 
     fn read_error(&mut self, e: ReadError, peer: SocketAddr, now: &Now, canif: &str) {

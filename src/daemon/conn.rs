@@ -245,8 +245,9 @@ impl Conn {
             // The frames this wake-up put on the bus. Only coalescing reads
             // the clock here (on a virtual interface desk pacing has read it).
             let frames = (self.session.counters.to_can - before) as usize;
-            let at = now.get().saturating_duration_since(self.opened);
-            self.tcp_coalesce.after_wake(frames, Some(at));
+            let t = now.get().saturating_duration_since(self.opened);
+            let at_us = t.as_secs() * 1_000_000 + u64::from(t.subsec_micros());
+            self.tcp_coalesce.after_wake(frames, Some(at_us));
         }
         self.flush(canif)
     }
