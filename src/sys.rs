@@ -43,9 +43,11 @@ fn check<T: SyscallReturn>(ret: T) -> io::Result<T> {
 pub fn poll(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<usize> {
     // ppoll, not poll: a coalescing wait (`--latency-budget`) is shorter
     // than poll's millisecond.
+    // `as _`: time_t is 32 or 64 bits by target and libc version; no wait
+    // is longer than a minute (time::ms_until), so either holds it.
     let ts = timeout.map(|t| libc::timespec {
-        tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
-        tv_nsec: t.subsec_nanos() as libc::c_long,
+        tv_sec: t.as_secs().min(i32::MAX as u64) as _,
+        tv_nsec: t.subsec_nanos() as _,
     });
     let ts_ptr = ts
         .as_ref()
