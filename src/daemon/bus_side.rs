@@ -76,7 +76,7 @@ impl BusSide {
     pub fn on_readable(
         &mut self,
         revents: i16,
-        out: &mut impl Outbox,
+        out: &mut dyn Outbox,
         ctx: (SocketAddr, &Now, &str),
         batch: &mut CanBatch,
     ) {
@@ -144,7 +144,7 @@ impl BusSide {
     }
 
     /// Asks the kernel for drops it has not yet reported with a frame.
-    pub fn poll_kernel_drops(&mut self, out: &mut impl Outbox, ctx: (SocketAddr, Instant, &str)) {
+    pub fn poll_kernel_drops(&mut self, out: &mut dyn Outbox, ctx: (SocketAddr, Instant, &str)) {
         if let Some(port) = self.can.port_mut() {
             let dropped = port.new_drops();
             self.kernel_dropped(dropped, out, ctx);
@@ -156,7 +156,7 @@ impl BusSide {
     fn kernel_dropped(
         &mut self,
         dropped: u32,
-        out: &mut impl Outbox,
+        out: &mut dyn Outbox,
         (peer, now, canif): (SocketAddr, Instant, &str),
     ) {
         if dropped == 0 {
