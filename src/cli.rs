@@ -8,7 +8,10 @@ use argh::FromArgs;
 
 use crate::can::{CanOptions, Filters};
 use crate::filter::{parse_error_mask, parse_filter, CAN_ERR_MASK};
-use crate::limits::{MAX_ALLOW, MAX_CLIENTS, MAX_FILTERS, MAX_REPLAY_RATE};
+use crate::limits::{
+    DEFAULT_LATENCY_BUDGET, MAX_ALLOW, MAX_CLIENTS, MAX_FILTERS, MAX_LATENCY_BUDGET,
+    MAX_REPLAY_RATE,
+};
 use crate::net::Cidr;
 use crate::pace::Pacing;
 use crate::session::SessionConfig;
@@ -86,6 +89,12 @@ pub struct Args {
     #[argh(option)]
     pub replay_rate: Option<u32>,
 
+    /// under load, how long in milliseconds a frame may wait so that many
+    /// are read and written per system call, e.g. 0.25; isolated frames and
+    /// streams below 2,000 frames/s never wait; 0 turns it off (default: 1)
+    #[argh(option)]
+    pub latency_budget: Option<String>,
+
     /// TCP keepalive idle time and probe interval in seconds; a silent peer
     /// is dropped after 4x this (default: 10)
     #[argh(option, default = "10")]
@@ -139,6 +148,33 @@ pub struct Config {
     pub beacon: bool,
     /// A flag given that this mode ignores, to warn of once logging runs.
     pub ignored: Option<&'static str>,
+    /// `--latency-budget`: longest wait to coalesce reads (zero: never).
+    pub latency_budget: Duration,
+}
+
+/// `--latency-budget MS`: milliseconds with up to three decimals (no
+/// floating point: its parser alone would cost the small builds kilobytes).
+fn latency_budget(arg: Option<&str>) -> Result<Duration, String> {
+    let Some(arg) = arg else {
+        return Ok(DEFAULT_LATENCY_BUDGET);
+    };
+    let (whole, frac) = arg.split_once('.').unwrap_or((arg, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    let us = match (whole.parse::<u64>(), frac.len() <= 3 && digits(frac)) {
+        (Ok(ms), true) if digits(whole) => {
+            let padded = frac.bytes().chain(core::iter::repeat(b'0')).take(3);
+            let frac_us = padded.fold(0, |u, b| u * 10 + u64::from(b - b'0'));
+            ms.checked_mul(1000).and_then(|u| u.checked_add(frac_us))
+        }
+        _ => None,
+    };
+    match us.map(Duration::from_micros) {
+        Some(d) if d <= MAX_LATENCY_BUDGET => Ok(d),
+        _ => Err(format!(
+            "--latency-budget must be 0 (off) to {} ms with at most 3 decimals, e.g. 0.25, not '{arg}'",
+            MAX_LATENCY_BUDGET.as_millis()
+        )),
+    }
 }
 
 /// `--socketcand [HOST:]PORT`, HOST defaulting to `--host`; an IPv6 HOST
@@ -286,6 +322,7 @@ impl Config {
             // command line written for it must still start; but say so.
             ignored: (a.serve && a.no_retry)
                 .then_some("--no-retry only applies to a client; ignored with --serve"),
+            latency_budget: latency_budget(a.latency_budget.as_deref())?,
         })
     }
 }
@@ -381,6 +418,18 @@ mod tests {
     }
 
     #[test]
+    fn latency_budget_takes_fractional_milliseconds_and_0_turns_it_off() {
+        let budget = |args: &[&str]| parse(args).unwrap().latency_budget;
+        assert_eq!(budget(&["vcan0"]), DEFAULT_LATENCY_BUDGET);
+        assert_eq!(budget(&["--latency-budget", "0", "vcan0"]), Duration::ZERO);
+        let us = Duration::from_micros;
+        assert_eq!(budget(&["--latency-budget", "0.25", "vcan0"]), us(250));
+        assert_eq!(budget(&["--latency-budget", "2.5", "vcan0"]), us(2_500));
+        assert_eq!(budget(&["--latency-budget", "0.001", "vcan0"]), us(1));
+        assert_eq!(budget(&["--latency-budget", "50", "vcan0"]), us(50_000));
+    }
+
+    #[test]
     fn bad_values_name_the_flag() {
         for (args, word) in [
             (&["--serve", "--max-clients", "0", "c"][..], "--max-clients"),
@@ -395,6 +444,14 @@ mod tests {
             (&["--tx-timeout", "0", "c"][..], "--tx-timeout"),
             (&["--replay-rate", "1000001", "c"][..], "--replay-rate"),
             (&["--replay-rate", "-5", "c"][..], "--replay-rate"),
+            (&["--latency-budget", "50.001", "c"][..], "--latency-budget"),
+            (&["--latency-budget", "0.0001", "c"][..], "--latency-budget"),
+            (&["--latency-budget", "-1", "c"][..], "--latency-budget"),
+            (&["--latency-budget", "+1", "c"][..], "--latency-budget"),
+            (&["--latency-budget", ".5", "c"][..], "--latency-budget"),
+            (&["--latency-budget", "1ms", "c"][..], "--latency-budget"),
+            (&["--latency-budget", "1.2.3", "c"][..], "--latency-budget"),
+            (&["--latency-budget", "", "c"][..], "--latency-budget"),
             (&["thisnameismuchtoolong"][..], "interface name"),
         ] {
             let e = parse(args).unwrap_err();

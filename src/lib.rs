@@ -9,7 +9,7 @@
 //!
 //! Layout, in floors that import only downwards: at the bottom [`sys`] (all
 //! `unsafe`), [`limits`], [`wire`], [`negotiation`], [`device`], [`buf`],
-//! [`counters`], [`close`] and [`socketcand`] (the second protocol's pure
+//! [`counters`], [`close`], [`coalesce`] and [`socketcand`] (the second protocol's pure
 //! core); above them the pure [`session`] that tests
 //! drive byte by byte, and the I/O edges [`can`] and [`net`]; on top the
 //! [`daemon`] loop, configured by [`cli`] and failing with [`error`].
@@ -21,6 +21,7 @@ pub mod busstate;
 pub mod can;
 pub mod cli;
 pub mod close;
+pub mod coalesce;
 pub mod counters;
 pub mod daemon;
 pub mod device;

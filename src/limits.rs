@@ -162,3 +162,27 @@ pub const RATE_MEMORY: Duration = Duration::from_secs(10);
 
 /// Highest `--replay-rate`, in frames per second: above any CAN FD bus.
 pub const MAX_REPLAY_RATE: u32 = 1_000_000;
+
+// ----- coalescing reads under load (src/coalesce.rs, --latency-budget) -----
+
+/// Frames per second above which a side that woke for a few frames waits
+/// before reading again. Twice 1,000/s, the rate whose p99 latency the
+/// benchmark holds unchanged: a jittery 1 kfps stream does not cross it,
+/// and below it every frame is read the moment it arrives, as without
+/// coalescing.
+pub const COALESCE_RATE: u64 = 2_000;
+
+/// A wake-up that took more frames than this is not followed by a wait: it
+/// already cost under a tenth of a system call per frame, and the queue
+/// behind it may be long. Half a batch, so that bursts of the size the
+/// performance guard sends (25) are read as they come.
+pub const COALESCE_FEW: usize = CAN_BATCH / 2;
+
+/// `--latency-budget` by default: 1 ms, at 5 kfps five frames per read
+/// instead of one, and invisible behind any network path (1-100 ms).
+pub const DEFAULT_LATENCY_BUDGET: Duration = Duration::from_millis(1);
+
+/// Highest `--latency-budget`: half of [`BACKLOG_SILENCE`], so a wait is
+/// never taken by desk pacing for the silence before a backlog. (A wait is
+/// anyway cut to the time a batch takes to fill, at most 16 ms.)
+pub const MAX_LATENCY_BUDGET: Duration = Duration::from_millis(50);

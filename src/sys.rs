@@ -7,6 +7,7 @@
 use std::io;
 use std::mem;
 use std::os::fd::RawFd;
+use std::time::Duration;
 
 use crate::limits::CAN_BATCH;
 use crate::wire::CANFD_MTU;
@@ -37,10 +38,31 @@ fn check<T: SyscallReturn>(ret: T) -> io::Result<T> {
     }
 }
 
-/// Waits for readiness. An interrupted wait (EINTR) reports no events.
-pub fn poll(fds: &mut [PollFd], timeout_ms: i32) -> io::Result<usize> {
-    // SAFETY: the pointer and length describe a valid, exclusively borrowed slice.
-    let r = check(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) });
+/// Waits up to `timeout` (`None`: no limit) for readiness. An interrupted
+/// wait (EINTR) reports no events.
+pub fn poll(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<usize> {
+    // ppoll, not poll: a coalescing wait (`--latency-budget`) is shorter
+    // than poll's millisecond.
+    // `as _`: time_t is 32 or 64 bits by target and libc version; no wait
+    // is longer than a minute (time::ms_until), so either holds it.
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i32::MAX as u64) as _,
+        tv_nsec: t.subsec_nanos() as _,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: the pointer and length describe a valid, exclusively borrowed
+    // slice; `ts_ptr` is null or points at `ts`, alive until the call returns;
+    // a null signal mask leaves the mask as it is, as poll does.
+    let r = check(unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            ts_ptr,
+            std::ptr::null(),
+        )
+    });
     match r {
         Ok(n) => Ok(n as usize),
         Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
@@ -411,6 +433,6 @@ mod tests {
     fn other_returns_pass_through() {
         assert_eq!(check::<libc::c_int>(0).ok(), Some(0));
         assert_eq!(check::<libc::ssize_t>(72).ok(), Some(72));
-        assert_eq!(poll(&mut [], 0).ok(), Some(0));
+        assert_eq!(poll(&mut [], Some(Duration::ZERO)).ok(), Some(0));
     }
 }

@@ -9,13 +9,15 @@ use std::time::Instant;
 
 use socket2::Socket;
 
+use super::bus_side::{BusSide, Outbox};
 use super::poll_table::{PollTable, Slot};
 use super::port::{open_error, PortSlot, Reopen};
 use super::time::Now;
-use crate::can::{CanPort, NoBus, ReadError};
+use crate::can::{CanPort, NoBus};
 use crate::cli::Config;
 use crate::close::Close;
-use crate::counters::RateLimit;
+use crate::coalesce::Coalesce;
+use crate::counters::Counters;
 use crate::device::CanSink;
 use crate::limits::READS_PER_WAKEUP;
 use crate::session::{Role, RxState, Session, Timer, Wake};
@@ -107,9 +109,25 @@ pub struct Conn {
     /// The peer hung up while frames still waited for the bus: deliver
     /// them, then close (poll would report the hang-up on every round).
     hung_up: bool,
-    can: PortSlot,
+    bus: BusSide,
     session: Session,
-    overflow_warn: RateLimit,
+    /// Coalescing of TCP reads, timed by the loop's clock from `opened`.
+    tcp_coalesce: Coalesce,
+    opened: Instant,
+}
+
+impl Outbox for Session {
+    fn room(&self) -> usize {
+        self.tx_room_frames()
+    }
+
+    fn queue(&mut self, frame: &[u8], _stamp: (i64, u32)) {
+        self.queue_frame(frame);
+    }
+
+    fn counters(&mut self) -> &mut Counters {
+        &mut self.counters
+    }
 }
 
 impl Conn {
@@ -126,9 +144,10 @@ impl Conn {
         Conn {
             tcp,
             hung_up: false,
-            can,
+            bus: BusSide::new(can, cfg.latency_budget),
             session: Session::new(peer, role, cfg.session, now.get()),
-            overflow_warn: RateLimit::default(),
+            tcp_coalesce: Coalesce::new(cfg.latency_budget),
+            opened: now.get(),
         }
     }
 
@@ -144,6 +163,10 @@ impl Conn {
         if s.wants_tcp_read() {
             ev |= libc::POLLIN;
         }
+        if let Some(wait) = self.tcp_coalesce.take_hold() {
+            ev &= !libc::POLLIN;
+            table.hold(wait);
+        }
         if !s.tx_pending().is_empty() {
             ev |= libc::POLLOUT;
         }
@@ -154,38 +177,38 @@ impl Conn {
             self.tcp.as_raw_fd()
         };
         table.push(fd, ev, Slot::Tcp(i));
-        if let Some(p) = self.can.port() {
-            let mut ev = 0;
-            // Capacity is back-pressure: a full TX buffer stops CAN reads
-            // and the kernel queue (with its overflow counter) takes over.
-            if s.tx_has_room() {
-                ev |= libc::POLLIN;
-            }
-            if s.parked() == Some(Wake::CanWritable) {
-                ev |= libc::POLLOUT;
-            }
-            table.push(p.fd(), ev, Slot::Can(i));
+        let mut ev = 0;
+        // Capacity is back-pressure: a full TX buffer stops CAN reads
+        // and the kernel queue (with its overflow counter) takes over.
+        if s.tx_has_room() {
+            ev |= libc::POLLIN;
         }
+        if s.parked() == Some(Wake::CanWritable) {
+            ev |= libc::POLLOUT;
+        }
+        self.bus.register(ev, Slot::Can(i), table);
     }
 
     /// True if `fd`, polled for `slot`, is still this connection's.
     pub fn owns(&self, slot: Slot, fd: RawFd) -> bool {
         match slot {
             Slot::Tcp(_) => self.tcp.as_raw_fd() == fd,
-            Slot::Can(_) => self.can.port().is_some_and(|p| p.fd() == fd),
+            Slot::Can(_) => self.bus.can.port().is_some_and(|p| p.fd() == fd),
             _ => false,
         }
     }
 
     /// The earliest time this connection has timer work.
     pub fn next_deadline(&self) -> Option<Instant> {
-        super::time::earliest(self.session.next_deadline(), self.can.retry_at())
+        super::time::earliest(self.session.next_deadline(), self.bus.can.retry_at())
     }
 
     /// Timer work: reopen a vanished interface, end a handshake that took
     /// too long, retry a parked frame.
     pub fn on_timer(&mut self, cfg: &Config, now: &Now) -> Result<(), Close> {
-        if self.can.due(now) && self.can.on_due(&cfg.canif, &cfg.can, now) == Reopen::Reopened {
+        if self.bus.can.due(now)
+            && self.bus.can.on_due(&cfg.canif, &cfg.can, now) == Reopen::Reopened
+        {
             log::info!(
                 "{}: {} is back; carrying frames again",
                 self.peer(),
@@ -216,6 +239,21 @@ impl Conn {
             let e = e.unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionReset));
             return Err(e.into());
         }
+        let before = self.session.counters.to_can;
+        self.read_tcp(revents, now, canif)?;
+        if self.tcp_coalesce.is_on() {
+            // The frames this wake-up put on the bus. Only coalescing reads
+            // the clock here (on a virtual interface desk pacing has read it).
+            let frames = (self.session.counters.to_can - before) as usize;
+            let t = now.get().saturating_duration_since(self.opened);
+            let at_us = t.as_secs() * 1_000_000 + u64::from(t.subsec_micros());
+            self.tcp_coalesce.after_wake(frames, Some(at_us));
+        }
+        self.flush(canif)
+    }
+
+    /// Reads what the peer sent, a few reads at most, and delivers it.
+    fn read_tcp(&mut self, revents: i16, now: &Now, canif: &str) -> Result<(), Close> {
         for _ in 0..READS_PER_WAKEUP {
             let spare = self.session.rx_spare();
             if spare.is_empty() {
@@ -242,13 +280,13 @@ impl Conn {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.flush(canif)
+        Ok(())
     }
 
     /// Hands buffered TCP input to the bus (and answers negotiation).
     fn deliver(&mut self, now: &Now, canif: &str) -> Result<(), Close> {
         let mut no_bus = NoBus;
-        let sink: &mut dyn CanSink = match self.can.port_mut() {
+        let sink: &mut dyn CanSink = match self.bus.can.port_mut() {
             Some(p) => p,
             None => &mut no_bus,
         };
@@ -300,85 +338,15 @@ impl Conn {
         if revents & libc::POLLOUT != 0 {
             self.deliver(now, canif)?;
         }
-        let Some(port) = self.can.port_mut() else {
-            return Ok(());
-        };
-        if revents & libc::POLLERR != 0 {
-            // Reading the pending error clears it; otherwise poll repeats it.
-            if let Some(e) = port.take_error() {
-                self.can_read_error(e, now, canif);
-                return Ok(());
-            }
-        }
-        if revents & libc::POLLIN == 0 {
-            return Ok(());
-        }
-        for _ in 0..READS_PER_WAKEUP {
-            let Some(port) = self.can.port_mut() else {
-                break;
-            };
-            let room = self.session.tx_room_frames();
-            if room == 0 {
-                break;
-            }
-            match port.recv(batch, room) {
-                Ok((n, overflow)) => {
-                    // Only a drop needs the time (a clock read is a
-                    // system call where the vDSO has no clock source).
-                    if overflow > 0 {
-                        self.kernel_dropped(overflow, now.get(), canif);
-                    }
-                    for i in 0..n {
-                        self.session.queue_frame(&batch.frames[i][..batch.lens[i]]);
-                    }
-                    if n < room {
-                        break;
-                    }
-                }
-                Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    self.can_read_error(e, now, canif);
-                    break;
-                }
-            }
-        }
+        let ctx = (self.session.peer(), now, canif);
+        self.bus.on_readable(revents, &mut self.session, ctx, batch);
         self.flush(canif)
-    }
-
-    fn can_read_error(&mut self, e: ReadError, now: &Now, canif: &str) {
-        let peer = self.peer();
-        match e {
-            // The monitor logs the interface state once for everyone.
-            ReadError::Down => log::debug!("{peer}: {canif} is down"),
-            ReadError::Gone => {
-                log::info!("{peer}: {canif} disappeared; will reopen it when it is back");
-                self.can.lost(now.get());
-            }
-            ReadError::Io(e) => log::warn!("{peer}: reading {canif}: {e}"),
-        }
     }
 
     /// Asks the kernel for drops it has not yet reported with a frame.
     fn poll_kernel_drops(&mut self, now: Instant, canif: &str) {
-        if let Some(port) = self.can.port_mut() {
-            let dropped = port.new_drops();
-            self.kernel_dropped(dropped, now, canif);
-        }
-    }
-
-    /// Counts frames the kernel dropped on our CAN socket, with a
-    /// rate-limited warning: the peer is not keeping up with the bus.
-    fn kernel_dropped(&mut self, dropped: u32, now: Instant, canif: &str) {
-        if dropped == 0 {
-            return;
-        }
-        self.session.counters.drop_kernel_overflow += u64::from(dropped);
-        if let Some(s) = self.overflow_warn.allow(now) {
-            log::warn!(
-                "{}: kernel dropped {dropped} frames from {canif}: peer is not keeping up ({s} similar warnings suppressed)",
-                self.peer()
-            );
-        }
+        let ctx = (self.session.peer(), now, canif);
+        self.bus.poll_kernel_drops(&mut self.session, ctx);
     }
 
     /// Logs the counters, after asking the kernel for drops not yet seen.

@@ -5,11 +5,13 @@
 //!
 //! The rooms: [`signals`], [`server`] (accept, `--allow`, capacity),
 //! [`client`] (dial, retry, back-off), [`conn`] (a connection and the table
-//! of them), [`scd_conn`] (a socketcand connection), [`beacon`]
+//! of them), [`scd_conn`] (a socketcand connection), [`bus_side`] (the
+//! CAN socket of either), [`beacon`]
 //! (`--beacon`), [`monitor`] (bus state), [`port`] (a CAN port that may
 //! vanish), [`poll_table`] and [`time`].
 
 pub mod beacon;
+pub mod bus_side;
 pub mod client;
 pub mod conn;
 pub mod monitor;
@@ -21,7 +23,7 @@ pub mod signals;
 pub mod time;
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
@@ -120,10 +122,10 @@ impl Daemon {
         // Set up without error: now the queue the bus socket got may be said.
         crate::can::log_receive_queue(&self.cfg.canif);
         loop {
+            self.build_poll_table();
             let timeout = self
                 .next_deadline()
-                .map_or(-1, |t| ms_until(Instant::now(), t));
-            self.build_poll_table();
+                .map(|t| Duration::from_millis(ms_until(Instant::now(), t) as u64));
             self.table
                 .poll(timeout)
                 .map_err(|e| Error::Io("poll failed", e))?;

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::time::Duration;
 
 use crate::limits::MAX_CLIENTS;
 use crate::sys::{self, PollFd};
@@ -54,6 +55,8 @@ pub struct Ready {
 pub struct PollTable {
     fds: heapless::Vec<PollFd, MAX_POLL>,
     slots: heapless::Vec<Slot, MAX_POLL>,
+    /// The shortest coalescing wait of an entry left unread this turn.
+    wait: Option<Duration>,
 }
 
 impl PollTable {
@@ -61,6 +64,13 @@ impl PollTable {
     pub fn clear(&mut self) {
         self.fds.clear();
         self.slots.clear();
+        self.wait = None;
+    }
+
+    /// An entry is left unread (no POLLIN) for at most `wait`: the poll
+    /// ends by then, and the next turn reads it again.
+    pub fn hold(&mut self, wait: Duration) {
+        self.wait = Some(self.wait.map_or(wait, |w| w.min(wait)));
     }
 
     /// Adds `fd`, waited on for `events`; a negative `fd` is skipped by poll.
@@ -74,9 +84,14 @@ impl PollTable {
         let _ = self.slots.push(slot);
     }
 
-    /// Waits up to `timeout_ms` (-1: no limit) for any entry to be ready.
-    pub fn poll(&mut self, timeout_ms: i32) -> io::Result<usize> {
-        sys::poll(&mut self.fds, timeout_ms)
+    /// Waits up to `timeout` (`None`: no limit), and no longer than the
+    /// shortest [`hold`](Self::hold), for any entry to be ready.
+    pub fn poll(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        let timeout = match (timeout, self.wait) {
+            (Some(t), Some(w)) => Some(t.min(w)),
+            (t, w) => t.or(w),
+        };
+        sys::poll(&mut self.fds, timeout)
     }
 
     /// Number of entries.
@@ -111,12 +126,30 @@ mod tests {
         let mut t = PollTable::default();
         t.push(a.as_raw_fd(), libc::POLLIN, Slot::Signal);
         t.push(b.as_raw_fd(), libc::POLLOUT, Slot::Tcp(3));
-        assert_eq!(t.poll(0).unwrap(), 1);
+        assert_eq!(t.poll(Some(Duration::ZERO)).unwrap(), 1);
         assert!(t.ready(0).is_none(), "nothing to read yet");
         let r = t.ready(1).unwrap();
         assert_eq!((r.slot, r.fd), (Slot::Tcp(3), b.as_raw_fd()));
         assert!(r.revents & libc::POLLOUT != 0);
         t.clear();
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_hold_ends_the_poll_by_its_time_and_the_next_turn_forgets_it() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        use std::os::fd::AsRawFd;
+        let mut t = PollTable::default();
+        t.push(a.as_raw_fd(), 0, Slot::Can(0));
+        t.hold(Duration::from_millis(30));
+        t.hold(Duration::from_micros(300));
+        let start = std::time::Instant::now();
+        assert_eq!(t.poll(None).unwrap(), 0, "the shortest hold ended it");
+        assert!(start.elapsed() < Duration::from_millis(30));
+        t.clear();
+        t.push(a.as_raw_fd(), 0, Slot::Can(0));
+        let start = std::time::Instant::now();
+        t.poll(Some(Duration::from_millis(5))).unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(5), "no hold left");
     }
 }

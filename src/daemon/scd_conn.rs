@@ -12,13 +12,14 @@ use std::time::Instant;
 
 use socket2::Socket;
 
+use super::bus_side::{BusSide, Outbox};
 use super::poll_table::{PollTable, Slot};
 use super::port::{open_error, PortSlot, Reopen};
 use super::time::Now;
-use crate::can::{bcm_changed_frame, BcmPort, CanPort, NoBus, ReadError};
+use crate::can::{bcm_changed_frame, BcmPort, CanPort, NoBus};
 use crate::cli::Config;
 use crate::close::Close;
-use crate::counters::RateLimit;
+use crate::counters::Counters;
 use crate::device::CanSink;
 use crate::limits::READS_PER_WAKEUP;
 use crate::socketcand::session::{ScdConfig, ScdSession};
@@ -28,12 +29,25 @@ use crate::sys::CanBatch;
 /// One socketcand connection: its TCP stream, its own CAN socket, its session.
 pub struct ScdConn {
     tcp: Socket,
-    can: PortSlot,
+    bus: BusSide,
     session: ScdSession,
     /// `add`/`update`/`delete`: the kernel's cyclic sends, and
     /// `filter`/`subscribe`: its receive jobs, ended with the connection.
     bcm: BcmPort,
-    overflow_warn: RateLimit,
+}
+
+impl Outbox for ScdSession {
+    fn room(&self) -> usize {
+        self.tx_room_frames()
+    }
+
+    fn queue(&mut self, frame: &[u8], (sec, usec): (i64, u32)) {
+        self.queue_frame(frame, Stamp { sec, usec });
+    }
+
+    fn counters(&mut self) -> &mut Counters {
+        &mut self.counters
+    }
 }
 
 /// The session's switches from the command line.
@@ -68,10 +82,9 @@ impl ScdConn {
         log::info!("{peer}: speaks socketcand");
         ScdConn {
             tcp,
-            can,
+            bus: BusSide::new(can, cfg.latency_budget),
             session: ScdSession::new(peer, scd_config(cfg)),
             bcm: BcmPort::new(&cfg.canif),
-            overflow_warn: RateLimit::default(),
         }
     }
 
@@ -91,12 +104,9 @@ impl ScdConn {
             ev |= libc::POLLOUT;
         }
         table.push(self.tcp.as_raw_fd(), ev, Slot::ScdTcp(i));
-        if let Some(p) = self.can.port() {
-            let ev = if s.tx_has_room() { libc::POLLIN } else { 0 };
-            table.push(p.fd(), ev, Slot::ScdCan(i));
-        }
+        let ev = if s.tx_has_room() { libc::POLLIN } else { 0 };
+        self.bus.register(ev, Slot::ScdCan(i), table);
         if let Some(fd) = self.bcm.open_fd().filter(|_| s.has_subscriptions()) {
-            let ev = if s.tx_has_room() { libc::POLLIN } else { 0 };
             table.push(fd, ev, Slot::ScdBcm(i));
         }
     }
@@ -105,7 +115,7 @@ impl ScdConn {
     pub fn owns(&self, slot: Slot, fd: RawFd) -> bool {
         match slot {
             Slot::ScdTcp(_) => self.tcp.as_raw_fd() == fd,
-            Slot::ScdCan(_) => self.can.port().is_some_and(|p| p.fd() == fd),
+            Slot::ScdCan(_) => self.bus.can.port().is_some_and(|p| p.fd() == fd),
             Slot::ScdBcm(_) => self.bcm.open_fd() == Some(fd),
             _ => false,
         }
@@ -113,13 +123,15 @@ impl ScdConn {
 
     /// The earliest time this connection has timer work.
     pub fn next_deadline(&self) -> Option<Instant> {
-        super::time::earliest(self.session.next_deadline(), self.can.retry_at())
+        super::time::earliest(self.session.next_deadline(), self.bus.can.retry_at())
     }
 
     /// Timer work: reopen a vanished interface, retry a parked frame.
     pub fn on_timer(&mut self, cfg: &Config, now: &Now) -> Result<(), Close> {
-        if self.can.due(now) && self.can.on_due(&cfg.canif, &cfg.can, now) == Reopen::Reopened {
-            if let Some(p) = self.can.port() {
+        if self.bus.can.due(now)
+            && self.bus.can.on_due(&cfg.canif, &cfg.can, now) == Reopen::Reopened
+        {
+            if let Some(p) = self.bus.can.port() {
                 if let Err(e) = p.enable_timestamps() {
                     log::warn!("{}: {}: no receive timestamps: {e}", self.peer(), cfg.canif);
                 }
@@ -185,7 +197,7 @@ impl ScdConn {
     /// Carries out buffered commands.
     fn deliver(&mut self, now: &Now, canif: &str) -> Result<(), Close> {
         let mut no_bus = NoBus;
-        let sink: &mut dyn CanSink = match self.can.port_mut() {
+        let sink: &mut dyn CanSink = match self.bus.can.port_mut() {
             Some(p) => p,
             None => &mut no_bus,
         };
@@ -229,48 +241,8 @@ impl ScdConn {
         canif: &str,
         batch: &mut CanBatch,
     ) -> Result<(), Close> {
-        let Some(port) = self.can.port_mut() else {
-            return Ok(());
-        };
-        if revents & libc::POLLERR != 0 {
-            if let Some(e) = port.take_error() {
-                self.can_read_error(e, now, canif);
-                return Ok(());
-            }
-        }
-        if revents & libc::POLLIN == 0 {
-            return Ok(());
-        }
-        for _ in 0..READS_PER_WAKEUP {
-            let Some(port) = self.can.port_mut() else {
-                break;
-            };
-            let room = self.session.tx_room_frames();
-            if room == 0 {
-                break;
-            }
-            match port.recv(batch, room) {
-                Ok((n, overflow)) => {
-                    if overflow > 0 {
-                        self.kernel_dropped(overflow, now.get(), canif);
-                    }
-                    for i in 0..n {
-                        let (sec, usec) = batch.stamps[i];
-                        let stamp = Stamp { sec, usec };
-                        self.session
-                            .queue_frame(&batch.frames[i][..batch.lens[i]], stamp);
-                    }
-                    if n < room {
-                        break;
-                    }
-                }
-                Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    self.can_read_error(e, now, canif);
-                    break;
-                }
-            }
-        }
+        let ctx = (self.session.peer(), now, canif);
+        self.bus.on_readable(revents, &mut self.session, ctx, batch);
         self.flush()
     }
 
@@ -306,38 +278,10 @@ impl ScdConn {
         self.flush()
     }
 
-    fn can_read_error(&mut self, e: ReadError, now: &Now, canif: &str) {
-        let peer = self.peer();
-        match e {
-            ReadError::Down => log::debug!("{peer}: {canif} is down"),
-            ReadError::Gone => {
-                log::info!("{peer}: {canif} disappeared; will reopen it when it is back");
-                self.can.lost(now.get());
-            }
-            ReadError::Io(e) => log::warn!("{peer}: reading {canif}: {e}"),
-        }
-    }
-
-    /// Counts frames the kernel dropped on our CAN socket, with a
-    /// rate-limited warning: the peer is not keeping up with the bus.
-    fn kernel_dropped(&mut self, dropped: u32, now: Instant, canif: &str) {
-        self.session.counters.drop_kernel_overflow += u64::from(dropped);
-        if let Some(s) = self.overflow_warn.allow(now) {
-            log::warn!(
-                "{}: kernel dropped {dropped} frames from {canif}: peer is not keeping up ({s} similar warnings suppressed)",
-                self.peer()
-            );
-        }
-    }
-
     /// Logs the counters, after asking the kernel for drops not yet seen.
     pub fn log_counters(&mut self, now: Instant, canif: &str) {
-        if let Some(port) = self.can.port_mut() {
-            let d = port.new_drops();
-            if d > 0 {
-                self.kernel_dropped(d, now, canif);
-            }
-        }
+        let ctx = (self.session.peer(), now, canif);
+        self.bus.poll_kernel_drops(&mut self.session, ctx);
         log::info!("{}: socketcand: {}", self.peer(), self.counters_text());
     }
 

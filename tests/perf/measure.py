@@ -19,6 +19,16 @@ slow valgrind or strace make it: the counts do not depend on the machine. A
 burst that could not be carried in its slot delays the next slot (counted as
 `late`), which changes the wall-clock rate but not what each burst costs.
 
+Coalescing (--latency-budget, src/coalesce.rs) does not engage here, and
+must not: a burst of 25 is more than the "few frames" after which a side
+waits (limits::COALESCE_FEW is 16), and 100 frames/s is below the rate at
+which it waits at all. So these counts hold what coalescing costs where it
+does not apply (receive stamps, the rate estimate); where it does, a steady
+5 kfps stream, tests/kernel/test_coalesce.py shows the wake-ups it saves.
+Were a side to wait, `asleep` would still be right: a waiting daemon sleeps
+in ppoll(2) with the waiting descriptor left out, and the read it defers is
+made, and counted, within the same run.
+
 usage: measure.py RESULTS.json
 env: TCPCAN_BIN (the build measured), PERF_SLOTS (slots per run, default 200)
 """

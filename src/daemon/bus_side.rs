@@ -1,0 +1,172 @@
+//! How does a connection read its bus? The one CAN socket of a connection,
+//! of either protocol: read frames while its peer has room for them, say why
+//! a read failed, count what the kernel dropped, and under load leave the
+//! socket unread for a moment so the next read takes many frames
+//! ([`Coalesce`], timed by the kernel's receive stamps: no clock read). A
+//! [`BusSide`] does the reading; the session it reads for is an [`Outbox`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::poll_table::{PollTable, Slot};
+use super::port::PortSlot;
+use super::time::Now;
+use crate::can::ReadError;
+use crate::coalesce::Coalesce;
+use crate::counters::{Counters, RateLimit};
+use crate::limits::READS_PER_WAKEUP;
+use crate::sys::CanBatch;
+
+/// Where frames read from the bus go: a session's output to its peer.
+pub trait Outbox {
+    /// Frames that fit in the output now (the CAN socket is not read
+    /// beyond: back-pressure).
+    fn room(&self) -> usize;
+    /// Queues one frame read at `stamp` (seconds, microseconds; zero
+    /// without `SO_TIMESTAMP`).
+    fn queue(&mut self, frame: &[u8], stamp: (i64, u32));
+    /// The session's counters.
+    fn counters(&mut self) -> &mut Counters;
+}
+
+/// A connection's CAN socket (which may vanish), its drop warnings and its
+/// coalescing.
+pub struct BusSide {
+    /// The socket, or when to look for the interface again.
+    pub can: PortSlot,
+    overflow_warn: RateLimit,
+    coalesce: Coalesce,
+}
+
+impl BusSide {
+    /// A side on `can`, coalescing reads within `budget` (zero: never).
+    pub fn new(can: PortSlot, budget: Duration) -> BusSide {
+        let side = BusSide {
+            can,
+            overflow_warn: RateLimit::default(),
+            coalesce: Coalesce::new(budget),
+        };
+        side.stamp_frames();
+        side
+    }
+
+    /// Coalescing is timed by receive stamps: asks for them (again, after a
+    /// reopen). Without them a side is simply never left unread.
+    pub fn stamp_frames(&self) {
+        if let (true, Some(p)) = (self.coalesce.is_on(), self.can.port()) {
+            let _ = p.enable_timestamps();
+        }
+    }
+
+    /// Adds the socket, as `slot`, waited on for `events` unless a
+    /// coalescing wait leaves it unread this turn.
+    pub fn register(&self, mut events: i16, slot: Slot, table: &mut PollTable) {
+        let Some(p) = self.can.port() else {
+            return;
+        };
+        if let Some(wait) = self.coalesce.take_hold() {
+            events &= !libc::POLLIN;
+            table.hold(wait);
+        }
+        table.push(p.fd(), events, slot);
+    }
+
+    /// The CAN socket is ready: reads frames into `out` while it has room.
+    pub fn on_readable(
+        &mut self,
+        revents: i16,
+        out: &mut dyn Outbox,
+        ctx: (SocketAddr, &Now, &str),
+        batch: &mut CanBatch,
+    ) {
+        let (peer, now, canif) = ctx;
+        let Some(port) = self.can.port_mut() else {
+            return;
+        };
+        if revents & libc::POLLERR != 0 {
+            // Reading the pending error clears it; otherwise poll repeats it.
+            if let Some(e) = port.take_error() {
+                self.read_error(e, peer, now, canif);
+                return;
+            }
+        }
+        if revents & libc::POLLIN == 0 {
+            return;
+        }
+        let (mut frames, mut last) = (0, (0, 0));
+        for _ in 0..READS_PER_WAKEUP {
+            let Some(port) = self.can.port_mut() else {
+                break;
+            };
+            let room = out.room();
+            if room == 0 {
+                break;
+            }
+            match port.recv(batch, room) {
+                Ok((n, overflow)) => {
+                    // Only a drop needs the time (a clock read is a
+                    // system call where the vDSO has no clock source).
+                    if overflow > 0 {
+                        self.kernel_dropped(overflow, out, (peer, now.get(), canif));
+                    }
+                    for i in 0..n {
+                        out.queue(&batch.frames[i][..batch.lens[i]], batch.stamps[i]);
+                    }
+                    frames += n;
+                    last = batch.stamps[n.saturating_sub(1)];
+                    if n < room {
+                        break;
+                    }
+                }
+                Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.read_error(e, peer, now, canif);
+                    break;
+                }
+            }
+        }
+        // A zero stamp is a socket without SO_TIMESTAMP: not measured.
+        let at_us = (last != (0, 0)).then(|| last.0 as u64 * 1_000_000 + u64::from(last.1));
+        self.coalesce.after_wake(frames, at_us);
+    }
+
+    fn read_error(&mut self, e: ReadError, peer: SocketAddr, now: &Now, canif: &str) {
+        match e {
+            // The monitor logs the interface state once for everyone.
+            ReadError::Down => log::debug!("{peer}: {canif} is down"),
+            ReadError::Gone => {
+                log::info!("{peer}: {canif} disappeared; will reopen it when it is back");
+                self.can.lost(now.get());
+            }
+            ReadError::Io(e) => log::warn!("{peer}: reading {canif}: {e}"),
+        }
+    }
+
+    /// Asks the kernel for drops it has not yet reported with a frame.
+    pub fn poll_kernel_drops(&mut self, out: &mut dyn Outbox, ctx: (SocketAddr, Instant, &str)) {
+        if let Some(port) = self.can.port_mut() {
+            let dropped = port.new_drops();
+            self.kernel_dropped(dropped, out, ctx);
+        }
+    }
+
+    /// Counts frames the kernel dropped on our CAN socket, with a
+    /// rate-limited warning: the peer is not keeping up with the bus.
+    fn kernel_dropped(
+        &mut self,
+        dropped: u32,
+        out: &mut dyn Outbox,
+        (peer, now, canif): (SocketAddr, Instant, &str),
+    ) {
+        if dropped == 0 {
+            return;
+        }
+        out.counters().drop_kernel_overflow += u64::from(dropped);
+        if let Some(s) = self.overflow_warn.allow(now) {
+            log::warn!(
+                "{peer}: kernel dropped {dropped} frames from {canif}: peer is not keeping up ({s} similar warnings suppressed)"
+            );
+        }
+    }
+}
