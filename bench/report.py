@@ -234,8 +234,9 @@ def coalescing_tables(res, cpu_python):
          verdict(ok, f"≤ 0.10 × Python with no loss (default: {fmt_ratio(r)})"))
     pair(f"generator achieved at {rate} frames/s, frames/s", [x["gen_rate"] for x in curve_off],
          [x["gen_rate"] for x in res["cpu"]["tcpcan"]])
-    spread_runs = co["cpu_spread"]
-    tick = feat["spread_tick_us"]
+    # Results of a bench.py from before the spread rows have none.
+    spread_runs = co.get("cpu_spread", {"off": [], "default": []})
+    tick = feat.get("spread_tick_us", "?")
     pair(f"… frames spread (generator tick {tick} µs): CPU s per 1000 frames, server + client",
          [x["cpu_s_per_1000"]["total"] for x in spread_runs["off"]],
          [x["cpu_s_per_1000"]["total"] for x in spread_runs["default"]], 3)
