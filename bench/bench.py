@@ -42,6 +42,9 @@ BUDGETS = [0, 0.25, 0.5, 1, 2]
 # Latency with coalescing at a rate where frames come faster than one per
 # wake-up; the probe sends the frames due every LAT_TICK_US (canbench lat -g).
 LAT_BUSY_RATE, LAT_TICK_US = 5000, 1000
+# 2 s of frames (0.5 s quick): a run of 3000 (0.6 s) was too short for one
+# host stall not to move its median by a millisecond.
+LAT_BUSY_FRAMES = 2500 if QUICK else 10000
 # System calls per frame under load (strace -c): seconds of load per run.
 SC_LOAD_SECS = 1
 # At CPU_RATE the generator sends the frames due every ~1 ms together (5 per
@@ -397,12 +400,12 @@ def cpu_at_rate(kind, args=(), tick_us=None):
     return out
 
 
-def latency(kind, args=(), rate=LAT_RATE, tick_us=None):
+def latency(kind, args=(), rate=LAT_RATE, tick_us=None, frames=LAT_FRAMES):
     """One-way latency vcan0 -> vcan1; with TICK_US, the frames due are sent
     together every TICK_US (canbench lat -g), as at LAT_BUSY_RATE."""
     batch = ["-g", tick_us] if tick_us else []
     with Tunnel(kind, args=args):
-        r = tool("lat", "vcan0", "vcan1", "-r", rate, "-n", LAT_FRAMES, "-t", next_tag(), *batch)
+        r = tool("lat", "vcan0", "vcan1", "-r", rate, "-n", frames, "-t", next_tag(), *batch)
     log(f"latency {kind} {' '.join(args)} at {rate}/s: {r}")
     return r
 
@@ -585,6 +588,7 @@ def main():
         "budgets": BUDGETS,
         "lat_busy_rate": LAT_BUSY_RATE,
         "lat_tick_us": LAT_TICK_US,
+        "lat_busy_frames": LAT_BUSY_FRAMES,
         "sc_load_secs": SC_LOAD_SECS,
         "spread_tick_us": SPREAD_TICK_US,
     }
@@ -636,10 +640,10 @@ def main():
             sc["latency"].append(latency("sc"))
         # The binary's default at LAT_BUSY_RATE is measured whatever the
         # binary: for one without the option, it is the figure before coalescing.
-        co["latency_busy"]["default"].append(latency("tcpcan", rate=LAT_BUSY_RATE, tick_us=LAT_TICK_US))
+        co["latency_busy"]["default"].append(latency("tcpcan", (), LAT_BUSY_RATE, LAT_TICK_US, LAT_BUSY_FRAMES))
         if has_budget:
             co["latency_off"].append(latency("tcpcan", off))
-            co["latency_busy"]["off"].append(latency("tcpcan", off, LAT_BUSY_RATE, LAT_TICK_US))
+            co["latency_busy"]["off"].append(latency("tcpcan", off, LAT_BUSY_RATE, LAT_TICK_US, LAT_BUSY_FRAMES))
     res["cpu"] = cpu
     res["latency"] = lat
     # System calls per frame under load: the default always, 0 when there is one.
