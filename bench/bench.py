@@ -4,7 +4,13 @@ Ways across from vcan0 to vcan1 measured side by side: the kernel's gateway
 (cangw, the rig's upper bound), tcpcan server+client over loopback TCP, the
 Python tcpcan 0.0.2 in the same roles and canbench's minimal C relay. Frames
 come from and are counted by bench/target/canbench (bench/tools/canbench.c).
-Results go to a JSON file that bench/report.py turns into the table.
+Results go to a JSON file that bench/report.py turns into the tables.
+
+Two groups of rows measure tcpcan alone, each only when its binary has the
+option (from --help; otherwise they are recorded as not measured): the
+socketcand listener (issue 13; a socketcand client in raw mode, canbench
+sc-in, in place of the v1 client) and adaptive coalescing (issue 14;
+--latency-budget MS at several budgets, 0 being off).
 
 usage: bench.py RESULTS.json
 env: TCPCAN_BIN, BENCH_QUICK=1 (short run), BENCH_ALT (another build to
@@ -31,6 +37,20 @@ ALT = os.environ.get("BENCH_ALT")
 STATIC = os.environ.get("BENCH_STATIC")
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 LOGS = REPO / "bench/target/logs"
+# Coalescing (issue 14): the budgets of the CPU curve, in ms; 0 is off.
+BUDGETS = [0, 0.25, 0.5, 1, 2]
+# Latency with coalescing at a rate where frames come faster than one per
+# wake-up; the probe sends the frames due every LAT_TICK_US (canbench lat -g).
+LAT_BUSY_RATE, LAT_TICK_US = 5000, 1000
+# 2 s of frames (0.5 s quick): a run of 3000 (0.6 s) was too short for one
+# host stall not to move its median by a millisecond.
+LAT_BUSY_FRAMES = 2500 if QUICK else 10000
+# System calls per frame under load (strace -c): seconds of load per run.
+SC_LOAD_SECS = 1
+# At CPU_RATE the generator sends the frames due every ~1 ms together (5 per
+# batch on average), so even an uncoalesced tunnel finds several per wake-up.
+# With this tick (0.5-1.5 x 250 us) they come about one at a time, as on a bus.
+SPREAD_TICK_US = 250
 
 REPS = 1 if QUICK else 3  # saturation, CPU and latency runs per figure
 SAT_SECS = 1 if QUICK else 2  # length of one saturation blast
@@ -111,12 +131,18 @@ def cpu_ticks(pid):
     return int(rest[11]) + int(rest[12])
 
 
-def vmrss_kib(pid, field="VmRSS"):
+def proc_status(pid, field):
+    """A numeric field of /proc/PID/status (KiB for memory, a count for
+    context switches), or None."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return None
+
+
+def vmrss_kib(pid, field="VmRSS"):
+    return proc_status(pid, field)
 
 
 def idle_rss(kind):
@@ -136,16 +162,39 @@ def sh(*cmd):
     subprocess.run(cmd, check=True)
 
 
+def help_text(binary):
+    r = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
+    return r.stdout + r.stderr
+
+
+def budget_default(text):
+    """The default of --latency-budget as --help states it ('(default: 1)'
+    or '(default: 0.5 ms)' in the option's paragraph), or None."""
+    m = re.search(r"^[ \t]+--latency-budget\b(.*?)(?=\n[ \t]+-|\n\S|\Z)", text, re.S | re.M)
+    d = m and re.search(r"\(default:\s*([0-9.]+)", m.group(1))
+    return float(d.group(1)) if d else None
+
+
+def budget_args(budget):
+    """Daemon arguments for a budget; None is the binary's default."""
+    return [] if budget is None else ["--latency-budget", f"{budget:g}"]
+
+
 class Tunnel:
     """One way across from vcan0: 'cangw', 'tcpcan', 'alt' (BENCH_ALT),
-    'python', or 'relay' (canbench's minimal C tunnel: what any user-space
-    TCP tunnel costs on this rig), with N clients on vcan1..vcanN."""
+    'python', 'relay' (canbench's minimal C tunnel: what any user-space
+    TCP tunnel costs on this rig), or 'sc' (tcpcan's server with a
+    socketcand client, canbench sc-in, in raw mode), with N clients on
+    vcan1..vcanN. ARGS go to both daemons (server and v1 client)."""
 
-    def __init__(self, kind, fd=False, clients=1, wrap=None):
+    def __init__(self, kind, fd=False, clients=1, wrap=None, args=()):
         self.kind = kind
         self.fd = fd
         self.clients = clients
         self.wrap = wrap or (lambda role, argv: argv)
+        self.args = list(args)
+        # Log names say which arguments a run had.
+        self.name = kind + "".join(a.replace("--", "-") for a in self.args)
         self.procs = []
         self.logs = []
 
@@ -161,8 +210,16 @@ class Tunnel:
             self._spawn("client1", [TOOL, "relay-in", "vcan1", port])
             self._wait_ready()
             return self
+        if self.kind == "sc":
+            sc_port = str(next_port())
+            argv = [OURS, "--serve", "--host", "127.0.0.1", "--port", port, "--socketcand", sc_port, *self.args, "vcan0"]
+            self._spawn("server", self.wrap("server", argv))
+            self._wait_listening(sc_port)
+            self._spawn("client1", [TOOL, "sc-in", "vcan1", sc_port, "vcan0"])
+            self._wait_ready()
+            return self
         binary = {"tcpcan": OURS, "alt": ALT, "static": STATIC, "python": PYREF}[self.kind]
-        common = ["--host", "127.0.0.1", "--port", port]
+        common = ["--host", "127.0.0.1", "--port", port, *self.args]
         self._spawn("server", self.wrap("server", [binary, "--serve", *common, "vcan0"]))
         self._wait_listening(port)
         for i in range(1, self.clients + 1):
@@ -172,7 +229,7 @@ class Tunnel:
 
     def _spawn(self, name, argv):
         LOGS.mkdir(parents=True, exist_ok=True)
-        path = LOGS / f"{self.kind}-{name}.log"
+        path = LOGS / f"{self.name}-{name}.log"
         with open(path, "w") as f:
             self.procs.append(subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT))
         self.logs.append(path)
@@ -193,7 +250,14 @@ class Tunnel:
         # Ours logs the agreement; then one probe proves the last path. The
         # reference logs nothing at its default level: probe every path.
         deadline = time.monotonic() + 60
-        if self.kind in ("tcpcan", "alt", "static"):
+        if self.kind == "sc":
+            # canbench sc-in says "ready" once open and rawmode are acknowledged.
+            while "ready" not in self.logs[1].read_text():
+                if time.monotonic() > deadline or self.procs[1].poll() is not None:
+                    raise RuntimeError(f"socketcand client not ready; see {self.logs}")
+                time.sleep(0.05)
+            targets = [1]
+        elif self.kind in ("tcpcan", "alt", "static"):
             for path in self.logs[1:]:
                 while "agreed protocol version" not in path.read_text():
                     if time.monotonic() > deadline:
@@ -235,7 +299,7 @@ class Tunnel:
                 p.wait()
 
 
-def saturation(kind, fd):
+def saturation(kind, fd, args=()):
     """Blast frames on vcan0 for SAT_SECS; count what reaches the far bus."""
     tag = next_tag()
     far = "vcan0" if kind == "direct" else "vcan1"
@@ -247,7 +311,7 @@ def saturation(kind, fd):
         alive = True
         tunnel_ms = []
     else:
-        with Tunnel(kind, fd) as t:
+        with Tunnel(kind, fd, args=args) as t:
             c = Counter(far, tag, "-w", 1000, *f)
             before = t.cpu()
             g = tool("gen", "vcan0", "-t", tag, "-d", SAT_SECS, *f)
@@ -269,15 +333,15 @@ def saturation(kind, fd):
         # Where the CPU went: generator, counter, then the tunnel's processes.
         "cpu_ms": {"gen": g["cpu_ms"], "counter": r["cpu_ms"], "tunnel": tunnel_ms},
     }
-    log(f"saturation {kind} {'FD' if fd else 'classic'}: {out}")
+    log(f"saturation {kind} {' '.join(args)} {'FD' if fd else 'classic'}: {out}")
     return out
 
 
-def ladder(kind, fd=False):
+def ladder(kind, fd=False, args=()):
     """Highest paced rate (1 s per step, doubling) that the path carries with zero loss."""
     best = 0
     steps = []
-    with Tunnel(kind, fd) as t:
+    with Tunnel(kind, fd, args=args) as t:
         for rate in [2500, 5000, 10000, 20000, 40000, 80000, 160000]:
             tag = next_tag()
             c = Counter("vcan1", tag, "-w", 500, "-n", rate)
@@ -288,13 +352,17 @@ def ladder(kind, fd=False):
             if not ok or not t.alive():
                 break
             best = rate
-    log(f"lossless ladder {kind}: best {best}: {steps}")
+    log(f"lossless ladder {kind} {' '.join(args)}: best {best}: {steps}")
     return {"lossless_rate": best, "steps": steps}
 
 
-def cpu_at_rate(kind):
-    """CPU of the tunnel's processes while carrying CPU_RATE frames/s."""
-    with Tunnel(kind) as t:
+def cpu_at_rate(kind, args=(), tick_us=None):
+    """CPU of the tunnel's processes while carrying CPU_RATE frames/s; also
+    their wake-ups (voluntary context switches: each time a process slept,
+    as in poll(2)) per frame, which no tracer disturbs. TICK_US: the
+    generator's mean interval between batches (default 1000)."""
+    tick = ["-g", tick_us] if tick_us else []
+    with Tunnel(kind, args=args) as t:
         time.sleep(0.5)
         rss = [vmrss_kib(pid) for pid in t.pids]
         anon = [vmrss_kib(pid, "RssAnon") for pid in t.pids]
@@ -302,14 +370,24 @@ def cpu_at_rate(kind):
         n = CPU_RATE * CPU_SECS
         c = Counter("vcan1", tag, "-w", 1000, "-n", n)
         before = t.cpu()
-        g = tool("gen", "vcan0", "-t", tag, "-r", CPU_RATE, "-d", CPU_SECS)
+        sw_before = [proc_status(pid, "voluntary_ctxt_switches") for pid in t.pids]
+        g = tool("gen", "vcan0", "-t", tag, "-r", CPU_RATE, "-d", CPU_SECS, *tick)
         r = c.result()
         after = t.cpu()
+        sw_after = [proc_status(pid, "voluntary_ctxt_switches") for pid in t.pids]
     ticks = [a - b for a, b in zip(after, before)]
     per_k = [x / CLK_TCK / (r["unique"] / 1000) if r["unique"] else None for x in ticks]
+    wakes = [(a - b) / r["unique"] if r["unique"] and a is not None else None for a, b in zip(sw_after, sw_before)]
     out = {
+        "args": list(args),
+        "tick_us": tick_us,
         "sent": g["sent"],
         "gen_rate": g["rate"],
+        "gen_secs": g["secs"],
+        # Share of the one CPU the tunnel's processes took while the
+        # generator ran: what they left to the rest of the "gateway".
+        "tunnel_cpu_share": sum(ticks) / CLK_TCK / g["secs"],
+        "wakeups_per_frame": {"server": wakes[0], "client": wakes[1]},
         "delivered": r["unique"],
         "loss_pct": 100.0 * (g["sent"] - r["unique"]) / g["sent"],
         "counter_drops": r["own_drops"],
@@ -318,14 +396,17 @@ def cpu_at_rate(kind):
         "idle_rss_kib": {"server": rss[0], "client": rss[1]},
         "idle_anon_kib": {"server": anon[0], "client": anon[1]},
     }
-    log(f"cpu {kind}: {out}")
+    log(f"cpu {kind} {' '.join(args)} tick {tick_us or 1000} us: {out}")
     return out
 
 
-def latency(kind):
-    with Tunnel(kind):
-        r = tool("lat", "vcan0", "vcan1", "-r", LAT_RATE, "-n", LAT_FRAMES, "-t", next_tag())
-    log(f"latency {kind}: {r}")
+def latency(kind, args=(), rate=LAT_RATE, tick_us=None, frames=LAT_FRAMES):
+    """One-way latency vcan0 -> vcan1; with TICK_US, the frames due are sent
+    together every TICK_US (canbench lat -g), as at LAT_BUSY_RATE."""
+    batch = ["-g", tick_us] if tick_us else []
+    with Tunnel(kind, args=args):
+        r = tool("lat", "vcan0", "vcan1", "-r", rate, "-n", frames, "-t", next_tag(), *batch)
+    log(f"latency {kind} {' '.join(args)} at {rate}/s: {r}")
     return r
 
 
@@ -404,6 +485,36 @@ def syscalls(kind):
     return out
 
 
+def syscalls_under_load(args, rate):
+    """System calls per delivered frame of tcpcan's server and client
+    (strace -c) while the generator sends at RATE frames/s for
+    SC_LOAD_SECS, or as fast as it can (RATE 0, saturation). A traced
+    daemon is slower, so it finds more frames per wake-up than an untraced
+    one: read with the untraced wake-ups per frame of cpu_at_rate."""
+    with Tunnel("tcpcan", args=args) as t:
+        time.sleep(0.5)
+        outs = [LOGS / f"strace-load-{t.name}-{rate}-{role}.txt" for role in ("server", "client")]
+        tracers = [
+            subprocess.Popen(["strace", "-c", "-o", str(out), "-p", str(pid)], stderr=subprocess.DEVNULL)
+            for out, pid in zip(outs, t.pids)
+        ]
+        time.sleep(1)
+        tag = next_tag()
+        c = Counter("vcan1", tag, "-w", 2000)
+        pace = ["-r", rate] if rate else []
+        g = tool("gen", "vcan0", "-t", tag, *pace, "-d", SC_LOAD_SECS)
+        r = c.result()
+        for tr in tracers:
+            tr.send_signal(signal.SIGINT)
+            tr.wait(timeout=60)
+    out = {"sent": g["sent"], "gen_rate": g["rate"], "delivered": r["unique"]}
+    for role, path in zip(("server", "client"), outs):
+        total = strace_counts(path).get("total", 0)
+        out[role] = total / r["unique"] if r["unique"] else None
+    log(f"syscalls under load {' '.join(args)} at {rate or 'saturation'}: {out}")
+    return out
+
+
 def callgrind_totals(path):
     text = Path(path).read_text()
     m = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
@@ -466,6 +577,34 @@ def main():
     tunnels = ["cangw", *ours, "python", "relay"]
     res["candidates"] = tunnels
 
+    # What tcpcan's binary offers decides which of the newer rows run.
+    helps = help_text(OURS)
+    has_sc = "--socketcand" in helps
+    has_budget = "--latency-budget" in helps
+    res["features"] = {
+        "socketcand": has_sc,
+        "latency_budget": has_budget,
+        "budget_default": budget_default(helps) if has_budget else None,
+        "budgets": BUDGETS,
+        "lat_busy_rate": LAT_BUSY_RATE,
+        "lat_tick_us": LAT_TICK_US,
+        "lat_busy_frames": LAT_BUSY_FRAMES,
+        "sc_load_secs": SC_LOAD_SECS,
+        "spread_tick_us": SPREAD_TICK_US,
+    }
+    log(f"features of {OURS}: {res['features']}")
+    off = budget_args(0)
+    # Issue 13: tcpcan's server with a socketcand client in place of the v1 client.
+    sc = {"saturation": [], "cpu": [], "latency": []}
+    # Issue 14: budget 0 (off) beside the binary's default, and the CPU curve.
+    co = {
+        "saturation_off": [],
+        "cpu": {f"{b:g}": [] for b in BUDGETS},
+        "cpu_spread": {"off": [], "default": []},
+        "latency_off": [],
+        "latency_busy": {"off": [], "default": []},
+    }
+
     # Repetitions are interleaved so that a slow spell of the shared host
     # hits every candidate, not one.
     sat = {k: {"classic": [], "fd": []} for k in ["direct", *tunnels]}
@@ -473,18 +612,48 @@ def main():
         for fd in (False, True):
             for k in sat:
                 sat[k]["fd" if fd else "classic"].append(saturation(k, fd))
+        # socketcand has no CAN FD: classic only.
+        if has_sc:
+            sc["saturation"].append(saturation("sc", False))
+        if has_budget:
+            co["saturation_off"].append(saturation("tcpcan", False, off))
     res["saturation"] = sat
     res["lossless"] = {k: ladder(k) for k in tunnels}
+    if has_budget:
+        co["lossless_off"] = ladder("tcpcan", args=off)
 
     cpu = {k: [] for k in [*ours, "python", "relay"]}
     lat = {k: [] for k in tunnels}
     for _ in range(REPS):
         for k in cpu:
             cpu[k].append(cpu_at_rate(k))
+        if has_sc:
+            sc["cpu"].append(cpu_at_rate("sc"))
+        if has_budget:
+            for b in BUDGETS:
+                co["cpu"][f"{b:g}"].append(cpu_at_rate("tcpcan", budget_args(b)))
+            co["cpu_spread"]["off"].append(cpu_at_rate("tcpcan", off, SPREAD_TICK_US))
+        co["cpu_spread"]["default"].append(cpu_at_rate("tcpcan", tick_us=SPREAD_TICK_US))
         for k in lat:
             lat[k].append(latency(k))
+        if has_sc:
+            sc["latency"].append(latency("sc"))
+        # The binary's default at LAT_BUSY_RATE is measured whatever the
+        # binary: for one without the option, it is the figure before coalescing.
+        co["latency_busy"]["default"].append(latency("tcpcan", (), LAT_BUSY_RATE, LAT_TICK_US, LAT_BUSY_FRAMES))
+        if has_budget:
+            co["latency_off"].append(latency("tcpcan", off))
+            co["latency_busy"]["off"].append(latency("tcpcan", off, LAT_BUSY_RATE, LAT_TICK_US, LAT_BUSY_FRAMES))
     res["cpu"] = cpu
     res["latency"] = lat
+    # System calls per frame under load: the default always, 0 when there is one.
+    co["syscalls"] = {
+        which: {"busy": syscalls_under_load(args, CPU_RATE), "saturation": syscalls_under_load(args, 0)}
+        for which, args in [("default", []), *([("off", off)] if has_budget else [])]
+    }
+    if has_sc:
+        res["socketcand"] = sc
+    res["coalescing"] = co
 
     res["fanout"] = {k: [fanout(k, n) for n in FANOUT] for k in ours}
     res["fanout"]["python"] = [fanout("python", n) for n in FANOUT_PY]

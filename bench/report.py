@@ -1,4 +1,6 @@
-"""Turns bench.py's results (and run.sh's host facts) into one Markdown table.
+"""Turns bench.py's results (and run.sh's host facts) into Markdown tables:
+the main one, then socketcand clients beside v1 clients (issue 13) and
+tcpcan's coalescing budgets (issue 14), all from the same boot.
 
 usage: report.py RESULTS.json HOST.json
 """
@@ -96,6 +98,187 @@ def relay_note(medians, base):
 
 def verdict(ok, text):
     return ("met: " if ok else "MISSED: ") + text
+
+
+NA = "n/a"
+
+
+def md_table(head, rows):
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def cell(values, digits=0, measured=True):
+    """A cell of repeated runs, or n/a when the binary could not run them."""
+    if not measured:
+        return NA
+    if isinstance(values, list):
+        return spread(values, digits)
+    return fmt(values, digits)
+
+
+def socketcand_table(res):
+    """tcpcan's server with a socketcand client (canbench sc-in, raw mode)
+    beside the same server with a v1 client (the main table's tcpcan runs)."""
+    sc = res.get("socketcand")
+    on = sc is not None
+    p = res["params"]
+    v1_sat = res["saturation"]["tcpcan"]["classic"]
+    v1_cpu = res["cpu"]["tcpcan"]
+    v1_lat = res["latency"]["tcpcan"]
+    rows = []
+
+    def row(label, v1, other, digits=0):
+        r = ratio(med(other), med(v1)) if on else None
+        rows.append([label, cell(v1, digits), cell(other, digits, on), fmt_ratio(r) if on else NA])
+
+    row("saturation classic 8-byte: frames/s on vcan1", [r["rate"] for r in v1_sat],
+        [r["rate"] for r in sc["saturation"]] if on else [])
+    row("saturation classic 8-byte: loss %", [r["loss_pct"] for r in v1_sat],
+        [r["loss_pct"] for r in sc["saturation"]] if on else [], 1)
+    for q in ("p50", "p99", "max"):
+        row(f"latency {q} µs at {p['lat_rate']} frames/s", [r[f"{q}_us"] for r in v1_lat],
+            [r[f"{q}_us"] for r in sc["latency"]] if on else [])
+    row(f"CPU s per 1000 frames at {p['cpu_rate']} frames/s, server only",
+        [r["cpu_s_per_1000"]["server"] for r in v1_cpu],
+        [r["cpu_s_per_1000"]["server"] for r in sc["cpu"]] if on else [], 3)
+    row(f"loss % at {p['cpu_rate']} frames/s", [r["loss_pct"] for r in v1_cpu],
+        [r["loss_pct"] for r in sc["cpu"]] if on else [], 1)
+    head = ["figure (tcpcan server, classic frames)", "v1 client (tcpcan)", "socketcand client (raw mode)",
+            "socketcand ÷ v1"]
+    out = ["### socketcand clients beside v1 clients (issue 13)", ""]
+    if not on:
+        out += ["n/a: this tcpcan has no --socketcand.", ""]
+    out.append(md_table(head, rows))
+    return out
+
+
+def coalescing_tables(res, cpu_python):
+    """The --latency-budget curve at 5 kfps, then budget 0 (off) beside the
+    binary's default. Rows the binary cannot run say n/a; the default's own
+    figures are measured whatever the binary (for one without the option,
+    they are the figures before coalescing)."""
+    co = res["coalescing"]
+    feat = res["features"]
+    on = feat["latency_budget"]
+    d = feat["budget_default"]
+    p = res["params"]
+    rate = p["cpu_rate"]
+    py = med(cpu_python)
+    if not on:
+        default_name = "no --latency-budget (this binary)"
+    elif d is None:
+        default_name = "default (not stated by --help)"
+    else:
+        default_name = f"default ({d:g} ms)"
+
+    def curve_row(label, runs, wakes=True):
+        if runs is None:
+            return [label, *[NA] * 8]
+        cpu = [r["cpu_s_per_1000"]["total"] for r in runs]
+        w = "—"
+        if wakes:
+            w = " / ".join(fmt(med([r["wakeups_per_frame"][k] for r in runs]), 2) for k in ("server", "client"))
+        return [
+            label,
+            spread(cpu, 3),
+            fmt_ratio(ratio(med(cpu), py)),
+            spread([r["cpu_s_per_1000"]["server"] for r in runs], 3),
+            spread([r["cpu_s_per_1000"]["client"] for r in runs], 3),
+            w,
+            spread([r["gen_rate"] for r in runs]),
+            spread([100 * r["tunnel_cpu_share"] for r in runs]),
+            spread([r["loss_pct"] for r in runs], 1),
+        ]
+
+    rows = []
+    for b in feat["budgets"]:
+        label = f"--latency-budget {b:g}" + (" (off)" if b == 0 else "") + (" (default)" if on and d == b else "")
+        rows.append(curve_row(label, co["cpu"][f"{b:g}"] if on else None))
+    rows.append(curve_row(f"{default_name}, main table's runs", res["cpu"]["tcpcan"]))
+    rows.append(curve_row("Python 0.0.2, main table's runs", res["cpu"]["python"], wakes=False))
+    head = [
+        f"tcpcan at {rate} frames/s",
+        "CPU s per 1000 frames, server + client",
+        "÷ Python",
+        "… server",
+        "… client",
+        "wake-ups per frame, server / client",
+        f"generator achieved, frames/s (of {rate})",
+        "tunnel's share of the CPU, %",
+        "loss %",
+    ]
+    out = ["### Coalescing: --latency-budget (issue 14)", ""]
+    if not on:
+        out += ["n/a: this tcpcan has no --latency-budget; its own figures are those before coalescing.", ""]
+    out += [md_table(head, rows), ""]
+
+    # Budget 0 beside the default.
+    rows = []
+    busy = feat["lat_busy_rate"]
+
+    def pair(label, off, default, digits=0, goal=""):
+        """off, default: lists of runs, or one figure."""
+        off, default = ([] if v is None else v if isinstance(v, list) else [v] for v in (off, default))
+        r = ratio(med(default), med(off)) if on else None
+        rows.append([label, cell(off, digits, on), cell(default, digits), fmt_ratio(r) if on else NA, goal])
+
+    curve_off = co["cpu"].get("0", []) if on else []
+    cpu_default = [r["cpu_s_per_1000"]["total"] for r in res["cpu"]["tcpcan"]]
+    r = ratio(med(cpu_default), py)
+    lossless = all(x["loss_pct"] == 0 for x in res["cpu"]["tcpcan"])
+    ok = r is not None and r <= 0.1 and lossless
+    pair(f"CPU s per 1000 frames at {rate} frames/s, server + client",
+         [x["cpu_s_per_1000"]["total"] for x in curve_off], cpu_default, 3,
+         verdict(ok, f"≤ 0.10 × Python with no loss (default: {fmt_ratio(r)})"))
+    pair(f"generator achieved at {rate} frames/s, frames/s", [x["gen_rate"] for x in curve_off],
+         [x["gen_rate"] for x in res["cpu"]["tcpcan"]])
+    # Results of a bench.py from before the spread rows have none.
+    spread_runs = co.get("cpu_spread", {"off": [], "default": []})
+    tick = feat.get("spread_tick_us", "?")
+    pair(f"… frames spread (generator tick {tick} µs): CPU s per 1000 frames, server + client",
+         [x["cpu_s_per_1000"]["total"] for x in spread_runs["off"]],
+         [x["cpu_s_per_1000"]["total"] for x in spread_runs["default"]], 3)
+    for role in ("server", "client"):
+        pair(f"… frames spread: wake-ups per frame, {role}",
+             [x["wakeups_per_frame"][role] for x in spread_runs["off"]],
+             [x["wakeups_per_frame"][role] for x in spread_runs["default"]], 2)
+    pair("… frames spread: generator achieved, frames/s", [x["gen_rate"] for x in spread_runs["off"]],
+         [x["gen_rate"] for x in spread_runs["default"]])
+    sc = co["syscalls"]
+    for load, what in (("busy", f"at {rate} frames/s"), ("saturation", "at saturation")):
+        for role in ("server", "client"):
+            pair(f"system calls per frame {what}, {role} (strace -c)",
+                 sc["off"][load][role] if on else None, sc["default"][load][role], 2)
+    pair("… frames/s the generator reached under strace at saturation",
+         sc["off"]["saturation"]["gen_rate"] if on else None, sc["default"]["saturation"]["gen_rate"])
+    lat1 = res["latency"]["tcpcan"]
+    for q in ("p50", "p99"):
+        pair(f"latency {q} µs at {p['lat_rate']} frames/s", [x[f"{q}_us"] for x in co["latency_off"]],
+             [x[f"{q}_us"] for x in lat1])
+    lb = co["latency_busy"]
+    for q in ("p50", "p99"):
+        pair(f"latency {q} µs at {busy} frames/s", [x[f"{q}_us"] for x in lb["off"]],
+             [x[f"{q}_us"] for x in lb["default"]])
+    for q in ("p50", "p99"):
+        added = None
+        goal = ""
+        if on:
+            added = med([x[f"{q}_us"] for x in lb["default"]]) - med([x[f"{q}_us"] for x in lb["off"]])
+            if d is not None:
+                goal = verdict(added <= d * 1000, f"≤ the budget ({d * 1000:g} µs)")
+        rows.append([f"added latency {q} µs at {busy} frames/s (default − off, medians)", NA if not on else "",
+                     fmt(added) if on else NA, "", goal])
+    pair("saturation classic 8-byte: frames/s on vcan1", [x["rate"] for x in co["saturation_off"]],
+         [x["rate"] for x in res["saturation"]["tcpcan"]["classic"]])
+    pair("saturation classic 8-byte: loss %", [x["loss_pct"] for x in co["saturation_off"]],
+         [x["loss_pct"] for x in res["saturation"]["tcpcan"]["classic"]], 1)
+    pair("highest lossless paced rate, frames/s", co["lossless_off"]["lossless_rate"] if on else None,
+         res["lossless"]["tcpcan"]["lossless_rate"])
+    head = ["figure (tcpcan)", "--latency-budget 0 (off)", default_name, "default ÷ off", "goal"]
+    out.append(md_table(head, rows))
+    return out
 
 
 def main():
@@ -220,6 +403,9 @@ def main():
 
     d = res["saturation"]["direct"]
     out = []
+    extra = []
+    if "coalescing" in res:
+        extra = ["", *socketcand_table(res), "", *coalescing_tables(res, [r["cpu_s_per_1000"]["total"] for r in cpu["python"]])]
     out.append(
         f"Host: {host['host_nproc']} × {host['host_cpu']}, load average {host['load_before']} before, "
         f"{host.get('load_after', '?')} after. UML: {res['uml']['nproc']} CPU, kernel {res['uml']['kernel']}, "
@@ -239,6 +425,7 @@ def main():
     )
     out.append("")
     out.append("Goals: " + "; ".join(f"{name}: {'met' if ok else 'MISSED'}{' (' + v + ')' if v else ''}" for name, ok, v in goals) + ".")
+    out += extra
     print("\n".join(out))
 
 
@@ -251,6 +438,16 @@ def own_drops(res):
         n += sum(r["counter_drops"] for r in runs)
     for runs in res["latency"].values():
         n += sum(r.get("own_drops", 0) for r in runs)
+    # The socketcand and coalescing rows' runs.
+    sc = res.get("socketcand", {})
+    co = res.get("coalescing", {})
+    runs = [*sc.get("saturation", []), *sc.get("cpu", []), *co.get("saturation_off", [])]
+    runs += [r for v in co.get("cpu", {}).values() for r in v]
+    runs += [r for v in co.get("cpu_spread", {}).values() for r in v]
+    n += sum(r["counter_drops"] for r in runs)
+    lat = [*sc.get("latency", []), *co.get("latency_off", [])]
+    lat += [r for v in co.get("latency_busy", {}).values() for r in v]
+    n += sum(r.get("own_drops", 0) for r in lat)
     return n
 
 

@@ -2,19 +2,26 @@
 # Benchmark (issue 6): tcpcan against the kernel's CAN gateway (cangw, the
 # rig's upper bound), the Python tcpcan 0.0.2 and a minimal C relay (what any
 # user-space TCP tunnel costs on this rig), side by side in ONE boot of
-# User-Mode Linux, printed as one table. Not part of the test suite; see
-# docs/benchmark.md for what each figure means and how to read it.
+# User-Mode Linux, printed as one table; then, from the same boot, tcpcan's
+# server with socketcand clients beside v1 clients (issue 13) and its
+# coalescing budgets (issue 14), each "n/a" when the binary lacks the option.
+# Not part of the test suite; see docs/benchmark.md for what each figure
+# means and how to read it.
 #
 # usage: bench/run.sh [--quick] [--compare OTHER_TCPCAN [--label TEXT]]
-#   --quick              one run per figure, shorter runs (~4 min instead of ~6)
+#   --quick              one run per figure, shorter runs (~5 min instead of ~10)
 #   --compare BINARY     also measure another build of tcpcan (e.g. a patched
 #                        copy) in the same boot, with a ratio column
 #   --label TEXT         what to call that column (default: its path)
 # env: TCPCAN_BIN (default target/release/tcpcan, built here if missing)
 #
-# Output: the table on stdout, also in bench/target/report.md; raw results
+# Output: the tables on stdout, also in bench/target/report.md; raw results
 # in bench/target/results.json, daemon logs in bench/target/logs/.
 set -euo pipefail
+
+# The full run with --compare and a binary that has every option takes
+# ~11 minutes in UML: past run-in-uml.sh's default limit on a slow day.
+export TCPCAN_UML_TIMEOUT=${TCPCAN_UML_TIMEOUT:-1500}
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"

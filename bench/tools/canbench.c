@@ -12,9 +12,10 @@
  *
  *   canbench gen   IF [-f] [-r RATE] [-d SECS] [-n COUNT] [-t TAG] [-b BATCH] [-g TICK_US]
  *   canbench count IF [-f] [-t TAG] [-n EXPECT] [-w IDLE_MS] [-W START_MS] [-x EXCEPT_IF]
- *   canbench lat   IF0 IF1 [-r RATE] [-n COUNT] [-t TAG]
+ *   canbench lat   IF0 IF1 [-r RATE] [-n COUNT] [-t TAG] [-g TICK_US]
  *   canbench probe IF0 IF1 [-W TIMEOUT_MS]
  *   canbench relay-out IF PORT | relay-in IF PORT
+ *   canbench sc-in IF PORT BUS
  *
  * gen: RATE 0 (default) sends as fast as the interface takes frames, BATCH
  * per sendmmsg; a RATE is kept on average, the frames due sent together
@@ -24,8 +25,12 @@
  * frame (once one arrived), after START_MS if none arrives, at EXPECT
  * unique frames, or on SIGINT/SIGTERM; prints "ready" once bound.
  * lat: sends COUNT classic frames at RATE on IF0 and reports the one-way
- * latency from each frame's kernel receive time on IF0 to that on IF1.
+ * latency from each frame's kernel receive time on IF0 to that on IF1. With
+ * -g, the frames due are sent together every TICK_US and the receivers are
+ * read every 5 ms (see cmd_lat); without it, one frame per write, as before.
  * relay-out/relay-in: a minimal one-way TCP tunnel (see cmd_relay_out).
+ * sc-in: a socketcand client in raw mode that writes what it receives to IF
+ * (see cmd_sc_in).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -73,7 +78,7 @@ static void die(const char *what)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: canbench gen|count|lat|probe ... (see canbench.c)\n");
+	fprintf(stderr, "usage: canbench gen|count|lat|probe|relay-out|relay-in|sc-in ... (see canbench.c)\n");
 	exit(2);
 }
 
@@ -191,6 +196,7 @@ struct opts {
 	int idle_ms;
 	int start_ms;
 	int64_t tick_us;
+	int tick_set; /* -g given: lat batches (see cmd_lat) */
 	const char *except;
 };
 
@@ -429,6 +435,66 @@ static void lat_drain(struct rx *r, int64_t *when, uint64_t n, uint32_t tag)
 	}
 }
 
+/*
+ * lat -g: at 5000 frames/s, one write and two reads per frame would cost
+ * the probe alone most of the one CPU it shares with the tunnel (a system
+ * call takes ~30 us in UML). So it wakes every TICK_US, sends the frames
+ * due by then in one sendmmsg, and reads the receivers every 5 ms: their
+ * kernel timestamps are exact however late the queues are read. Frames of
+ * one batch reach IF0 within microseconds of each other, as on a busy bus.
+ * No clock is read: a wake-up is an absolute deadline. Returns frames sent.
+ */
+static uint64_t lat_send_batched(int tx, struct rx *r0, struct rx *r1, int64_t *t0, int64_t *t1,
+				 uint64_t n, int64_t start, const struct opts *o)
+{
+	static struct canfd_frame frames[MAX_BATCH];
+	static struct iovec iov[MAX_BATCH];
+	static struct mmsghdr msgs[MAX_BATCH];
+	int64_t tick = o->tick_us * 1000, wake = start;
+	int64_t drain_every = tick > 0 ? (5000000 + tick - 1) / tick : 1;
+	uint64_t sent = 0, wakes = 0;
+
+	for (int i = 0; i < MAX_BATCH; i++) {
+		iov[i].iov_base = &frames[i];
+		iov[i].iov_len = CAN_MTU;
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	while (!stop && sent < n) {
+		int64_t next = start + (int64_t)((double)sent * 1e9 / o->rate);
+		uint64_t due;
+
+		if (next < wake + tick)
+			next = wake + tick;
+		wake = next;
+		struct timespec ts = { wake / 1000000000, wake % 1000000000 };
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		/* Frame k is due at start + k/rate: those due by this wake-up. */
+		due = (uint64_t)((double)(wake - start) * o->rate / 1e9) + 1;
+		if (due > n)
+			due = n;
+		while (sent < due && !stop) {
+			unsigned want = due - sent < MAX_BATCH ? (unsigned)(due - sent) : MAX_BATCH;
+
+			for (unsigned i = 0; i < want; i++)
+				make_frame(&frames[i], 0, o->tag, (uint32_t)(sent + i));
+			int k = sendmmsg(tx, msgs, want, 0);
+			if (k < 0) {
+				if (errno != ENOBUFS && errno != EAGAIN && errno != EINTR)
+					die("sendmmsg");
+				wait_writable(tx);
+				continue;
+			}
+			sent += (uint64_t)k;
+		}
+		if (++wakes % (uint64_t)drain_every == 0) {
+			lat_drain(r0, t0, n, o->tag);
+			lat_drain(r1, t1, n, o->tag);
+		}
+	}
+	return sent;
+}
+
 static int cmd_lat(const char *if0, const char *if1, const struct opts *o)
 {
 	static struct rx r0, r1;
@@ -446,6 +512,8 @@ static int cmd_lat(const char *if0, const char *if1, const struct opts *o)
 	 * exact however late their queues are read, and fewer wake-ups leave
 	 * the CPU to the tunnel. */
 	start = now_ns(CLOCK_MONOTONIC);
+	if (o->tick_set)
+		sent = lat_send_batched(tx, &r0, &r1, t0, t1, n, start, o);
 	while (!stop && sent < n) {
 		int64_t due = start + (int64_t)((double)sent * 1e9 / o->rate);
 		struct timespec ts = { due / 1000000000, due % 1000000000 };
@@ -658,13 +726,182 @@ static int cmd_relay_in(const char *ifname, int port)
 	return 0;
 }
 
+/*
+ * sc-in: a socketcand client (issue 13's benchmark row) as lean as
+ * relay-in, so that the figures are the server's and not this reader's.
+ * It connects to 127.0.0.1:PORT, opens BUS in raw mode, prints "ready" once
+ * both commands are acknowledged, then parses "< frame ID SEC.USEC HEX >"
+ * lines (other lines are skipped) and writes the frames to IF, all the
+ * frames of one read in one sendmmsg.
+ */
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Parses the line [p, end) (end at its '>'); 1 if it is a data frame. */
+static int sc_frame(const char *p, const char *end, struct can_frame *f)
+{
+	const char *tok[5];
+	size_t len[5];
+	int nt = 0;
+
+	while (nt < 5) {
+		while (p < end && *p == ' ')
+			p++;
+		if (p == end)
+			break;
+		tok[nt] = p;
+		while (p < end && *p != ' ')
+			p++;
+		len[nt] = (size_t)(p - tok[nt]);
+		nt++;
+	}
+	if (nt < 4 || len[0] != 1 || tok[0][0] != '<' || len[1] != 5 || memcmp(tok[1], "frame", 5) != 0)
+		return 0;
+	if ((len[2] != 3 && len[2] != 8) || (nt == 5 && (len[4] % 2 || len[4] > 16)))
+		return 0;
+	memset(f, 0, sizeof(*f));
+	for (size_t i = 0; i < len[2]; i++) {
+		int v = hexval(tok[2][i]);
+
+		if (v < 0)
+			return 0;
+		f->can_id = f->can_id << 4 | (uint32_t)v;
+	}
+	if (len[2] == 8)
+		f->can_id |= CAN_EFF_FLAG;
+	if (nt == 5) {
+		for (size_t i = 0; i < len[4]; i += 2) {
+			int hi = hexval(tok[4][i]), lo = hexval(tok[4][i + 1]);
+
+			if (hi < 0 || lo < 0)
+				return 0;
+			f->data[i / 2] = (uint8_t)(hi << 4 | lo);
+		}
+		f->len = (uint8_t)(len[4] / 2);
+	}
+	return 1;
+}
+
+static void send_all(int s, const char *text)
+{
+	size_t len = strlen(text);
+
+	for (size_t off = 0; off < len;) {
+		ssize_t w = send(s, text + off, len - off, MSG_NOSIGNAL);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			die("send");
+		}
+		off += (size_t)w;
+	}
+}
+
+/* Writes frames[0..n) to IF, waiting when the queue is full. */
+static void send_frames(int can, struct mmsghdr *msgs, unsigned n)
+{
+	for (unsigned done = 0; done < n;) {
+		int w = sendmmsg(can, msgs + done, n - done, 0);
+
+		if (w < 0) {
+			if (errno != ENOBUFS && errno != EAGAIN && errno != EINTR)
+				die("sendmmsg");
+			wait_writable(can);
+			continue;
+		}
+		done += (unsigned)w;
+	}
+}
+
+static int cmd_sc_in(const char *ifname, int port, const char *bus)
+{
+	static struct can_frame frames[MAX_BATCH];
+	static struct iovec iov[MAX_BATCH];
+	static struct mmsghdr msgs[MAX_BATCH];
+	static char buf[65536], cmd[128];
+	int can = can_open(ifname, SENDER), tcp = tcp_open(port, 0), oks = 0;
+	size_t have = 0;
+	uint64_t wakes = 0, total = 0, lines = 0;
+
+	for (int i = 0; i < MAX_BATCH; i++) {
+		iov[i].iov_base = &frames[i];
+		iov[i].iov_len = CAN_MTU;
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	if (snprintf(cmd, sizeof(cmd), "< open %s >< rawmode >", bus) >= (int)sizeof(cmd))
+		usage();
+	send_all(tcp, cmd);
+	while (!stop) {
+		ssize_t r = read(tcp, buf + have, sizeof(buf) - have);
+		size_t off = 0;
+		unsigned n = 0;
+		char *gt;
+
+		if (r <= 0) {
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (oks < 2) {
+				fprintf(stderr, "canbench: sc-in: the server closed before '< ok >' to open and rawmode\n");
+				return 1;
+			}
+			break;
+		}
+		have += (size_t)r;
+		while ((gt = memchr(buf + off, '>', have - off)) != NULL) {
+			size_t len = (size_t)(gt - (buf + off));
+
+			if (oks == 2) {
+				n += (unsigned)sc_frame(buf + off, gt, &frames[n]);
+				lines++;
+				if (n == MAX_BATCH) {
+					send_frames(can, msgs, n);
+					total += n;
+					n = 0;
+				}
+			} else if (len >= 5 && memcmp(gt - 5, "< ok ", 5) == 0) {
+				/* "< hi >", then "< ok >" to open and to rawmode. */
+				if (++oks == 2) {
+					printf("ready\n");
+					fflush(stdout);
+				}
+			} else if (memmem(buf + off, len, "error", 5)) {
+				fprintf(stderr, "canbench: sc-in: the server said: %.*s>\n", (int)len, buf + off);
+				return 1;
+			}
+			off += len + 1;
+		}
+		if (off == 0 && have == sizeof(buf)) {
+			fprintf(stderr, "canbench: sc-in: no '>' in %zu bytes\n", have);
+			return 1;
+		}
+		send_frames(can, msgs, n);
+		total += n;
+		memmove(buf, buf + off, have - off);
+		have -= off;
+		wakes++;
+	}
+	printf("frames=%" PRIu64 " lines=%" PRIu64 " wakes=%" PRIu64 " cpu_ms=%.0f\n", total, lines, wakes,
+	       cpu_ms());
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {
 		.tag = 1, .batch = 64, .secs = 2, .idle_ms = 1000, .start_ms = 10000,
 		.tick_us = 1000,
 	};
-	const char *pos[2] = { 0 };
+	const char *pos[3] = { 0 };
 	int npos = 0, c;
 	struct sigaction sa = { .sa_handler = on_signal };
 
@@ -675,7 +912,7 @@ int main(int argc, char **argv)
 	while (optind < argc) {
 		c = getopt(argc, argv, "+fr:d:n:t:b:g:w:W:x:");
 		if (c == -1) {
-			if (npos == 2)
+			if (npos == 3)
 				usage();
 			pos[npos++] = argv[optind++];
 			continue;
@@ -687,7 +924,7 @@ int main(int argc, char **argv)
 		case 'n': o.count = strtoull(optarg, NULL, 0); break;
 		case 't': o.tag = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'b': o.batch = atoi(optarg); break;
-		case 'g': o.tick_us = atoi(optarg); break;
+		case 'g': o.tick_us = atoi(optarg); o.tick_set = 1; break;
 		case 'w': o.idle_ms = atoi(optarg); break;
 		case 'W': o.start_ms = atoi(optarg); break;
 		case 'x': o.except = optarg; break;
@@ -707,6 +944,8 @@ int main(int argc, char **argv)
 		return cmd_relay_out(pos[0], atoi(pos[1]));
 	if (strcmp(cmd, "relay-in") == 0 && npos == 2)
 		return cmd_relay_in(pos[0], atoi(pos[1]));
+	if (strcmp(cmd, "sc-in") == 0 && npos == 3)
+		return cmd_sc_in(pos[0], atoi(pos[1]), pos[2]);
 	if (o.rate <= 0)
 		o.rate = 1000;
 	if (strcmp(cmd, "lat") == 0 && npos == 2)
