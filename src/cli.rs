@@ -152,6 +152,16 @@ pub struct Config {
     pub latency_budget: Duration,
 }
 
+impl Config {
+    /// How long one side may wait to coalesce reads: half the latency
+    /// budget. A frame through a tunnel crosses one waiting side in each of
+    /// its two ends (CAN to TCP in one, TCP to CAN in the other), so two
+    /// ends with the same budget add at most the budget between them.
+    pub fn wait_per_side(&self) -> Duration {
+        self.latency_budget / 2
+    }
+}
+
 /// `--latency-budget MS`: milliseconds with up to three decimals (no
 /// floating point: its parser alone would cost the small builds kilobytes).
 fn latency_budget(arg: Option<&str>) -> Result<Duration, String> {

@@ -144,9 +144,9 @@ impl Conn {
         Conn {
             tcp,
             hung_up: false,
-            bus: BusSide::new(can, cfg.latency_budget),
+            bus: BusSide::new(can, cfg.wait_per_side()),
             session: Session::new(peer, role, cfg.session, now.get()),
-            tcp_coalesce: Coalesce::new(cfg.latency_budget),
+            tcp_coalesce: Coalesce::new(cfg.wait_per_side()),
             opened: now.get(),
         }
     }

@@ -82,7 +82,7 @@ impl ScdConn {
         log::info!("{peer}: speaks socketcand");
         ScdConn {
             tcp,
-            bus: BusSide::new(can, cfg.latency_budget),
+            bus: BusSide::new(can, cfg.wait_per_side()),
             session: ScdSession::new(peer, scd_config(cfg)),
             bcm: BcmPort::new(&cfg.canif),
         }

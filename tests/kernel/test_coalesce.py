@@ -108,20 +108,18 @@ def test_a_5kfps_stream_arrives_whole_with_fewer_wakeups_per_frame_than_without_
 ):
     off = server_wakeups_per_frame(daemons, vcan, port, "0", direction)
     default = server_wakeups_per_frame(daemons, vcan, port, None, direction)
-    five = server_wakeups_per_frame(daemons, vcan, port, "5", direction)
+    two = server_wakeups_per_frame(daemons, vcan, port, "2", direction)
+    ten = server_wakeups_per_frame(daemons, vcan, port, "10", direction)
     print(
-        "%s wake-ups per frame at %d frames/s: budget 0: %.3f, default (1 ms): %.3f, 5 ms: %.3f"
-        % (direction, RATE, off, default, five)
+        "%s wake-ups per frame at %d frames/s: budget 0: %.3f, default (1 ms, 0.5 per side): %.3f, 2 ms: %.3f, 10 ms: %.3f"
+        % (direction, RATE, off, default, two, ten)
     )
     # Without a budget UML's coarse sleeps already clump this stream in a few
-    # frames per wake-up, and how many varies from run to run by a fifth:
-    # the default's 1 ms (about five frames) stands out by less than 5 ms's.
-    assert default < 0.8 * off, "%s: %.3f wake-ups per frame with the default budget, %.3f without" % (
-        direction,
-        default,
-        off,
-    )
-    assert five < 0.4 * off, "%s: %.3f wake-ups per frame with a 5 ms budget, %.3f without" % (direction, five, off)
+    # frames per wake-up, and how many varies from run to run by a fifth: the
+    # default's 0.5 ms per side (two or three frames) is within that noise,
+    # so the proof uses 1 ms per side (about five) and 5 ms (a batch).
+    assert two < 0.8 * off, "%s: %.3f wake-ups per frame with a 2 ms budget, %.3f without" % (direction, two, off)
+    assert ten < 0.4 * off, "%s: %.3f wake-ups per frame with a 10 ms budget, %.3f without" % (direction, ten, off)
 
 
 def test_an_isolated_frame_is_not_delayed_by_a_large_budget(daemons, vcan, port):
