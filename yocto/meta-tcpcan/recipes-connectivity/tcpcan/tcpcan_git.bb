@@ -27,7 +27,7 @@ TCPCAN_GIT_URI ??= "git://${@os.path.normpath(d.getVar('FILE_DIRNAME') + '/../..
 # and then regenerates tcpcan-crates.inc (see the layer README).
 PV = "0.1.0+git"
 SRC_URI = "${TCPCAN_GIT_URI};branch=main;destsuffix=${BP}"
-SRCREV = "735d79850acb2e61fb4b21573c29cf08ed06e41d"
+SRCREV = "3ca8a47b2cd31de86cc569392a61181bf8a42018"
 
 inherit cargo cargo-update-recipe-crates update-rc.d systemd useradd
 
