@@ -17,6 +17,7 @@ env: TCPCAN_BIN, BENCH_QUICK=1 (short run), BENCH_ALT (another build to
 compare), BENCH_STATIC (the static build, for its idle memory)
 """
 
+import contextlib
 import json
 import os
 import platform
@@ -454,26 +455,35 @@ def strace_counts(path):
     return counts
 
 
+@contextlib.contextmanager
+def strace_counting(pids, outs):
+    """`strace -c` attached to each of `pids` (after the tunnel has settled)
+    for the body of the block, its counts written to the paths `outs`."""
+    time.sleep(0.5)
+    tracers = [
+        subprocess.Popen(["strace", "-c", "-o", str(out), "-p", str(pid)], stderr=subprocess.DEVNULL)
+        for out, pid in zip(outs, pids)
+    ]
+    time.sleep(1)
+    try:
+        yield
+    finally:
+        for tr in tracers:
+            tr.send_signal(signal.SIGINT)
+            tr.wait(timeout=60)
+
+
 def syscalls(kind):
     """System calls per frame of server and client (strace -c) while they
     carry SC_FRAMES frames at SC_RATE: on this rig, where a system call costs
     tens of microseconds and CPU accounting is sampled (see docs), the most
     dependable measure of what a frame costs."""
-    with Tunnel(kind) as t:
-        time.sleep(0.5)
-        outs = [LOGS / f"strace-{kind}-{role}.txt" for role in ("server", "client")]
-        tracers = [
-            subprocess.Popen(["strace", "-c", "-o", str(out), "-p", str(pid)], stderr=subprocess.DEVNULL)
-            for out, pid in zip(outs, t.pids)
-        ]
-        time.sleep(1)
+    outs = [LOGS / f"strace-{kind}-{role}.txt" for role in ("server", "client")]
+    with Tunnel(kind) as t, strace_counting(t.pids, outs):
         tag = next_tag()
         c = Counter("vcan1", tag, "-w", 2000, "-n", SC_FRAMES)
         tool("gen", "vcan0", "-t", tag, "-r", SC_RATE, "-n", SC_FRAMES)
         r = c.result()
-        for tr in tracers:
-            tr.send_signal(signal.SIGINT)
-            tr.wait(timeout=60)
     out = {}
     for role, path in zip(("server", "client"), outs):
         counts = strace_counts(path)
@@ -492,21 +502,13 @@ def syscalls_under_load(args, rate):
     daemon is slower, so it finds more frames per wake-up than an untraced
     one: read with the untraced wake-ups per frame of cpu_at_rate."""
     with Tunnel("tcpcan", args=args) as t:
-        time.sleep(0.5)
         outs = [LOGS / f"strace-load-{t.name}-{rate}-{role}.txt" for role in ("server", "client")]
-        tracers = [
-            subprocess.Popen(["strace", "-c", "-o", str(out), "-p", str(pid)], stderr=subprocess.DEVNULL)
-            for out, pid in zip(outs, t.pids)
-        ]
-        time.sleep(1)
-        tag = next_tag()
-        c = Counter("vcan1", tag, "-w", 2000)
-        pace = ["-r", rate] if rate else []
-        g = tool("gen", "vcan0", "-t", tag, *pace, "-d", SC_LOAD_SECS)
-        r = c.result()
-        for tr in tracers:
-            tr.send_signal(signal.SIGINT)
-            tr.wait(timeout=60)
+        with strace_counting(t.pids, outs):
+            tag = next_tag()
+            c = Counter("vcan1", tag, "-w", 2000)
+            pace = ["-r", rate] if rate else []
+            g = tool("gen", "vcan0", "-t", tag, *pace, "-d", SC_LOAD_SECS)
+            r = c.result()
     out = {"sent": g["sent"], "gen_rate": g["rate"], "delivered": r["unique"]}
     for role, path in zip(("server", "client"), outs):
         total = strace_counts(path).get("total", 0)

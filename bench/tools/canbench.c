@@ -678,6 +678,22 @@ static int cmd_relay_out(const char *ifname, int port)
 	return 0;
 }
 
+/* Writes frames[0..n) to IF, waiting when the queue is full. */
+static void send_frames(int can, struct mmsghdr *msgs, unsigned n)
+{
+	for (unsigned done = 0; done < n;) {
+		int w = sendmmsg(can, msgs + done, n - done, 0);
+
+		if (w < 0) {
+			if (errno != ENOBUFS && errno != EAGAIN && errno != EINTR)
+				die("sendmmsg");
+			wait_writable(can);
+			continue;
+		}
+		done += (unsigned)w;
+	}
+}
+
 static int cmd_relay_in(const char *ifname, int port)
 {
 	static struct iovec iov[MAX_BATCH];
@@ -706,17 +722,7 @@ static int cmd_relay_in(const char *ifname, int port)
 			off += 2u + buf[off + 1];
 			n++;
 		}
-		for (unsigned done = 0; done < n;) {
-			int w = sendmmsg(can, msgs + done, n - done, 0);
-
-			if (w < 0) {
-				if (errno != ENOBUFS && errno != EAGAIN && errno != EINTR)
-					die("sendmmsg");
-				wait_writable(can);
-				continue;
-			}
-			done += (unsigned)w;
-		}
+		send_frames(can, msgs, n);
 		memmove(buf, buf + off, have - off);
 		have -= off;
 		wakes++;
@@ -803,22 +809,6 @@ static void send_all(int s, const char *text)
 			die("send");
 		}
 		off += (size_t)w;
-	}
-}
-
-/* Writes frames[0..n) to IF, waiting when the queue is full. */
-static void send_frames(int can, struct mmsghdr *msgs, unsigned n)
-{
-	for (unsigned done = 0; done < n;) {
-		int w = sendmmsg(can, msgs + done, n - done, 0);
-
-		if (w < 0) {
-			if (errno != ENOBUFS && errno != EAGAIN && errno != EINTR)
-				die("sendmmsg");
-			wait_writable(can);
-			continue;
-		}
-		done += (unsigned)w;
 	}
 }
 
