@@ -161,6 +161,13 @@ pub fn bcm_open(index: u32) -> io::Result<std::os::fd::OwnedFd> {
     })?;
     // Frames a receive job passes back carry the time the kernel received
     // them, for socketcand's `< frame >` lines.
+    enable_timestamps(fd)?;
+    Ok(owned)
+}
+
+/// Asks the kernel to stamp what `fd` receives (`SO_TIMESTAMP`): CAN frames
+/// each, and a TCP read with the arrival of the last segment it takes.
+pub fn enable_timestamps(fd: RawFd) -> io::Result<()> {
     let on: libc::c_int = 1;
     // SAFETY: on is a c_int of the length given, read by the kernel only.
     check(unsafe {
@@ -172,7 +179,40 @@ pub fn bcm_open(index: u32) -> io::Result<std::os::fd::OwnedFd> {
             mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     })?;
-    Ok(owned)
+    Ok(())
+}
+
+/// Reads what a stream socket holds into `buf` without blocking, with the
+/// kernel's receive time of the last data read (seconds, microseconds;
+/// zero without `SO_TIMESTAMP`): a read's time at no clock read.
+pub fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, (i64, u32))> {
+    let mut cmsg = [0u64; CMSG_ROOM / 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: all-zero is a valid msghdr.
+    let mut h: libc::msghdr = unsafe { mem::zeroed() };
+    h.msg_iov = &mut iov;
+    h.msg_iovlen = 1;
+    h.msg_control = cmsg.as_mut_ptr().cast();
+    h.msg_controllen = CMSG_ROOM as _;
+    // SAFETY: the header points at `buf` and `cmsg`, of the sizes given,
+    // which outlive the call.
+    let n = check(unsafe { libc::recvmsg(fd, &mut h, libc::MSG_DONTWAIT) })? as usize;
+    let mut stamp = (0, 0);
+    // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG macros
+    // walk only within them.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMP {
+                stamp = read_timeval(c);
+            }
+            c = libc::CMSG_NXTHDR(&h, c);
+        }
+    }
+    Ok((n, stamp))
 }
 
 /// One BCM message with one classic frame, laid out as the kernel reads it

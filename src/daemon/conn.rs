@@ -2,7 +2,7 @@
 //! A [`Conn`] moves bytes between its TCP stream, its own CAN socket and its
 //! [`Session`]; a [`Table`] holds the connections in fixed slots.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
@@ -21,7 +21,7 @@ use crate::counters::Counters;
 use crate::device::CanSink;
 use crate::limits::READS_PER_WAKEUP;
 use crate::session::{Role, RxState, Session, Timer, Wake};
-use crate::sys::CanBatch;
+use crate::sys::{self, CanBatch};
 
 /// Connection slots. Reserved whole at start-up but filled only as far as
 /// the busiest moment needed, so an idle server's untouched slots cost no
@@ -111,9 +111,10 @@ pub struct Conn {
     hung_up: bool,
     bus: BusSide,
     session: Session,
-    /// Coalescing of TCP reads, timed by the loop's clock from `opened`.
+    /// Coalescing of TCP reads, timed by the kernel's receive stamps.
     tcp_coalesce: Coalesce,
-    opened: Instant,
+    /// The receive stamp of the last TCP read (zero: none).
+    tcp_stamp: (i64, u32),
 }
 
 impl Outbox for Session {
@@ -141,13 +142,18 @@ impl Conn {
                 open_error(&cfg.canif, e)
             );
         }
+        let tcp_coalesce = Coalesce::new(cfg.wait_per_side());
+        // Without stamps the TCP side is never left unread: no harm done.
+        if tcp_coalesce.is_on() {
+            let _ = sys::enable_timestamps(tcp.as_raw_fd());
+        }
         Conn {
             tcp,
             hung_up: false,
             bus: BusSide::new(can, cfg.wait_per_side()),
             session: Session::new(peer, role, cfg.session, now.get()),
-            tcp_coalesce: Coalesce::new(cfg.wait_per_side()),
-            opened: now.get(),
+            tcp_coalesce,
+            tcp_stamp: (0, 0),
         }
     }
 
@@ -242,12 +248,14 @@ impl Conn {
         let before = self.session.counters.to_can;
         self.read_tcp(revents, now, canif)?;
         if self.tcp_coalesce.is_on() {
-            // The frames this wake-up put on the bus. Only coalescing reads
-            // the clock here (on a virtual interface desk pacing has read it).
+            // The frames this wake-up put on the bus, timed by when the
+            // kernel received them: no clock read, which is a system call
+            // where the vDSO has no clock (the Pi Zero's ARM11).
             let frames = (self.session.counters.to_can - before) as usize;
-            let t = now.get().saturating_duration_since(self.opened);
-            let at_us = t.as_secs() * 1_000_000 + u64::from(t.subsec_micros());
-            self.tcp_coalesce.after_wake(frames, Some(at_us));
+            let (sec, usec) = self.tcp_stamp;
+            let at_us =
+                (self.tcp_stamp != (0, 0)).then(|| sec as u64 * 1_000_000 + u64::from(usec));
+            self.tcp_coalesce.after_wake(frames, at_us);
         }
         self.flush(canif)
     }
@@ -266,9 +274,10 @@ impl Conn {
                 break;
             }
             let want = spare.len();
-            match (&self.tcp).read(spare) {
-                Ok(0) => return Err(Close::PeerClosed),
-                Ok(n) => {
+            match sys::recv_stamped(self.tcp.as_raw_fd(), spare) {
+                Ok((0, _)) => return Err(Close::PeerClosed),
+                Ok((n, stamp)) => {
+                    self.tcp_stamp = stamp;
                     self.session.rx_filled(n);
                     self.deliver(now, canif)?;
                     if n < want {
