@@ -27,7 +27,7 @@ TCPCAN_GIT_URI ??= "git://${@os.path.normpath(d.getVar('FILE_DIRNAME') + '/../..
 # and then regenerates tcpcan-crates.inc (see the layer README).
 PV = "0.1.0+git"
 SRC_URI = "${TCPCAN_GIT_URI};branch=main;destsuffix=${BP}"
-SRCREV = "3ca8a47b2cd31de86cc569392a61181bf8a42018"
+SRCREV = "74a9cf99efd8d8670e03f8bec85aa71a3e7cefd5"
 
 inherit cargo cargo-update-recipe-crates update-rc.d systemd useradd
 
