@@ -187,12 +187,10 @@ impl CanPort {
     }
 
     /// Asks the kernel to stamp each frame read with its receive time
-    /// (`SO_TIMESTAMP`, in [`CanBatch::stamps`]). Only socketcand clients
-    /// ask: protocol v1 carries no time.
+    /// (`SO_TIMESTAMP`, in [`CanBatch::stamps`]): for socketcand's `< frame >`
+    /// lines, and to time coalescing (protocol v1 itself carries no time).
     pub fn enable_timestamps(&self) -> io::Result<()> {
-        const ON: c_int = 1;
-        self.sock
-            .set_socket_option(SOL_SOCKET, libc::SO_TIMESTAMP, &ON)
+        sys::enable_timestamps(self.fd())
     }
 
     /// The socket's descriptor, for poll.

@@ -90,6 +90,23 @@ pub fn connect_start(addr: SocketAddr, keepalive: Duration) -> io::Result<Socket
     }
 }
 
+/// Sends what it can of `buf` without blocking and without `SIGPIPE`:
+/// how many bytes went, 0 when the socket's buffer is full (or a signal
+/// came first); the peer's errors are errors.
+pub fn send_some(sock: &Socket, buf: &[u8]) -> io::Result<usize> {
+    match sock.send_with_flags(buf, libc::MSG_NOSIGNAL) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(0)
+        }
+        sent => sent,
+    }
+}
+
 /// The peer address as a plain IPv4 address when it came in on a dual-stack
 /// socket as `::ffff:a.b.c.d`.
 pub fn peer_addr(addr: &SockAddr) -> Option<SocketAddr> {

@@ -20,6 +20,7 @@ use crate::coalesce::Coalesce;
 use crate::counters::Counters;
 use crate::device::CanSink;
 use crate::limits::READS_PER_WAKEUP;
+use crate::net;
 use crate::session::{Role, RxState, Session, Timer, Wake};
 use crate::sys::{self, CanBatch};
 
@@ -312,27 +313,15 @@ impl Conn {
             return Ok(());
         }
         let was_full = !self.session.tx_has_room();
-        match self.tcp.send_with_flags(pending, libc::MSG_NOSIGNAL) {
-            Ok(n) => {
-                self.session.tx_sent(n);
-                // The CAN socket was not read while we were full: whatever
-                // the kernel dropped meanwhile is counted now, not whenever
-                // the next frame happens to report it.
-                if was_full && self.session.tx_has_room() {
-                    self.poll_kernel_drops(Instant::now(), canif);
-                }
-                Ok(())
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
+        let n = net::send_some(&self.tcp, pending)?;
+        self.session.tx_sent(n);
+        // The CAN socket was not read while we were full: whatever the
+        // kernel dropped meanwhile is counted now, not whenever the next
+        // frame happens to report it.
+        if was_full && self.session.tx_has_room() {
+            self.poll_kernel_drops(Instant::now(), canif);
         }
+        Ok(())
     }
 
     /// The CAN socket is ready: deliver a parked frame, read frames for

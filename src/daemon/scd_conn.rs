@@ -22,6 +22,7 @@ use crate::close::Close;
 use crate::counters::Counters;
 use crate::device::CanSink;
 use crate::limits::READS_PER_WAKEUP;
+use crate::net;
 use crate::socketcand::session::{ScdConfig, ScdSession};
 use crate::socketcand::Stamp;
 use crate::sys::CanBatch;
@@ -215,21 +216,9 @@ impl ScdConn {
         if pending.is_empty() {
             return Ok(());
         }
-        match self.tcp.send_with_flags(pending, libc::MSG_NOSIGNAL) {
-            Ok(n) => {
-                self.session.tx_sent(n);
-                Ok(())
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
+        let n = net::send_some(&self.tcp, pending)?;
+        self.session.tx_sent(n);
+        Ok(())
     }
 
     /// The CAN socket is ready: read frames for the peer while there is
