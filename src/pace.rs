@@ -609,9 +609,11 @@ mod tests {
         secs: u64,
     ) -> (Vec<u32>, Option<Duration>) {
         let start = *t;
-        let step = Duration::from_nanos(1_000_000_000 / rate.max(1));
-        let (rate_is_zero, never) = (rate == 0, Duration::from_secs(secs + 1));
-        let step = if rate_is_zero { never } else { step };
+        // A bus that sends nothing: its next frame is after the end.
+        let step = match rate {
+            0 => Duration::from_secs(secs + 1),
+            _ => Duration::from_nanos(1_000_000_000 / rate),
+        };
         let (mut held, mut arrived_at, mut raised) = (backlog, *t, Vec::new());
         while *t - start < Duration::from_secs(secs) {
             while arrived_at + step <= *t {

@@ -552,6 +552,16 @@ mod tests {
         is_vcan: bool,
     }
 
+    impl FakeBus {
+        /// A virtual bus that takes every frame.
+        fn vcan() -> FakeBus {
+            FakeBus {
+                is_vcan: true,
+                ..FakeBus::default()
+            }
+        }
+    }
+
     impl CanSink for FakeBus {
         fn send(&mut self, frame: &[u8]) -> CanTx {
             let r = self.script.pop_front().unwrap_or(CanTx::Sent);
@@ -1060,10 +1070,7 @@ mod tests {
     fn a_backlog_into_a_virtual_bus_goes_out_in_small_paced_bursts() {
         let t0 = Instant::now();
         let mut s = agreed_server(t0);
-        let mut vcan = FakeBus {
-            is_vcan: true,
-            ..FakeBus::default()
-        };
+        let mut vcan = FakeBus::vcan();
         let mut t = t0 + Duration::from_secs(1);
         let frames = backlog(&mut s);
         assert_eq!(s.process(t, &mut vcan), Ok(RxState::Parked));
@@ -1087,10 +1094,7 @@ mod tests {
         // --tx-timeout (100 ms here) counts only a bus that refuses frames.
         let t0 = Instant::now();
         let mut s = agreed_server(t0);
-        let mut vcan = FakeBus {
-            is_vcan: true,
-            ..FakeBus::default()
-        };
+        let mut vcan = FakeBus::vcan();
         let mut t = t0 + Duration::from_secs(1);
         let frames = backlog(&mut s);
         s.process(t, &mut vcan).unwrap();
@@ -1116,10 +1120,7 @@ mod tests {
     fn a_replay_ends_on_the_timer_once_caught_up() {
         let t0 = Instant::now();
         let mut s = agreed_server(t0);
-        let mut vcan = FakeBus {
-            is_vcan: true,
-            ..FakeBus::default()
-        };
+        let mut vcan = FakeBus::vcan();
         let mut t = t0 + Duration::from_secs(1);
         backlog(&mut s);
         s.process(t, &mut vcan).unwrap();
