@@ -65,7 +65,8 @@ impl BusSide {
         let Some(p) = self.can.port() else {
             return;
         };
-        if let Some(wait) = self.coalesce.take_hold() {
+        // A coalescing wait is taken by this turn's poll, read or not.
+        if let (Some(wait), true) = (self.coalesce.take_hold(), events & libc::POLLIN != 0) {
             events &= !libc::POLLIN;
             table.hold(wait);
         }

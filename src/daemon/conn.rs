@@ -167,12 +167,11 @@ impl Conn {
     pub fn register(&self, i: usize, table: &mut PollTable) {
         let s = &self.session;
         let mut ev = 0;
-        if s.wants_tcp_read() {
-            ev |= libc::POLLIN;
-        }
-        if let Some(wait) = self.tcp_coalesce.take_hold() {
-            ev &= !libc::POLLIN;
-            table.hold(wait);
+        // A coalescing wait is taken by this turn's poll, read or not.
+        match (s.wants_tcp_read(), self.tcp_coalesce.take_hold()) {
+            (true, Some(wait)) => table.hold(wait),
+            (true, None) => ev |= libc::POLLIN,
+            (false, _) => {}
         }
         if !s.tx_pending().is_empty() {
             ev |= libc::POLLOUT;

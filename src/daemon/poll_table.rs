@@ -57,6 +57,10 @@ pub struct PollTable {
     slots: heapless::Vec<Slot, MAX_POLL>,
     /// The shortest coalescing wait of an entry left unread this turn.
     wait: Option<Duration>,
+    /// Beside each entry: left unread this turn by a coalescing wait.
+    held: heapless::Vec<bool, MAX_POLL>,
+    /// The next entry pushed is a held one.
+    next_held: bool,
 }
 
 impl PollTable {
@@ -64,13 +68,16 @@ impl PollTable {
     pub fn clear(&mut self) {
         self.fds.clear();
         self.slots.clear();
+        self.held.clear();
         self.wait = None;
+        self.next_held = false;
     }
 
-    /// An entry is left unread (no POLLIN) for at most `wait`: the poll
-    /// ends by then, and the next turn reads it again.
+    /// The next entry pushed (without POLLIN) is left unread for at most
+    /// `wait`: the poll ends by then, and reports it readable.
     pub fn hold(&mut self, wait: Duration) {
         self.wait = Some(self.wait.map_or(wait, |w| w.min(wait)));
+        self.next_held = true;
     }
 
     /// Adds `fd`, waited on for `events`; a negative `fd` is skipped by poll.
@@ -82,16 +89,31 @@ impl PollTable {
             revents: 0,
         });
         let _ = self.slots.push(slot);
+        let _ = self.held.push(core::mem::take(&mut self.next_held));
     }
 
     /// Waits up to `timeout` (`None`: no limit), and no longer than the
-    /// shortest [`hold`](Self::hold), for any entry to be ready.
+    /// shortest [`hold`](Self::hold), for any entry to be ready. A poll
+    /// that ends with nothing ready has ended a wait: the held entries are
+    /// then reported readable, so they are read at once rather than polled
+    /// again (one system call fewer per wait; an empty socket answers
+    /// EAGAIN, and the next turn polls it as usual). A poll that something
+    /// else ended leaves them for the next turn, which polls them.
     pub fn poll(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         let timeout = match (timeout, self.wait) {
             (Some(t), Some(w)) => Some(t.min(w)),
             (t, w) => t.or(w),
         };
-        sys::poll(&mut self.fds, timeout)
+        let ready = sys::poll(&mut self.fds, timeout)?;
+        if ready > 0 || self.wait.is_none() {
+            return Ok(ready);
+        }
+        let mut held = 0;
+        for (fd, _) in self.fds.iter_mut().zip(&self.held).filter(|(_, h)| **h) {
+            fd.revents |= libc::POLLIN;
+            held += 1;
+        }
+        Ok(held)
     }
 
     /// Number of entries.
@@ -140,16 +162,51 @@ mod tests {
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         use std::os::fd::AsRawFd;
         let mut t = PollTable::default();
-        t.push(a.as_raw_fd(), 0, Slot::Can(0));
         t.hold(Duration::from_millis(30));
         t.hold(Duration::from_micros(300));
+        t.push(a.as_raw_fd(), 0, Slot::Can(0));
         let start = std::time::Instant::now();
-        assert_eq!(t.poll(None).unwrap(), 0, "the shortest hold ended it");
+        assert_eq!(t.poll(None).unwrap(), 1, "the shortest hold ended it");
         assert!(start.elapsed() < Duration::from_millis(30));
         t.clear();
         t.push(a.as_raw_fd(), 0, Slot::Can(0));
         let start = std::time::Instant::now();
         t.poll(Some(Duration::from_millis(5))).unwrap();
         assert!(start.elapsed() >= Duration::from_millis(5), "no hold left");
+    }
+
+    #[test]
+    fn a_held_entry_is_reported_readable_when_its_wait_ends() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (c, _d) = std::os::unix::net::UnixStream::pair().unwrap();
+        use std::os::fd::AsRawFd;
+        let mut t = PollTable::default();
+        t.push(c.as_raw_fd(), libc::POLLIN, Slot::Tcp(0));
+        t.hold(Duration::from_micros(200));
+        t.push(a.as_raw_fd(), 0, Slot::Can(0));
+        assert_eq!(t.poll(None).unwrap(), 1);
+        assert!(t.ready(0).is_none(), "only the held entry");
+        let r = t.ready(1).unwrap();
+        assert_eq!(r.slot, Slot::Can(0));
+        assert!(
+            r.revents & libc::POLLIN != 0,
+            "read it without polling again"
+        );
+    }
+
+    #[test]
+    fn a_held_entry_waits_for_the_next_turn_when_something_else_woke_the_poll() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (c, mut d) = std::os::unix::net::UnixStream::pair().unwrap();
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        d.write_all(b"x").unwrap();
+        let mut t = PollTable::default();
+        t.push(c.as_raw_fd(), libc::POLLIN, Slot::Tcp(0));
+        t.hold(Duration::from_millis(30));
+        t.push(a.as_raw_fd(), 0, Slot::Can(0));
+        assert_eq!(t.poll(None).unwrap(), 1);
+        assert_eq!(t.ready(0).unwrap().slot, Slot::Tcp(0));
+        assert!(t.ready(1).is_none(), "its wait has not ended");
     }
 }
