@@ -9,8 +9,8 @@ use argh::FromArgs;
 use crate::can::{CanOptions, Filters};
 use crate::filter::{parse_error_mask, parse_filter, CAN_ERR_MASK};
 use crate::limits::{
-    DEFAULT_LATENCY_BUDGET, MAX_ALLOW, MAX_CLIENTS, MAX_FILTERS, MAX_LATENCY_BUDGET,
-    MAX_REPLAY_RATE,
+    COALESCE_CAN_QUARTERS, DEFAULT_LATENCY_BUDGET, MAX_ALLOW, MAX_CLIENTS, MAX_FILTERS,
+    MAX_LATENCY_BUDGET, MAX_REPLAY_RATE,
 };
 use crate::net::Cidr;
 use crate::pace::Pacing;
@@ -153,12 +153,19 @@ pub struct Config {
 }
 
 impl Config {
-    /// How long one side may wait to coalesce reads: half the latency
-    /// budget. A frame through a tunnel crosses one waiting side in each of
-    /// its two ends (CAN to TCP in one, TCP to CAN in the other), so two
-    /// ends with the same budget add at most the budget between them.
-    pub fn wait_per_side(&self) -> Duration {
-        self.latency_budget / 2
+    /// How long a CAN side may wait to coalesce reads: most of the latency
+    /// budget ([`COALESCE_CAN_QUARTERS`]). A frame through a tunnel crosses
+    /// one CAN side (where it enters) and one TCP side (where it leaves),
+    /// so two ends with the same budget add at most the budget between
+    /// them.
+    pub fn wait_can(&self) -> Duration {
+        self.latency_budget * COALESCE_CAN_QUARTERS / 4
+    }
+
+    /// How long a TCP side may wait to coalesce reads: the rest of the
+    /// budget.
+    pub fn wait_tcp(&self) -> Duration {
+        self.latency_budget - self.wait_can()
     }
 }
 

@@ -13,7 +13,7 @@ use super::poll_table::{PollTable, Slot};
 use super::port::PortSlot;
 use super::time::Now;
 use crate::can::ReadError;
-use crate::coalesce::Coalesce;
+use crate::coalesce::{Coalesce, Side};
 use crate::counters::{Counters, RateLimit};
 use crate::limits::READS_PER_WAKEUP;
 use crate::sys::CanBatch;
@@ -45,7 +45,7 @@ impl BusSide {
         let side = BusSide {
             can,
             overflow_warn: RateLimit::default(),
-            coalesce: Coalesce::new(budget),
+            coalesce: Coalesce::new(budget, Side::Can),
         };
         side.stamp_frames();
         side

@@ -16,7 +16,7 @@ use super::time::Now;
 use crate::can::{CanPort, NoBus};
 use crate::cli::Config;
 use crate::close::Close;
-use crate::coalesce::Coalesce;
+use crate::coalesce::{Coalesce, Side};
 use crate::counters::Counters;
 use crate::device::CanSink;
 use crate::limits::READS_PER_WAKEUP;
@@ -143,7 +143,7 @@ impl Conn {
                 open_error(&cfg.canif, e)
             );
         }
-        let tcp_coalesce = Coalesce::new(cfg.wait_per_side());
+        let tcp_coalesce = Coalesce::new(cfg.wait_tcp(), Side::Tcp);
         // Without stamps the TCP side is never left unread: no harm done.
         if tcp_coalesce.is_on() {
             let _ = sys::enable_timestamps(tcp.as_raw_fd());
@@ -151,7 +151,7 @@ impl Conn {
         Conn {
             tcp,
             hung_up: false,
-            bus: BusSide::new(can, cfg.wait_per_side()),
+            bus: BusSide::new(can, cfg.wait_can()),
             session: Session::new(peer, role, cfg.session, now.get()),
             tcp_coalesce,
             tcp_stamp: (0, 0),

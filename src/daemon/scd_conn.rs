@@ -83,7 +83,7 @@ impl ScdConn {
         log::info!("{peer}: speaks socketcand");
         ScdConn {
             tcp,
-            bus: BusSide::new(can, cfg.wait_per_side()),
+            bus: BusSide::new(can, cfg.wait_can()),
             session: ScdSession::new(peer, scd_config(cfg)),
             bcm: BcmPort::new(&cfg.canif),
         }
