@@ -157,6 +157,14 @@ pub const PACE_TICK: Duration = Duration::from_millis(5);
 /// that a backlog interrupted) is not trusted as a rate.
 pub const RATE_WINDOW: Duration = Duration::from_millis(250);
 
+/// How long one mapping of kernel receive stamps onto the monotonic clock
+/// is used to time live TCP reads for the pacer ([`crate::pace`]): one
+/// clock read per 100 ms of traffic instead of one per read (a system call
+/// where the vDSO has no clock). A change of the realtime clock within it
+/// shifts the times of live reads by at most that change, once; NTP's
+/// slewing moves them by microseconds.
+pub const STAMP_MAPPING: Duration = Duration::from_millis(100);
+
 /// How long the busiest window is remembered as the bus's rate.
 pub const RATE_MEMORY: Duration = Duration::from_secs(10);
 

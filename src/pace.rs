@@ -110,6 +110,12 @@ impl fmt::Display for Replay {
     }
 }
 
+/// A read that filled all the space it was offered, and that space was
+/// large: the kernel may hold more (a backlog, if a silence came before).
+fn could_be_backlog(got: usize, offered: usize) -> bool {
+    got == offered && got >= BACKLOG_READ
+}
+
 /// Frames per second for `frames` over `took` (0 over no time).
 fn per_second(frames: u64, took: Duration) -> u64 {
     let ns = took.as_nanos();
@@ -183,6 +189,15 @@ impl Pacer {
         self.peak.map(|(rate, _)| rate)
     }
 
+    /// True if a TCP read of `got` bytes into `offered` bytes of space
+    /// needs the time it was read at: one that could reveal a backlog, or
+    /// any read during a replay. Any other read may be timed by when its
+    /// data arrived (the kernel's receive stamp), which tells the same
+    /// about live traffic: its rate, and that data still flows.
+    pub fn needs_read_time(&self, got: usize, offered: usize) -> bool {
+        self.is_replaying() || could_be_backlog(got, offered)
+    }
+
     /// Records a TCP read of `got` bytes into `offered` bytes of space;
     /// `Some` if it revealed a backlog and a replay begins.
     pub fn on_read(&mut self, now: Instant, got: usize, offered: usize) -> Option<Started> {
@@ -190,11 +205,12 @@ impl Pacer {
             return None;
         }
         let silence = now.saturating_duration_since(self.last_data);
-        self.last_data = now;
+        // Reads timed by arrival and by the clock mix: never go back.
+        self.last_data = self.last_data.max(now);
         if let Some(b) = self.backlog.as_mut() {
             b.read += got as u64;
         }
-        let backlog = got == offered && got >= BACKLOG_READ && silence >= BACKLOG_SILENCE;
+        let backlog = could_be_backlog(got, offered) && silence >= BACKLOG_SILENCE;
         if !backlog || self.pacing == Pacing::Off || self.backlog.is_some() {
             return None;
         }

@@ -156,6 +156,10 @@ pub struct Session {
     /// pacer has not seen it yet.
     offered: usize,
     unpaced_read: Option<usize>,
+    /// When the last read's data arrived, if the caller knows (the kernel's
+    /// receive stamp): times live traffic for the pacer without a clock
+    /// read, a system call where the vDSO has no clock (UML, the Pi Zero).
+    read_arrived: Option<Instant>,
     /// Traffic and drops of this connection.
     pub counters: Counters,
 }
@@ -176,6 +180,7 @@ impl Session {
             pacer: Pacer::new(cfg.pacing, now),
             offered: 0,
             unpaced_read: None,
+            read_arrived: None,
             counters: Counters::default(),
         };
         if role == Role::Client {
@@ -210,8 +215,15 @@ impl Session {
     pub fn rx_filled(&mut self, n: usize) {
         // Timed by the next process(): the same loop turn, one clock read.
         self.unpaced_read = Some(n);
+        self.read_arrived = None;
         self.rx.fill(n);
         self.counters.bytes_in += n as u64;
+    }
+
+    /// The bytes of the last [`rx_filled`](Self::rx_filled) arrived at
+    /// `at` (the kernel's receive stamp, on the loop's clock).
+    pub fn rx_arrived(&mut self, at: Instant) {
+        self.read_arrived = Some(at);
     }
 
     /// True when the session wants more TCP input.
@@ -232,7 +244,8 @@ impl Session {
     /// Handles every complete message buffered from TCP.
     pub fn process(&mut self, clock: impl Clock, can: &mut dyn CanSink) -> Result<RxState, Close> {
         let was_parked = self.parked.take();
-        self.pace_read(&clock, can.is_virtual());
+        let arrived = self.read_arrived.take();
+        self.pace_read(&clock, arrived, can.is_virtual());
         loop {
             let (version, used) = match wire::decode(self.rx.data())? {
                 Decoded::Partial => return Ok(RxState::Drained),
@@ -246,7 +259,7 @@ impl Session {
                 }
                 None if !self.is_agreed() => return Err(Close::DataBeforeAgreement),
                 None => {
-                    if let Some(wake) = self.deliver(&clock, can, was_parked) {
+                    if let Some(wake) = self.deliver(&clock, arrived, can, was_parked) {
                         self.parked = Some(wake);
                         return Ok(RxState::Parked);
                     }
@@ -256,12 +269,16 @@ impl Session {
     }
 
     /// Shows the pacer the last TCP read (only a virtual interface needs
-    /// it, and only then is the clock read for it); logs a replay that
-    /// begins or has caught up.
-    fn pace_read(&mut self, clock: &impl Clock, is_virtual: bool) {
+    /// it), timed by when its data `arrived` unless the pacer needs the
+    /// clock; logs a replay that begins or has caught up.
+    fn pace_read(&mut self, clock: &impl Clock, arrived: Option<Instant>, is_virtual: bool) {
         let peer = self.peer;
         if let (Some(got), true) = (self.unpaced_read.take(), is_virtual) {
-            if let Some(s) = self.pacer.on_read(clock.now(), got, self.offered) {
+            let at = match arrived {
+                Some(t) if !self.pacer.needs_read_time(got, self.offered) => t,
+                _ => clock.now(),
+            };
+            if let Some(s) = self.pacer.on_read(at, got, self.offered) {
                 log::info!(
                     "{peer}: backlog after {} ms without data: replaying it at most {} frames/s, so readers with default queues keep up",
                     s.silence.as_millis(),
@@ -324,6 +341,7 @@ impl Session {
     fn deliver(
         &mut self,
         clock: &impl Clock,
+        arrived: Option<Instant>,
         can: &mut dyn CanSink,
         was_parked: Option<Wake>,
     ) -> Option<Wake> {
@@ -384,7 +402,13 @@ impl Session {
             self.counters.to_can += sent as u64;
             self.busy_since = None;
             if is_virtual {
-                self.pacer.sent(clock.now(), sent);
+                // Live traffic's rate is counted by arrival; a replay's
+                // pace by the clock.
+                let at = match arrived {
+                    Some(t) if !self.pacer.is_replaying() => t,
+                    _ => clock.now(),
+                };
+                self.pacer.sent(at, sent);
             }
         }
         if sent == ends.len() {
@@ -1131,5 +1155,57 @@ mod tests {
         s.process(due, &mut vcan).unwrap();
         assert_eq!(s.replay(), None);
         assert_eq!(s.next_deadline(), None, "nothing left due: no busy loop");
+    }
+
+    /// A clock that counts its readings.
+    struct Counted<'a>(Instant, &'a std::cell::Cell<u32>);
+
+    impl Clock for Counted<'_> {
+        fn now(&self) -> Instant {
+            self.1.set(self.1.get() + 1);
+            self.0
+        }
+    }
+
+    #[test]
+    fn live_reads_into_a_virtual_bus_timed_by_their_arrival_read_no_clock() {
+        let t0 = Instant::now();
+        let mut s = agreed_server(t0);
+        let mut vcan = FakeBus::vcan();
+        let reads = std::cell::Cell::new(0);
+        for i in 0..10u32 {
+            let at = t0 + Duration::from_millis(u64::from(i));
+            feed(&mut s, &data_msg(&classic(0x100, 8)));
+            s.rx_arrived(at);
+            assert_eq!(
+                s.process(Counted(at, &reads), &mut vcan),
+                Ok(RxState::Drained)
+            );
+        }
+        assert_eq!(vcan.sent.len(), 10);
+        assert_eq!(reads.get(), 0, "no clock read for live traffic");
+        // Without a stamp the read is timed by the clock, as before.
+        feed(&mut s, &data_msg(&classic(0x100, 8)));
+        s.process(Counted(t0, &reads), &mut vcan).unwrap();
+        assert!(reads.get() > 0);
+    }
+
+    #[test]
+    fn a_read_that_could_be_a_backlog_is_timed_by_the_clock_not_its_arrival() {
+        let t0 = Instant::now();
+        let mut s = agreed_server(t0);
+        let mut vcan = FakeBus::vcan();
+        let reads = std::cell::Cell::new(0);
+        backlog(&mut s);
+        // Its data arrived long ago, in the stall; it is read now, a second
+        // after the last data: the silence is measured to now.
+        s.rx_arrived(t0);
+        let t = t0 + Duration::from_secs(1);
+        assert_eq!(
+            s.process(Counted(t, &reads), &mut vcan),
+            Ok(RxState::Parked)
+        );
+        assert!(reads.get() > 0, "the clock was read");
+        assert!(s.replay().is_some(), "the backlog is paced");
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::poll_table::{PollTable, Slot};
 use super::port::PortSlot;
-use super::time::Now;
+use super::time::{stamp_us, Now};
 use crate::can::ReadError;
 use crate::coalesce::{Coalesce, Side};
 use crate::counters::{Counters, RateLimit};
@@ -128,8 +128,7 @@ impl BusSide {
             }
         }
         // A zero stamp is a socket without SO_TIMESTAMP: not measured.
-        let at_us = (last != (0, 0)).then(|| last.0 as u64 * 1_000_000 + u64::from(last.1));
-        self.coalesce.after_wake(frames, at_us);
+        self.coalesce.after_wake(frames, stamp_us(last));
     }
 
     fn read_error(&mut self, e: ReadError, peer: SocketAddr, now: &Now, canif: &str) {

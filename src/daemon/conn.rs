@@ -12,7 +12,7 @@ use socket2::Socket;
 use super::bus_side::{BusSide, Outbox};
 use super::poll_table::{PollTable, Slot};
 use super::port::{open_error, PortSlot, Reopen};
-use super::time::Now;
+use super::time::{stamp_us, Now, StampClock};
 use crate::can::{CanPort, NoBus};
 use crate::cli::Config;
 use crate::close::Close;
@@ -116,6 +116,8 @@ pub struct Conn {
     tcp_coalesce: Coalesce,
     /// The receive stamp of the last TCP read (zero: none).
     tcp_stamp: (i64, u32),
+    /// Receive stamps on the loop's clock, for the session's pacer.
+    stamps: StampClock,
 }
 
 impl Outbox for Session {
@@ -144,10 +146,10 @@ impl Conn {
             );
         }
         let tcp_coalesce = Coalesce::new(cfg.wait_tcp(), Side::Tcp);
-        // Without stamps the TCP side is never left unread: no harm done.
-        if tcp_coalesce.is_on() {
-            let _ = sys::enable_timestamps(tcp.as_raw_fd());
-        }
+        // Receive stamps time coalescing and a desk's live traffic. Without
+        // them the TCP side is never left unread and the pacer reads the
+        // clock: no harm done.
+        let _ = sys::enable_timestamps(tcp.as_raw_fd());
         Conn {
             tcp,
             hung_up: false,
@@ -155,6 +157,7 @@ impl Conn {
             session: Session::new(peer, role, cfg.session, now.get()),
             tcp_coalesce,
             tcp_stamp: (0, 0),
+            stamps: StampClock::default(),
         }
     }
 
@@ -252,10 +255,8 @@ impl Conn {
             // kernel received them: no clock read, which is a system call
             // where the vDSO has no clock (the Pi Zero's ARM11).
             let frames = (self.session.counters.to_can - before) as usize;
-            let (sec, usec) = self.tcp_stamp;
-            let at_us =
-                (self.tcp_stamp != (0, 0)).then(|| sec as u64 * 1_000_000 + u64::from(usec));
-            self.tcp_coalesce.after_wake(frames, at_us);
+            self.tcp_coalesce
+                .after_wake(frames, stamp_us(self.tcp_stamp));
         }
         self.flush(canif)
     }
@@ -279,6 +280,9 @@ impl Conn {
                 Ok((n, stamp)) => {
                     self.tcp_stamp = stamp;
                     self.session.rx_filled(n);
+                    if let Some(us) = stamp_us(stamp) {
+                        self.session.rx_arrived(self.stamps.at(us, || now.get()));
+                    }
                     self.deliver(now, canif)?;
                     if n < want {
                         break;

@@ -2,8 +2,9 @@
 //! clock per turn, and the arithmetic on deadlines.
 
 use std::cell::Cell;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::limits::STAMP_MAPPING;
 use crate::session::Clock;
 
 /// The time, read from the clock at most once per loop turn and only when a
@@ -37,6 +38,40 @@ impl Clock for &Now {
     }
 }
 
+/// Kernel receive stamps (the realtime clock, in microseconds) mapped onto
+/// the loop's monotonic clock, so that a read is timed without reading the
+/// clock. The mapping is one pair of readings, taken when a stamp needs it
+/// and renewed after [`STAMP_MAPPING`] of stamps, or when the stamps go
+/// back (the realtime clock was set back). The time of the renewing read
+/// stands for its data's arrival: off by how late it was read, as a read
+/// timed by the clock would be.
+#[derive(Debug, Default)]
+pub struct StampClock {
+    base: Option<(Instant, u64)>,
+}
+
+impl StampClock {
+    /// When data stamped `stamp_us` arrived, on the monotonic clock;
+    /// `now` is called (the clock read) only to take or renew the mapping.
+    pub fn at(&mut self, stamp_us: u64, now: impl FnOnce() -> Instant) -> Instant {
+        if let Some((mono, real)) = self.base {
+            let ahead = stamp_us.checked_sub(real);
+            if let Some(us) = ahead.filter(|&us| us < STAMP_MAPPING.as_micros() as u64) {
+                return mono + Duration::from_micros(us);
+            }
+        }
+        let t = now();
+        self.base = Some((t, stamp_us));
+        t
+    }
+}
+
+/// A receive stamp (seconds, microseconds) in microseconds; `None` for
+/// zero, a read without one.
+pub fn stamp_us((sec, usec): (i64, u32)) -> Option<u64> {
+    ((sec, usec) != (0, 0)).then(|| sec as u64 * 1_000_000 + u64::from(usec))
+}
+
 /// Milliseconds from `now` until `t`, rounded up so we never wake early and spin.
 pub fn ms_until(now: Instant, t: Instant) -> i32 {
     let d = t.saturating_duration_since(now);
@@ -55,7 +90,45 @@ pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    #[test]
+    fn stamps_are_timed_by_one_clock_reading_until_the_mapping_is_old() {
+        let t = Instant::now();
+        let mut c = StampClock::default();
+        let reads = Cell::new(0);
+        let clock = |at: Instant| {
+            reads.set(reads.get() + 1);
+            at
+        };
+        assert_eq!(
+            c.at(5_000_000, || clock(t)),
+            t,
+            "the first stamp reads the clock"
+        );
+        let ms = Duration::from_millis(1);
+        assert_eq!(c.at(5_001_000, || clock(t)), t + ms);
+        assert_eq!(c.at(5_050_000, || clock(t)), t + 50 * ms);
+        assert_eq!(reads.get(), 1, "one reading for both");
+        let later = t + 200 * ms;
+        let old = 5_000_000 + STAMP_MAPPING.as_micros() as u64;
+        assert_eq!(c.at(old, || clock(later)), later, "renewed");
+        assert_eq!(c.at(old + 1_000, || clock(later)), later + ms);
+        assert_eq!(reads.get(), 2);
+    }
+
+    #[test]
+    fn a_stamp_before_the_mapping_renews_it() {
+        let t = Instant::now();
+        let mut c = StampClock::default();
+        c.at(100_000_000, || t);
+        let later = t + Duration::from_millis(3);
+        // The realtime clock was set back a minute.
+        assert_eq!(c.at(40_003_000, || later), later);
+        assert_eq!(
+            c.at(40_004_000, || unreachable!()),
+            later + Duration::from_millis(1)
+        );
+    }
 
     #[test]
     fn poll_never_wakes_before_the_deadline() {
