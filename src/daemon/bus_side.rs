@@ -61,16 +61,12 @@ impl BusSide {
 
     /// Adds the socket, as `slot`, waited on for `events` unless a
     /// coalescing wait leaves it unread this turn.
-    pub fn register(&self, mut events: i16, slot: Slot, table: &mut PollTable) {
+    pub fn register(&self, events: i16, slot: Slot, table: &mut PollTable) {
         let Some(p) = self.can.port() else {
             return;
         };
         // A coalescing wait is taken by this turn's poll, read or not.
-        if let (Some(wait), true) = (self.coalesce.take_hold(), events & libc::POLLIN != 0) {
-            events &= !libc::POLLIN;
-            table.hold(wait);
-        }
-        table.push(p.fd(), events, slot);
+        table.push_held(p.fd(), events, self.coalesce.take_hold(), slot);
     }
 
     /// The CAN socket is ready: reads frames into `out` while it has room.

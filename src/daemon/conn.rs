@@ -114,8 +114,6 @@ pub struct Conn {
     session: Session,
     /// Coalescing of TCP reads, timed by the kernel's receive stamps.
     tcp_coalesce: Coalesce,
-    /// The receive stamp of the last TCP read (zero: none).
-    tcp_stamp: (i64, u32),
     /// Receive stamps on the loop's clock, for the session's pacer.
     stamps: StampClock,
 }
@@ -156,7 +154,6 @@ impl Conn {
             bus: BusSide::new(can, cfg.wait_can()),
             session: Session::new(peer, role, cfg.session, now.get()),
             tcp_coalesce,
-            tcp_stamp: (0, 0),
             stamps: StampClock::default(),
         }
     }
@@ -170,11 +167,8 @@ impl Conn {
     pub fn register(&self, i: usize, table: &mut PollTable) {
         let s = &self.session;
         let mut ev = 0;
-        // A coalescing wait is taken by this turn's poll, read or not.
-        match (s.wants_tcp_read(), self.tcp_coalesce.take_hold()) {
-            (true, Some(wait)) => table.hold(wait),
-            (true, None) => ev |= libc::POLLIN,
-            (false, _) => {}
+        if s.wants_tcp_read() {
+            ev |= libc::POLLIN;
         }
         if !s.tx_pending().is_empty() {
             ev |= libc::POLLOUT;
@@ -185,7 +179,8 @@ impl Conn {
         } else {
             self.tcp.as_raw_fd()
         };
-        table.push(fd, ev, Slot::Tcp(i));
+        // A coalescing wait is taken by this turn's poll, read or not.
+        table.push_held(fd, ev, self.tcp_coalesce.take_hold(), Slot::Tcp(i));
         let mut ev = 0;
         // Capacity is back-pressure: a full TX buffer stops CAN reads
         // and the kernel queue (with its overflow counter) takes over.
@@ -249,20 +244,21 @@ impl Conn {
             return Err(e.into());
         }
         let before = self.session.counters.to_can;
-        self.read_tcp(revents, now, canif)?;
+        let last_us = self.read_tcp(revents, now, canif)?;
         if self.tcp_coalesce.is_on() {
             // The frames this wake-up put on the bus, timed by when the
             // kernel received them: no clock read, which is a system call
             // where the vDSO has no clock (the Pi Zero's ARM11).
             let frames = (self.session.counters.to_can - before) as usize;
-            self.tcp_coalesce
-                .after_wake(frames, stamp_us(self.tcp_stamp));
+            self.tcp_coalesce.after_wake(frames, last_us);
         }
         self.flush(canif)
     }
 
-    /// Reads what the peer sent, a few reads at most, and delivers it.
-    fn read_tcp(&mut self, revents: i16, now: &Now, canif: &str) -> Result<(), Close> {
+    /// Reads what the peer sent, a few reads at most, and delivers it;
+    /// returns the receive stamp of the last read (µs), if it had one.
+    fn read_tcp(&mut self, revents: i16, now: &Now, canif: &str) -> Result<Option<u64>, Close> {
+        let mut last_us = None;
         for _ in 0..READS_PER_WAKEUP {
             let spare = self.session.rx_spare();
             if spare.is_empty() {
@@ -278,9 +274,9 @@ impl Conn {
             match sys::recv_stamped(self.tcp.as_raw_fd(), spare) {
                 Ok((0, _)) => return Err(Close::PeerClosed),
                 Ok((n, stamp)) => {
-                    self.tcp_stamp = stamp;
                     self.session.rx_filled(n);
-                    if let Some(us) = stamp_us(stamp) {
+                    last_us = stamp_us(stamp);
+                    if let Some(us) = last_us {
                         self.session.rx_arrived(self.stamps.at(us, || now.get()));
                     }
                     self.deliver(now, canif)?;
@@ -293,7 +289,7 @@ impl Conn {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(())
+        Ok(last_us)
     }
 
     /// Hands buffered TCP input to the bus (and answers negotiation).

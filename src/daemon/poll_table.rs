@@ -59,8 +59,6 @@ pub struct PollTable {
     wait: Option<Duration>,
     /// Beside each entry: left unread this turn by a coalescing wait.
     held: heapless::Vec<bool, MAX_POLL>,
-    /// The next entry pushed is a held one.
-    next_held: bool,
 }
 
 impl PollTable {
@@ -70,18 +68,23 @@ impl PollTable {
         self.slots.clear();
         self.held.clear();
         self.wait = None;
-        self.next_held = false;
-    }
-
-    /// The next entry pushed (without POLLIN) is left unread for at most
-    /// `wait`: the poll ends by then, and reports it readable.
-    pub fn hold(&mut self, wait: Duration) {
-        self.wait = Some(self.wait.map_or(wait, |w| w.min(wait)));
-        self.next_held = true;
     }
 
     /// Adds `fd`, waited on for `events`; a negative `fd` is skipped by poll.
     pub fn push(&mut self, fd: RawFd, events: i16, slot: Slot) {
+        self.push_held(fd, events, None, slot);
+    }
+
+    /// Adds `fd` as [`push`](Self::push) does, but if it is to be read
+    /// (`events` has POLLIN) and `hold` is a coalescing wait, leaves it
+    /// unread for at most that wait: the poll ends by then, and reports it
+    /// readable.
+    pub fn push_held(&mut self, fd: RawFd, mut events: i16, hold: Option<Duration>, slot: Slot) {
+        let hold = hold.filter(|_| events & libc::POLLIN != 0);
+        if let Some(wait) = hold {
+            events &= !libc::POLLIN;
+            self.wait = Some(self.wait.map_or(wait, |w| w.min(wait)));
+        }
         // Cannot overflow: MAX_POLL covers every descriptor we can own.
         let _ = self.fds.push(PollFd {
             fd,
@@ -89,11 +92,12 @@ impl PollTable {
             revents: 0,
         });
         let _ = self.slots.push(slot);
-        let _ = self.held.push(core::mem::take(&mut self.next_held));
+        let _ = self.held.push(hold.is_some());
     }
 
     /// Waits up to `timeout` (`None`: no limit), and no longer than the
-    /// shortest [`hold`](Self::hold), for any entry to be ready. A poll
+    /// shortest wait of a [held](Self::push_held) entry, for any entry to
+    /// be ready. A poll
     /// that ends with nothing ready has ended a wait: the held entries are
     /// then reported readable, so they are read at once rather than polled
     /// again (one system call fewer per wait; an empty socket answers
@@ -161,12 +165,13 @@ mod tests {
     fn a_hold_ends_the_poll_by_its_time_and_the_next_turn_forgets_it() {
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         use std::os::fd::AsRawFd;
+        let (b, _c) = std::os::unix::net::UnixStream::pair().unwrap();
         let mut t = PollTable::default();
-        t.hold(Duration::from_millis(30));
-        t.hold(Duration::from_micros(300));
-        t.push(a.as_raw_fd(), 0, Slot::Can(0));
+        let held = |us| Some(Duration::from_micros(us));
+        t.push_held(b.as_raw_fd(), libc::POLLIN, held(30_000), Slot::Can(1));
+        t.push_held(a.as_raw_fd(), libc::POLLIN, held(300), Slot::Can(0));
         let start = std::time::Instant::now();
-        assert_eq!(t.poll(None).unwrap(), 1, "the shortest hold ended it");
+        assert_eq!(t.poll(None).unwrap(), 2, "the shortest hold ended it");
         assert!(start.elapsed() < Duration::from_millis(30));
         t.clear();
         t.push(a.as_raw_fd(), 0, Slot::Can(0));
@@ -182,8 +187,8 @@ mod tests {
         use std::os::fd::AsRawFd;
         let mut t = PollTable::default();
         t.push(c.as_raw_fd(), libc::POLLIN, Slot::Tcp(0));
-        t.hold(Duration::from_micros(200));
-        t.push(a.as_raw_fd(), 0, Slot::Can(0));
+        let wait = Some(Duration::from_micros(200));
+        t.push_held(a.as_raw_fd(), libc::POLLIN, wait, Slot::Can(0));
         assert_eq!(t.poll(None).unwrap(), 1);
         assert!(t.ready(0).is_none(), "only the held entry");
         let r = t.ready(1).unwrap();
@@ -203,10 +208,21 @@ mod tests {
         d.write_all(b"x").unwrap();
         let mut t = PollTable::default();
         t.push(c.as_raw_fd(), libc::POLLIN, Slot::Tcp(0));
-        t.hold(Duration::from_millis(30));
-        t.push(a.as_raw_fd(), 0, Slot::Can(0));
+        let wait = Some(Duration::from_millis(30));
+        t.push_held(a.as_raw_fd(), libc::POLLIN, wait, Slot::Can(0));
         assert_eq!(t.poll(None).unwrap(), 1);
         assert_eq!(t.ready(0).unwrap().slot, Slot::Tcp(0));
         assert!(t.ready(1).is_none(), "its wait has not ended");
+    }
+
+    #[test]
+    fn an_entry_that_is_not_to_be_read_is_not_held() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        use std::os::fd::AsRawFd;
+        let mut t = PollTable::default();
+        let wait = Some(Duration::from_millis(30));
+        t.push_held(a.as_raw_fd(), 0, wait, Slot::Can(0));
+        assert_eq!(t.poll(Some(Duration::ZERO)).unwrap(), 0);
+        assert!(t.ready(0).is_none(), "no wait: nothing to report");
     }
 }
