@@ -27,7 +27,7 @@ TCPCAN_GIT_URI ??= "git://${@os.path.normpath(d.getVar('FILE_DIRNAME') + '/../..
 # and then regenerates tcpcan-crates.inc (see the layer README).
 PV = "0.1.0+git"
 SRC_URI = "${TCPCAN_GIT_URI};branch=main;destsuffix=${BP}"
-SRCREV = "7b734eb1171de4b7c8e2694605a248fc03786b59"
+SRCREV = "2858b12e95393dda7a8bc8862a8d092afd3d896e"
 
 inherit cargo cargo-update-recipe-crates update-rc.d systemd useradd
 
