@@ -46,6 +46,10 @@ step unit-tests cargo test --locked
 step msrv-1.75 cargo +1.75.0 build --locked
 step release-build cargo build --locked --release
 export TCPCAN_BIN=$PWD/target/release/tcpcan
+# Which UML kernels boot here, and the path of a host where Debian 12's
+# cannot (a stand-in that panics as it does on AVX-512/AMX hosts).
+step uml-rig tests/uml/selftest.sh
+# On every kernel that boots: Debian 12's 6.1 and the newest.
 step kernel-scenarios tests/kernel/run.sh
 # Counts per frame (instructions, system calls) against committed figures.
 step perf-guard tests/perf/run.sh

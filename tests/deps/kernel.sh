@@ -1,6 +1,7 @@
 #!/bin/bash
-# What the kernel-level tests need (idempotent): a UML kernel with SocketCAN
-# modules, the tools the UML init and the tests call, and a Python venv at
+# What the kernel-level tests need (idempotent): UML kernels with SocketCAN
+# modules (tests/deps/uml.sh: Debian 12's and the newest), the tools the UML
+# init and the tests call, and a Python venv at
 # target/pyenv with pytest, the reference implementation tcpcan 0.0.2
 # (interop tests run it as target/pyenv/bin/tcpcan) and python-can.
 set -euo pipefail
@@ -11,7 +12,8 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 
 # busybox-static: its poweroff -f is how PID 1 stops UML.
 # util-linux: setpriv and mountpoint. python3-venv in case python3 is Debian's.
-apt_install_missing user-mode-linux can-utils kmod iproute2 busybox-static util-linux
+apt_install_missing can-utils kmod iproute2 busybox-static util-linux
+bash "$(dirname "$0")/uml.sh"
 
 venv=$repo/target/pyenv
 if [ ! -x "$venv/bin/python" ]; then

@@ -429,6 +429,29 @@ def daemons(request, tmp_path):
     group.stop_all()
 
 
+# Every result line names the kernel it ran on: tests/kernel/run.sh runs the
+# scenarios once per UML kernel that boots here (a long-term 6.1, as gateways
+# run, and the newest), and a line without its kernel would be ambiguous.
+KERNEL = "UML " + os.uname().release
+
+
+def pytest_report_header(config):
+    return "kernel: " + KERNEL
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item._nodeid = "%s @ %s" % (item.nodeid, KERNEL)
+
+
+def pytest_terminal_summary(terminalreporter):
+    counts = {k: len(terminalreporter.stats.get(k, [])) for k in ("passed", "failed", "error")}
+    terminalreporter.write_line(
+        "kernel-scenarios on %s: %d passed, %d failed, %d errors"
+        % (KERNEL, counts["passed"], counts["failed"], counts["error"])
+    )
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Attach the logs of the test's daemons to its report when it fails."""

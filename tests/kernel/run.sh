@@ -1,7 +1,12 @@
 #!/bin/bash
-# Kernel-level scenarios: pytest inside User-Mode Linux (the host has no CAN).
+# Kernel-level scenarios: pytest inside User-Mode Linux (the host has no CAN),
+# once on each UML kernel that boots on this host (tests/uml/kernels.sh):
+# Debian 12's 6.1, a long-term kernel as gateways in the field run, and the
+# newest Debian has, as desks run. Where 6.1 cannot boot (it panics on some
+# AVX-512/AMX hosts), the newest alone runs, and the first line says so.
 # Extra arguments go to pytest, e.g. tests/kernel/run.sh -k interop -x
-# Env: TCPCAN_BIN (default target/release/tcpcan), TCPCAN_UML_TIMEOUT.
+# Env: TCPCAN_BIN (default target/release/tcpcan), TCPCAN_UML (one kernel,
+# unprobed), TCPCAN_UML_DISTRO_UNUSABLE=1 (the newest only), TCPCAN_UML_TIMEOUT.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 py=target/pyenv/bin/python
@@ -14,7 +19,43 @@ color=no
 if [ -t 1 ]; then
 	color=yes
 fi
-# No .pytest_cache in the checkout; daemon logs stay in target/kernel-tests
-# (a private --basetemp: concurrent pytest runs share /tmp/pytest-of-root);
-# -rfEP: failures named at the end, and what passing tests measured.
-exec tests/uml/run-in-uml.sh "$py" -m pytest tests/kernel -v --basetemp=target/kernel-tests -rfEP --durations=15 --color="$color" -p no:cacheprovider "$@"
+
+survey=$(tests/uml/kernels.sh --all) || true
+left_out=
+while read -r status release _ why; do
+	[ "$status" = no ] && left_out+="UML $release cannot boot on this host ($why); "
+done <<<"$survey"
+kernels=$(awk '$1 == "ok" { print $2, $3 }' <<<"$survey")
+if [ -z "$kernels" ]; then
+	echo "kernel-scenarios: FAIL: ${left_out}no UML kernel boots here" >&2
+	exit 1
+fi
+running=$(cut -d' ' -f1 <<<"$kernels" | paste -sd' ')
+if [ -n "$left_out" ]; then
+	echo "kernel-scenarios: ${left_out}ran ${running// /, } only"
+else
+	echo "kernel-scenarios: running on UML ${running// / and UML }"
+fi
+
+mkdir -p target/kernel-tests
+results=()
+failed=0
+while read -r release bin; do
+	echo "==== kernel-scenarios on UML $release ($bin)"
+	# No .pytest_cache in the checkout; daemon logs stay in
+	# target/kernel-tests/RELEASE (a private --basetemp: concurrent pytest
+	# runs share /tmp/pytest-of-root); -rfEP: failures named at the end,
+	# and what passing tests measured.
+	if TCPCAN_UML=$bin tests/uml/run-in-uml.sh "$py" -m pytest tests/kernel -v \
+		--basetemp="target/kernel-tests/$release" -rfEP --durations=15 --color="$color" \
+		-p no:cacheprovider "$@" </dev/null; then
+		results+=("UML $release PASS")
+	else
+		results+=("UML $release FAIL")
+		failed=1
+	fi
+done <<<"$kernels"
+
+summary=$(printf '%s, ' "${results[@]}")
+echo "kernel-scenarios: ${summary%, }"
+exit "$failed"

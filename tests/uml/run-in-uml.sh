@@ -11,7 +11,8 @@
 # console) reaches our stderr through tty0, both live.
 #
 # Environment:
-#   TCPCAN_UML          UML kernel binary (default: linux.uml)
+#   TCPCAN_UML          UML kernel binary (default: the oldest that boots on
+#                       this host, tests/uml/kernels.sh)
 #   TCPCAN_UML_TIMEOUT  seconds before UML is killed (default: 900)
 #   TCPCAN_UML_MEM      UML memory (default: 512M)
 # Every other exported variable is passed through to CMD.
@@ -31,11 +32,14 @@ fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-uml=${TCPCAN_UML:-linux.uml}
+uml=${TCPCAN_UML:-}
 timeout_s=${TCPCAN_UML_TIMEOUT:-900}
 mem=${TCPCAN_UML_MEM:-512M}
 
-command -v "$uml" >/dev/null || die "UML kernel '$uml' not found (run tests/deps/kernel.sh)"
+if [ -z "$uml" ]; then
+	uml=$("$here/kernels.sh" | awk 'NR == 1 { print $2 }') || die "no UML kernel boots on this host (tests/uml/kernels.sh --all says why)"
+fi
+uml=$(command -v "$uml") || die "UML kernel '$uml' not found (run tests/deps/kernel.sh)"
 command -v timeout >/dev/null || die "timeout(1) not found"
 
 # No dots in the name: a kernel parameter passed on to init must not look
@@ -46,6 +50,9 @@ trap 'rm -rf "$work"' EXIT
 # The init script runs from $work so an unusual repo path (spaces) is harmless.
 cp "$here/uml-init.sh" "$work/init"
 chmod 0755 "$work/init"
+# Each UML package keeps its modules beside its binary (bin/../lib/uml/modules):
+# tell init where, since a private copy is not under /usr.
+echo "$(cd "$(dirname "$uml")/.." && pwd)/lib/uml/modules" >"$work/moddir"
 
 # Pass the caller's environment through; %q keeps every value on one line.
 {
@@ -104,7 +111,7 @@ if [ -s "$work/ready_ns" ]; then
 	ready_ns=$(cat "$work/ready_ns")
 	boot=$(((ready_ns - start_ns) / 1000000))
 fi
-echo "run-in-uml: boot ${boot} ms, total ${total} ms, exit status $rc" >&2
+echo "run-in-uml: UML $("$uml" --version 2>/dev/null | head -n 1) ($uml): boot ${boot} ms, total ${total} ms, exit status $rc" >&2
 case $rc in
 '' | *[!0-9]*) die "unreadable result file: '$rc'" ;;
 esac

@@ -52,8 +52,10 @@ stty -F /dev/console -onlcr 2>/dev/null
 # Modules: modprobe resolves dependencies but looks in ROOT/lib/modules/$(uname -r);
 # the UML package keeps them elsewhere, so point a private root at them.
 kver=$(uname -r)
-moddir=/usr/lib/uml/modules/$kver
-[ -d "$moddir" ] || fatal "no UML modules for kernel $kver in /usr/lib/uml/modules"
+modbase=/usr/lib/uml/modules
+[ -s "$dir/moddir" ] && modbase=$(cat "$dir/moddir")
+moddir=$modbase/$kver
+[ -d "$moddir" ] || fatal "no UML modules for kernel $kver in $modbase"
 mkdir -p "$dir/modroot/lib/modules"
 ln -sfn "$moddir" "$dir/modroot/lib/modules/$kver"
 command -v modprobe >/dev/null || fatal "modprobe not found (install kmod)"
@@ -64,7 +66,10 @@ loaded="can can-raw can-dev vcan"
 missing=
 # Best effort: ipv6 for dual-stack listening, the rest for other test areas.
 for m in ipv6 can-gw can-bcm vxcan veth sch_netem sch_tbf; do
-	if modprobe -q -d "$dir/modroot" "$m" 2>/dev/null; then
+	# Newer kernels build ipv6 in.
+	if [ "$m" = ipv6 ] && [ -e /proc/net/if_inet6 ]; then
+		loaded="$loaded $m"
+	elif modprobe -q -d "$dir/modroot" "$m" 2>/dev/null; then
 		loaded="$loaded $m"
 	else
 		missing="$missing $m"
@@ -87,6 +92,8 @@ case ":$PATH:" in
 esac
 export PATH
 export TCPCAN_IN_UML=1
+# Where modprobe finds this kernel's modules (tests that unload and reload CAN).
+export TCPCAN_UML_MODROOT="$dir/modroot"
 
 bash "$dir/cmd.sh" >"$out" 2>/dev/console </dev/null
 rc=$?
