@@ -60,8 +60,30 @@ pub enum OpenError {
     NoSuchInterface,
     /// The interface exists but is not a CAN interface.
     NotCan,
+    /// The kernel cannot make raw CAN sockets at all, so no interface name
+    /// could work: it lacks CAN, or its raw sockets.
+    NoCanSupport(CanSupport),
     /// Anything else the kernel said.
     Io(io::Error),
+}
+
+/// What a kernel that refuses raw CAN sockets lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CanSupport {
+    /// No `AF_CAN` at all (`can` not loaded nor built in, as in many
+    /// containers and WSL kernels).
+    NoFamily,
+    /// `AF_CAN` without raw sockets (`can` loaded, `can_raw` not).
+    NoRaw,
+}
+
+/// What the kernel's answer to a raw CAN socket says is missing, if anything.
+pub fn missing_support(errno: Option<i32>) -> Option<CanSupport> {
+    match errno? {
+        libc::EAFNOSUPPORT => Some(CanSupport::NoFamily),
+        libc::EPROTONOSUPPORT => Some(CanSupport::NoRaw),
+        _ => None,
+    }
 }
 
 /// What a failed read says about the interface.
@@ -119,11 +141,25 @@ pub fn log_receive_queue(name: &str) {
 impl CanPort {
     /// Opens a raw socket on interface `name`.
     pub fn open(name: &str, opts: &CanOptions) -> Result<CanPort, OpenError> {
-        let index = sys::if_nametoindex(name).ok_or(OpenError::NoSuchInterface)?;
+        let Some(index) = sys::if_nametoindex(name) else {
+            // A kernel without CAN has no CAN interface of any name: say
+            // that, not "no such interface", or the user creates vcan0 and
+            // fails again.
+            let support = sys::can_raw_available().err();
+            return Err(
+                match missing_support(support.and_then(|e| e.raw_os_error())) {
+                    Some(what) => OpenError::NoCanSupport(what),
+                    None => OpenError::NoSuchInterface,
+                },
+            );
+        };
         let sock = CanSocket::open_iface(index).map_err(|e| match e.raw_os_error() {
             // The kernel binds a CAN socket only to an ARPHRD_CAN device.
             Some(libc::ENODEV) => OpenError::NotCan,
-            _ => OpenError::Io(e),
+            errno => match missing_support(errno) {
+                Some(what) => OpenError::NoCanSupport(what),
+                None => OpenError::Io(e),
+            },
         })?;
         let port = CanPort {
             sock,
@@ -491,14 +527,43 @@ mod tests {
     }
 
     #[test]
-    fn missing_interface_is_reported_as_such() {
+    fn missing_interface_is_reported_as_such_where_the_kernel_has_can() {
         let opts = CanOptions {
             filters: Filters::All,
             error_mask: 0,
         };
-        assert!(matches!(
-            CanPort::open("nosuchcan9", &opts),
-            Err(OpenError::NoSuchInterface)
-        ));
+        let result = CanPort::open("nosuchcan9", &opts);
+        // Both kinds of host run this: the kernel-level tests show the
+        // other kind's answer on a kernel with CAN.
+        match sys::can_raw_available() {
+            Ok(()) => assert!(matches!(result, Err(OpenError::NoSuchInterface))),
+            Err(e) => {
+                let what = missing_support(e.raw_os_error()).expect("a CAN-less kernel's errno");
+                assert!(matches!(result, Err(OpenError::NoCanSupport(w)) if w == what));
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_address_family_means_no_can_at_all() {
+        assert_eq!(
+            missing_support(Some(libc::EAFNOSUPPORT)),
+            Some(CanSupport::NoFamily)
+        );
+    }
+
+    #[test]
+    fn a_refused_protocol_means_can_without_raw_sockets() {
+        assert_eq!(
+            missing_support(Some(libc::EPROTONOSUPPORT)),
+            Some(CanSupport::NoRaw)
+        );
+    }
+
+    #[test]
+    fn other_refusals_are_not_about_can_support() {
+        assert_eq!(missing_support(Some(libc::EMFILE)), None);
+        assert_eq!(missing_support(Some(libc::EPERM)), None);
+        assert_eq!(missing_support(None), None);
     }
 }

@@ -5,6 +5,7 @@ use core::fmt;
 use std::io;
 use std::net::SocketAddr;
 
+use crate::can::CanSupport;
 use crate::close::Close;
 
 /// A fatal error.
@@ -14,6 +15,8 @@ pub enum Error {
     NoSuchInterface(String),
     /// The interface exists but is not CAN.
     NotCan(String),
+    /// The kernel makes no raw CAN sockets, so no interface could be opened.
+    NoCanSupport(String, CanSupport),
     /// Opening the CAN interface failed otherwise.
     CanOpen(String, io::Error),
     /// The host name did not resolve.
@@ -33,6 +36,16 @@ impl fmt::Display for Error {
         match self {
             Error::NoSuchInterface(n) => write!(f, "no such CAN interface: {n}"),
             Error::NotCan(n) => write!(f, "{n} is not a CAN interface"),
+            Error::NoCanSupport(n, CanSupport::NoFamily) => write!(
+                f,
+                "cannot open {n}: this kernel has no CAN (socket(AF_CAN) is refused): \
+                 load the can and can_raw modules (modprobe can_raw) or use a kernel built with CAN"
+            ),
+            Error::NoCanSupport(n, CanSupport::NoRaw) => write!(
+                f,
+                "cannot open {n}: this kernel has CAN but no raw CAN sockets: \
+                 load the can_raw module (modprobe can_raw)"
+            ),
             Error::CanOpen(n, e) => write!(f, "cannot open CAN interface {n}: {e}"),
             Error::Resolve(h, e) => write!(f, "cannot resolve host {h}: {e}"),
             Error::Listen(a, e) => write!(f, "cannot listen on {a}: {e}"),

@@ -133,6 +133,24 @@ pub fn ipv4_broadcasts<const N: usize>(
     Ok(())
 }
 
+/// Whether this kernel makes raw CAN sockets at all: `Ok`, or its refusal
+/// (`EAFNOSUPPORT`: no CAN; `EPROTONOSUPPORT`: CAN without `can_raw`). Asked
+/// only when an interface cannot be found, to say what is really missing.
+pub fn can_raw_available() -> io::Result<()> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket(2); the descriptor is owned at once.
+    let fd = check(unsafe {
+        libc::socket(
+            libc::PF_CAN,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::CAN_RAW,
+        )
+    })?;
+    // SAFETY: fd is a fresh descriptor nobody else owns; dropping closes it.
+    drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+    Ok(())
+}
+
 /// A `CAN_BCM` socket connected to interface `index`, non-blocking, with
 /// receive timestamps on.
 pub fn bcm_open(index: u32) -> io::Result<std::os::fd::OwnedFd> {

@@ -14,6 +14,7 @@ pub fn open_error(name: &str, e: OpenError) -> Error {
     match e {
         OpenError::NoSuchInterface => Error::NoSuchInterface(name.to_string()),
         OpenError::NotCan => Error::NotCan(name.to_string()),
+        OpenError::NoCanSupport(what) => Error::NoCanSupport(name.to_string(), what),
         OpenError::Io(e) => Error::CanOpen(name.to_string(), e),
     }
 }

@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -40,6 +41,47 @@ def test_no_such_can_interface(port, mode):
         role = ["--serve"] if mode == "serve" else []
         line = run_failing([our_bin(), *role, "--host", "127.0.0.1", "--port", str(p), "nosuchcan0"])
     assert_names(line, r"nosuchcan0", r"no such|not found|does not exist|unknown|missing")
+
+
+# CAN's protocol modules, those that hold `can` (the address family) in use.
+CAN_PROTOCOLS = ("can_gw", "can_bcm", "can_j1939", "can_isotp", "can_raw")
+
+
+@pytest.fixture
+def can_modules():
+    """Unload CAN's modules for one test and load again what was loaded:
+    a kernel with CAN that lacks raw sockets, or CAN altogether, as in many
+    containers and WSL kernels."""
+    modroot = os.environ["TCPCAN_UML_MODROOT"]
+    loaded = [m for m in (*CAN_PROTOCOLS, "can") if Path("/sys/module", m).is_dir()]
+
+    def unload(*modules):
+        modules = [m for m in modules if m in loaded]
+        done = subprocess.run(["modprobe", "-r", "-d", modroot, *modules], capture_output=True, text=True)
+        held = Path("/proc/modules").read_text()
+        assert done.returncode == 0, "cannot unload %s: %s\n%s" % (modules, done.stderr, held)
+
+    yield unload
+    for module in loaded:
+        subprocess.run(["modprobe", "-d", modroot, module], check=True)
+
+
+@pytest.mark.parametrize("which", ["missing", "vcan"])
+def test_kernel_without_can_is_named_with_what_to_load(can_modules, vcan, port, which):
+    name = "nosuchcan0" if which == "missing" else vcan()
+    can_modules(*CAN_PROTOCOLS, "can")
+    line = run_failing([our_bin(), "--serve", "--host", "127.0.0.1", "--port", str(port()), name])
+    assert_names(line, re.escape(name), r"kernel has no CAN", r"modprobe can_raw")
+    assert "no such" not in line
+
+
+@pytest.mark.parametrize("which", ["missing", "vcan"])
+def test_kernel_without_raw_can_sockets_is_named_with_the_module_to_load(can_modules, vcan, port, which):
+    name = "nosuchcan0" if which == "missing" else vcan()
+    can_modules("can_raw")
+    line = run_failing([our_bin(), "--serve", "--host", "127.0.0.1", "--port", str(port()), name])
+    assert_names(line, re.escape(name), r"no raw CAN sockets", r"modprobe can_raw")
+    assert "no such" not in line
 
 
 def test_interface_is_not_can(port):
