@@ -2,8 +2,9 @@
 """The packaged daemon's CAN receive queue, checked as text (the UML test
 in initscript-uml.sh checks it for real):
 
-- the init script raises net.core.rmem_max to the queue tcpcan asks for
-  (CAN_RCVBUF in src/limits.rs), and the sysctl file sets the same value;
+- the init script's link set-up raises net.core.rmem_max to the queue
+  tcpcan asks for (CAN_RCVBUF in src/limits.rs), and the sysctl file sets
+  the same value;
 - both recipes install the sysctl file as /usr/lib/sysctl.d/30-tcpcan.conf;
 - the units get the queue that way, not by a capability: no
   AmbientCapabilities=, an empty CapabilityBoundingSet=.
@@ -54,7 +55,7 @@ def main():
         report("the queue tcpcan asks for (src/limits.rs)", e)
         return failed
     for path, pattern, what in (
-        ("init/tcpcan.init", r'^RCVBUF="(\d+)"$', 'RCVBUF="..."'),
+        ("init/tcpcan-link.sh", r'^RCVBUF="(\d+)"$', 'RCVBUF="..."'),
         (SYSCTL, r"^net\.core\.rmem_max = (\d+)$", "net.core.rmem_max = ..."),
     ):
         try:
