@@ -5,7 +5,8 @@ in initscript-uml.sh checks it for real):
 - the init script's link set-up raises net.core.rmem_max to the queue
   tcpcan asks for (CAN_RCVBUF in src/limits.rs), and the sysctl file sets
   the same value;
-- both recipes install the sysctl file as /usr/lib/sysctl.d/30-tcpcan.conf;
+- both recipes install the sysctl file as /usr/lib/sysctl.d/30-tcpcan.conf,
+  and init/tcpcan-link.sh where the init script sources it;
 - the units get the queue that way, not by a capability: no
   AmbientCapabilities=, an empty CapabilityBoundingSet=.
 
@@ -78,6 +79,19 @@ def main():
     elif 'FILES:${PN} += "${nonarch_libdir}/sysctl.d"' not in bb:
         problem = "FILES:${PN} lacks ${nonarch_libdir}/sysctl.d (installed but not shipped)"
     report("Yocto installs the sysctl file as /usr/lib/sysctl.d/30-tcpcan.conf", problem)
+
+    link = one(r'^LINK="\$\{TCPCAN_LINK:-/usr/share/\$DAEMON/([\w.-]+)\}"$', "init/tcpcan.init",
+               "LINK default")
+    report(f"the init script sources /usr/share/tcpcan/{link}, from init/tcpcan-link.sh",
+           None if link == "tcpcan-link.sh" else f"it sources {link}")
+    report("Buildroot installs init/tcpcan-link.sh as /usr/share/tcpcan/tcpcan-link.sh",
+           None if re.search(r"\$\(@D\)/init/tcpcan-link\.sh \\\n\s*"
+                             r"\$\(TARGET_DIR\)/usr/share/tcpcan/tcpcan-link\.sh$", mk, re.M)
+           else "no such $(INSTALL) line in tcpcan.mk")
+    report("Yocto installs init/tcpcan-link.sh as /usr/share/tcpcan/tcpcan-link.sh",
+           None if re.search(r"\$\{S\}/init/tcpcan-link\.sh "
+                             r"\$\{D\}\$\{datadir\}/tcpcan/tcpcan-link\.sh$", bb, re.M)
+           else "no such install line in tcpcan_git.bb")
 
     for unit in ("init/tcpcan.service", "init/tcpcan@.service"):
         text = (REPO / unit).read_text()

@@ -98,6 +98,7 @@ check "TCPCAN_GIT_URI defaults to the repository the recipe is part of" \
 check "that repository is this one" \
 	[ "$(cd "$(dirname "$recipe")/../../../.." && pwd)" = "$PWD" ]
 checks python3 tests/packaging/yocto_crates.py
+checks python3 tests/packaging/yocto_fetch.py
 # shellcheck disable=SC2016 # ${S} is the recipe's, not ours
 while read -r f; do
 	check "the recipe's $f exists at SRCREV" git cat-file -e "${srcrev:-none}:$f"
