@@ -8,7 +8,8 @@ each would start one more tcpcan, on the bus the copied file names.
 `status` without a name walks the same list as `start` and `stop`, and
 needs no daemon: the instances it reports are the ones `start` would start
 (initscript-uml.sh starts them for real, backups beside them). Also: the
-usage line names every action the script accepts.
+usage line names every action the script accepts, and start without the
+sourced tcpcan-link.sh fails with one line that says where it belongs.
 
 usage: instances.py BUSYBOX   (prints ok/not ok lines; exit 1 if any failed)
 """
@@ -47,13 +48,13 @@ def report(what, problem):
         print(f"ok - {what}")
 
 
-def script(etc, applets, *args):
+def script(etc, applets, *args, link=LINK):
     env = {
         "PATH": f"{applets}:{os.environ['PATH']}",
         "TCPCAN_DEFAULTS": str(etc / "tcpcan"),
         "TCPCAN_PIDFILE": str(etc / "run" / "tcpcan.pid"),
         "TCPCAN_DAEMON": str(etc / "no-such-daemon"),
-        "TCPCAN_LINK": str(LINK),
+        "TCPCAN_LINK": str(link),
     }
     done = subprocess.run(["sh", str(INIT), *args], env=env, cwd=etc,
                           capture_output=True, text=True, timeout=30)
@@ -131,6 +132,12 @@ def main(busybox):
                script(etc, applets, "run", "can2"), 1, [
                    f"tcpcan: no instance 'can2': {etc}/tcpcan.can2 does not exist"
                    " (names: letters, digits, _ and -)"])
+
+        missing = tmp / "usr/share/tcpcan/tcpcan-link.sh"
+        expect("start without the link set-up file says where it belongs",
+               script(etc, applets, "start", "can1", link=missing), 1, [
+                   f"Starting tcpcan.can1: FAIL ({missing} is missing"
+                   " (install init/tcpcan-link.sh there))"])
 
         rc, out = script(etc, applets, "no-such-action")
         usage = re.search(r"\{([a-z|]+)\}", out[0]) if out else None

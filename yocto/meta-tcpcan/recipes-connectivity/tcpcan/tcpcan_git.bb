@@ -84,8 +84,9 @@ INITSCRIPT_PARAMS = "defaults 60 40"
 
 # The class packages tcpcan@.service along with tcpcan.service. Each further
 # CAN interface is an instance NAME: /etc/default/tcpcan.NAME (from a
-# bbappend or the image), which the init script finds by itself, and under
-# systemd SYSTEMD_SERVICE:${PN}:append = " tcpcan@NAME.service" in a bbappend.
+# bbappend or the image), which the init script starts once
+# TCPCAN_INSTANCES in /etc/default/tcpcan names it, and under systemd
+# SYSTEMD_SERVICE:${PN}:append = " tcpcan@NAME.service" in a bbappend.
 SYSTEMD_SERVICE:${PN} = "tcpcan.service"
 
 # tcpcan runs as this system user (TCPCAN_USER, User= in the unit): raw CAN
