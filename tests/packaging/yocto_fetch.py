@@ -65,7 +65,7 @@ def checkout(tmp, kind):
 
 
 def fetch(params, srcrev, url, tmp):
-    """bitbake's download and unpack of git://URL;PARAMS at SRCREV; None if it
+    """bitbake's download and unpack of the git URL with PARAMS at SRCREV; None if it
     works, else the fetcher's complaint."""
     clonedir = tmp / "downloads"
     # As bitbake: git's local-clone shortcut only where <path>/objects is.
