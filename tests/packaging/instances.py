@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tap import report, status
+
 REPO = Path(__file__).resolve().parents[2]
 INIT = REPO / "init" / "tcpcan.init"
 LINK = REPO / "init" / "tcpcan-link.sh"
@@ -35,17 +37,6 @@ SUFFIXES = [
     "-opkg", ".opkg",
     ".bak", ".orig", ".old", ".save", ".swp", ".new", ".dist", ".tmp", "~",
 ]
-
-failed = 0
-
-
-def report(what, problem):
-    global failed
-    if problem:
-        failed = 1
-        print(f"not ok - {what}: {problem}")
-    else:
-        print(f"ok - {what}")
 
 
 def script(etc, applets, *args, link=LINK):
@@ -149,7 +140,7 @@ def main(busybox):
         report("the usage line names every action the script accepts",
                None if rc == 1 and listed == accepted
                else f"exit {rc}, usage {sorted(listed)}, accepted {sorted(accepted)}")
-    return failed
+    return status()
 
 
 if __name__ == "__main__":

@@ -17,19 +17,10 @@ import re
 import sys
 from pathlib import Path
 
+from tap import report, status
+
 REPO = Path(__file__).resolve().parents[2]
 SYSCTL = "init/tcpcan.sysctl.conf"
-
-failed = 0
-
-
-def report(what, problem):
-    global failed
-    if problem:
-        failed = 1
-        print(f"not ok - {what}: {problem}")
-    else:
-        print(f"ok - {what}")
 
 
 def one(pattern, path, what):
@@ -54,7 +45,7 @@ def main():
         want = asked()
     except (OSError, ValueError) as e:
         report("the queue tcpcan asks for (src/limits.rs)", e)
-        return failed
+        return status()
     for path, pattern, what in (
         ("init/tcpcan-link.sh", r'^RCVBUF="(\d+)"$', 'RCVBUF="..."'),
         (SYSCTL, r"^net\.core\.rmem_max = (\d+)$", "net.core.rmem_max = ..."),
@@ -101,7 +92,7 @@ def main():
         elif re.findall(r"^CapabilityBoundingSet=(.*)$", text, re.M) != [""]:
             problem = "CapabilityBoundingSet= is not one empty line"
         report(f"{unit} gets the queue without a capability", problem)
-    return failed
+    return status()
 
 
 if __name__ == "__main__":

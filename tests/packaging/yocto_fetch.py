@@ -28,19 +28,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tap import report, status
+
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "yocto/meta-tcpcan/recipes-connectivity/tcpcan/tcpcan_git.bb"
-
-failed = 0
-
-
-def check(what, problem):
-    global failed
-    if problem:
-        failed = 1
-        print(f"not ok - {what}: {problem}")
-    else:
-        print(f"ok - {what}")
 
 
 def git(*args, cwd=None):
@@ -94,9 +85,9 @@ def main():
     rev = re.search(r'^SRCREV = "([0-9a-f]{40})"$', text, re.M)
     default = "git://${@os.path.normpath(d.getVar('FILE_DIRNAME') + '/../../../..')};protocol=file"
     if not uri or not rev or f'TCPCAN_GIT_URI ??= "{default}"' not in text:
-        check("the recipe's git SRC_URI, SRCREV and TCPCAN_GIT_URI default",
+        report("the recipe's git SRC_URI, SRCREV and TCPCAN_GIT_URI default",
               "not in the form this test reads")
-        return failed
+        return status()
     params = dict(p.partition("=")[::2] for p in uri.group(1).split(";"))
     for kind in ("detached-remote-branches", "detached-no-ref", "on-main"):
         with tempfile.TemporaryDirectory() as tmp:
@@ -105,9 +96,9 @@ def main():
             # TCPCAN_GIT_URI's default: four directories above the recipe.
             layer_recipe = url / RECIPE.relative_to(REPO)
             assert (layer_recipe.parent / "../../../..").resolve() == url.resolve()
-            check(f"SRC_URI (;{uri.group(1)}) fetches SRCREV from a checkout {kind}",
+            report(f"SRC_URI (;{uri.group(1)}) fetches SRCREV from a checkout {kind}",
                   fetch(params, rev.group(1), url, tmp))
-    return failed
+    return status()
 
 
 if __name__ == "__main__":
