@@ -80,6 +80,7 @@ boot)
     install -m 0755 "$here/guest/rcS" "$stage/etc/init.d/rcS"
     install -m 0755 "$here/guest/rcK" "$stage/etc/init.d/rcK"
     install -m 0755 "$repo/init/tcpcan.init" "$stage/etc/init.d/S60tcpcan"
+    install -D -m 0644 "$repo/init/tcpcan-link.sh" "$stage/usr/share/tcpcan/tcpcan-link.sh"
     # The shipped settings, changed the way a user would: the VM's vcan0,
     # reachable through QEMU's port forward.
     sed -e 's/^TCPCAN_CANIF=.*/TCPCAN_CANIF="vcan0"/' \

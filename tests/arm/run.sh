@@ -4,6 +4,9 @@
 #
 #   1. scripts/build-dist.sh builds every static binary into dist/ and checks
 #      each is static and within its size budget (one check per target).
+#      Then the command a developer tries first, a plain `cargo build
+#      --release --target <x86_64|aarch64>-unknown-linux-musl` with nothing
+#      but .cargo/config.toml: it links a static binary that runs.
 #   2. For each ARM binary: an initramfs (mkinitramfs.sh) with Debian's
 #      kernel modules, busybox and the binary; QEMU boots it; vm.py crosses
 #      classic and FD frames between two TCP clients through the VM kernel's
@@ -60,6 +63,28 @@ for t in "${targets[@]}"; do
     else
         fail "$t: build or static/size check failed:"
         tail -n 30 <<<"$out"
+    fi
+done
+
+# The plain cross build, with the stable toolchain tests/deps/arm.sh gives
+# the musl targets; no RUSTFLAGS, so .cargo/config.toml alone decides.
+# shellcheck source=scripts/release-toolchain.env
+. scripts/release-toolchain.env
+for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+    plain=target/plain-musl/$t/release/tcpcan
+    run=()
+    [ "$t" = aarch64-unknown-linux-musl ] && run=(qemu-aarch64)
+    if ! out=$(env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS cargo +"$RELEASE_MUSL_TOOLCHAIN" \
+        build --quiet --locked --release --target "$t" --target-dir target/plain-musl 2>&1); then
+        fail "$t: plain cargo build --release --target $t:"
+        tail -n 5 <<<"$out"
+    elif readelf -lW "$plain" | grep -q INTERP; then
+        fail "$t: plain cargo build: $plain is dynamically linked"
+    elif ! ver=$(timeout 60 "${run[@]}" "$plain" --version 2>&1) ||
+        [ "$ver" != "tcpcan $version ($t)" ]; then
+        fail "$t: plain cargo build: --version says: $ver"
+    else
+        pass "$t: plain cargo build --release --target $t links a static binary: $ver"
     fi
 done
 

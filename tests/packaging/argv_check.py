@@ -2,8 +2,10 @@
 """The init script (under busybox) and tcpcan.service must turn the same
 /etc/default/tcpcan into the same tcpcan command line; the script's instance
 NAME and tcpcan@NAME.service likewise for /etc/default/tcpcan plus
-/etc/default/tcpcan.NAME. tcpcan@.service is tcpcan.service apart from the
-lines that make it a template.
+/etc/default/tcpcan.NAME. Both tag tcpcan's log lines alike: the journal
+identifier the units give (SyslogIdentifier=, else the name of the program
+ExecStart= runs) is the tag the script gives logger. tcpcan@.service is
+tcpcan.service apart from the lines that make it a template.
 
 The init script runs for real with its `run` action and a stand-in daemon
 that prints its arguments. systemd is not PID 1 here, so its side is
@@ -31,6 +33,7 @@ INSTANCE = "can1"
 # Settings of instance INSTANCE, read after the shared file.
 INSTANCE_LINES = ['TCPCAN_CANIF="can8"', 'TCPCAN_PORT="20011"']
 DEFAULTS = REPO / "init" / "tcpcan.default"
+LINK = REPO / "init" / "tcpcan-link.sh"
 
 # Settings appended to the shipped file. TCPCAN_USER="" and TCPCAN_LOG="none"
 # because the unit has its own User= and logs to the journal.
@@ -96,14 +99,15 @@ def unit_argv(unit, settings, daemon):
     return run(command, env, settings.parent)
 
 
-def script_argv(settings, daemon, applets, *instance):
+def script_argv(settings, daemon, applets, *instance, shell="sh"):
     env = {
         "PATH": f"{applets}:{os.environ['PATH']}",
         "TCPCAN_DEFAULTS": str(settings),
         "TCPCAN_DAEMON": str(daemon),
         "TCPCAN_PIDFILE": str(settings.parent / "unused.pid"),
+        "TCPCAN_LINK": str(LINK),
     }
-    return run(["sh", str(INIT), "run", *instance], env, settings.parent)
+    return run([shell, str(INIT), "run", *instance], env, settings.parent)
 
 
 def run(command, env, cwd):
@@ -142,8 +146,52 @@ def main(busybox):
                 else:
                     print(f"not ok - {name}{what}: init script {ours!r} but unit {theirs!r}")
                     failed = 1
+        failed |= same_tags(settings, daemon, applets, tmp)
         failed |= template_is_unit()
         return failed
+
+
+def journal_identifier(unit, instance):
+    """The identifier journald gives the unit's stdout and stderr lines:
+    SyslogIdentifier= if set, else the name of the program ExecStart= runs
+    (after systemd's prefixes such as - and @)."""
+    ident, program = None, None
+    for key, value in unit_directives(unit):
+        if key == "SyslogIdentifier":
+            ident = value
+        elif key == "ExecStart":
+            program = os.path.basename(shlex.split(value)[0].lstrip("-@:+!|"))
+    return (ident or program).replace("%i", instance)
+
+
+def same_tags(settings, daemon, applets, tmp):
+    """The script's logger tag for the first instance and for INSTANCE, from
+    a stand-in logger that records its -t, against the units' identifiers.
+    Under dash: Debian's busybox sh runs its own logger applet before any
+    in PATH, unlike the busybox of an image."""
+    logger = tmp / "logger-stand-in"
+    logger.mkdir(exist_ok=True)
+    tags_file = tmp / "tags"
+    (logger / "logger").write_text(
+        '#!/bin/sh\ncat >/dev/null\nwhile [ $# -gt 0 ]; do\n'
+        f'\t[ "$1" = -t ] && echo "$2" >>"{tags_file}"\n\tshift\ndone\n')
+    (logger / "logger").chmod(0o755)
+    settings.write_text(DEFAULTS.read_text() + "\n".join(
+        ['TCPCAN_CANIF="can7"', 'TCPCAN_USER=""', 'TCPCAN_LOG="syslog"']) + "\n")
+    failed = 0
+    for unit, instance in ((UNIT, []), (TEMPLATE, [INSTANCE])):
+        tags_file.write_text("")
+        out = script_argv(settings, daemon, f"{logger}:{applets}", *instance,
+                          shell="dash")
+        tags = tags_file.read_text().split() if isinstance(out, list) else out
+        ident = journal_identifier(unit, INSTANCE)
+        if tags == [ident]:
+            print(f"ok - {unit.name} tags the journal {ident}, as the script tags syslog")
+        else:
+            print(f"not ok - {unit.name}: journal identifier {ident!r}, "
+                  f"the script's syslog tag {tags!r}")
+            failed = 1
+    return failed
 
 
 def template_is_unit():
@@ -152,8 +200,9 @@ def template_is_unit():
     unit = UNIT.read_text().splitlines()
     template = TEMPLATE.read_text().splitlines()
     extra = [line for line in difflib.ndiff(unit, template) if line[:1] in "+-"]
-    allowed = re.compile(r"^\+ (#.*|Description=.* %i|EnvironmentFile=/etc/default/tcpcan\.%i)$"
-                         r"|^- Description=.*$")
+    allowed = re.compile(r"^\+ (#.*|Description=.* %i|EnvironmentFile=/etc/default/tcpcan\.%i"
+                         r"|SyslogIdentifier=tcpcan\.%i)$"
+                         r"|^- (Description=.*|SyslogIdentifier=tcpcan)$")
     stray = [line for line in extra if not allowed.match(line)]
     if stray:
         print(f"not ok - tcpcan@.service differs from tcpcan.service beyond its template lines: {stray}")

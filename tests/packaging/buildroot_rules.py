@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 BR = REPO / "buildroot"
 PKG = BR / "package" / "tcpcan"
 INIT = REPO / "init" / "tcpcan.init"
+LINK = REPO / "init" / "tcpcan-link.sh"
 
 failed = 0
 
@@ -178,7 +179,7 @@ def from_the_tree(text):
 def main():
     mk = PKG / "tcpcan.mk"
     for path in (BR / "Config.in", BR / "external.mk", BR / "external.desc",
-                 PKG / "Config.in", mk, PKG / "tcpcan.hash", INIT):
+                 PKG / "Config.in", mk, PKG / "tcpcan.hash", INIT, LINK):
         report(f"{path.relative_to(REPO)}: whitespace and mode", generic(path))
     mk_text = mk.read_text()
     installed = re.search(r"\$\(@D\)/init/tcpcan\.init\s*\\?\s*\$\(TARGET_DIR\)/etc/init\.d/(\S+)", mk_text)

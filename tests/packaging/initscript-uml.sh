@@ -67,13 +67,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The installed layout: the script as Buildroot names it, mode 0755.
+# The installed layout: the script as Buildroot names it, mode 0755, and
+# the link set-up it sources.
 mkdir -p "$tmp/etc/init.d" "$tmp/etc/default" "$tmp/usr/bin" "$tmp/busybox"
 initscript=$tmp/etc/init.d/S60tcpcan
 install -m 0755 init/tcpcan.init "$initscript"
+install -D -m 0644 init/tcpcan-link.sh "$tmp/usr/share/tcpcan/tcpcan-link.sh"
 install -m 0755 "$bin" "$tmp/usr/bin/tcpcan"
 settings=$tmp/etc/default/tcpcan
-export TCPCAN_DEFAULTS=$settings TCPCAN_DAEMON=$tmp/usr/bin/tcpcan
+export TCPCAN_DEFAULTS=$settings TCPCAN_DAEMON=$tmp/usr/bin/tcpcan \
+	TCPCAN_LINK=$tmp/usr/share/tcpcan/tcpcan-link.sh
 unset TCPCAN_PIDFILE
 pidfile=/var/run/tcpcan.pid # /run is a tmpfs private to UML
 pidfile1=/var/run/tcpcan.can1.pid
@@ -105,6 +108,7 @@ exchange() { timeout 20 "$python" tests/packaging/v1_exchange.py 127.0.0.1 "${2:
 gone() { ! [ -e "/proc/$1/exe" ] || ! readlink "/proc/$1/exe" >/dev/null 2>&1; }
 # differs A B: A is set and not B.
 differs() { [ -n "$1" ] && [ "$1" != "$2" ]; }
+nothing_on() { ! timeout 5 bash -c "echo >/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 link_up() { "$iproute2" link show dev "$1" | grep -qE "[<,]UP[,>]"; }
 still_runs() { [ "$(daemon_pid)" = "$1" ] && ! gone "$1"; }
 both_gone() { gone "$1" && gone "$2"; }
@@ -268,15 +272,27 @@ check "tcpcan under run exits 0 on SIGTERM" [ "$?" -eq 0 ]
 echo "# two CAN interfaces: instance can1 beside the first, by settings alone"
 "$iproute2" link add dev vcan1 type vcan
 "$iproute2" link set dev vcan1 up
-settings 'TCPCAN_CANIF="vcan0"' 'TCPCAN_HOST="127.0.0.1"' 'TCPCAN_USER="nobody"'
+settings 'TCPCAN_CANIF="vcan0"' 'TCPCAN_HOST="127.0.0.1"' 'TCPCAN_USER="nobody"' \
+	'TCPCAN_INSTANCES="can1"'
 printf '%s\n' 'TCPCAN_CANIF="vcan1"' 'TCPCAN_PORT="20011"' >"$settings.can1"
-# An editor's backup beside it is not an instance.
-cp "$settings.can1" "$settings.can1~"
+# What package managers and editors leave beside the files: copies of the
+# shared file, with the port it had (the integrator changed it since), and
+# of the instance's. None is an instance; the copies of the shared file
+# would serve vcan0 a second time.
+backups=".bak .orig .old .save .swp .new .dist .tmp .rpmnew .rpmsave .rpmorig
+	.dpkg-dist .dpkg-old .dpkg-new .dpkg-bak .dpkg-tmp .ucf-dist .ucf-old
+	.ucf-new -opkg .opkg .cfsaved ~"
+for suffix in $backups; do
+	sed 's/^TCPCAN_PORT=.*/TCPCAN_PORT="20019"/' "$settings" >"$settings$suffix"
+	cp "$settings.can1" "$settings.can1$suffix"
+done
 initscript start
 check "start exits 0 with two instances" [ "$rc" -eq 0 ]
 check "start says OK for the first" output_has "Starting tcpcan: OK"
 check "start says OK for instance can1" output_has "Starting tcpcan.can1: OK"
-check "an editor's backup file starts nothing" [ "$(grep -c Starting "$tmp/out")" -eq 2 ]
+check "no backup file starts a tcpcan ($(wc -w <<<"$backups") suffixes)" \
+	[ "$(grep -c Starting "$tmp/out")" -eq 2 ]
+check "nothing listens on the backups' port" nothing_on 20019
 pid0=$(daemon_pid)
 pid1=$(cat "$pidfile1" 2>/dev/null)
 check "instance can1 has its own pidfile and process" differs "$pid1" "$pid0"
@@ -307,7 +323,7 @@ check "start can1 starts only can1" \
 check "tunnel on vcan1 works again" exchange vcan1 20011
 initscript start nosuch
 check "start of an unknown instance exits 1" [ "$rc" -eq 1 ]
-check "and names its missing file" output_has "no instance 'nosuch' ($settings.nosuch does not exist)"
+check "and names its missing file" output_has "no instance 'nosuch': $settings.nosuch does not exist"
 pid1=$(cat "$pidfile1" 2>/dev/null)
 initscript stop
 check "stop exits 0 with two instances" [ "$rc" -eq 0 ]
@@ -332,7 +348,7 @@ check "the run can1 line ends when its tcpcan does" [ "$?" -eq 0 ]
 check "tunnel on vcan0 still works under run" exchange vcan0 20010
 kill "$(cat "$pidfile")"
 wait "$run0"
-rm -f "$settings.can1" "$settings.can1~"
+rm -f "$settings".*
 
 echo "# the CAN receive queue of the unprivileged daemon (net.core.rmem_max)"
 # tcpcan asks for a 512 KiB receive queue per CAN socket. As root it forces

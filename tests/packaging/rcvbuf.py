@@ -2,9 +2,11 @@
 """The packaged daemon's CAN receive queue, checked as text (the UML test
 in initscript-uml.sh checks it for real):
 
-- the init script raises net.core.rmem_max to the queue tcpcan asks for
-  (CAN_RCVBUF in src/limits.rs), and the sysctl file sets the same value;
-- both recipes install the sysctl file as /usr/lib/sysctl.d/30-tcpcan.conf;
+- the init script's link set-up raises net.core.rmem_max to the queue
+  tcpcan asks for (CAN_RCVBUF in src/limits.rs), and the sysctl file sets
+  the same value;
+- both recipes install the sysctl file as /usr/lib/sysctl.d/30-tcpcan.conf,
+  and init/tcpcan-link.sh where the init script sources it;
 - the units get the queue that way, not by a capability: no
   AmbientCapabilities=, an empty CapabilityBoundingSet=.
 
@@ -15,19 +17,10 @@ import re
 import sys
 from pathlib import Path
 
+from tap import report, status
+
 REPO = Path(__file__).resolve().parents[2]
 SYSCTL = "init/tcpcan.sysctl.conf"
-
-failed = 0
-
-
-def report(what, problem):
-    global failed
-    if problem:
-        failed = 1
-        print(f"not ok - {what}: {problem}")
-    else:
-        print(f"ok - {what}")
 
 
 def one(pattern, path, what):
@@ -52,9 +45,9 @@ def main():
         want = asked()
     except (OSError, ValueError) as e:
         report("the queue tcpcan asks for (src/limits.rs)", e)
-        return failed
+        return status()
     for path, pattern, what in (
-        ("init/tcpcan.init", r'^RCVBUF="(\d+)"$', 'RCVBUF="..."'),
+        ("init/tcpcan-link.sh", r'^RCVBUF="(\d+)"$', 'RCVBUF="..."'),
         (SYSCTL, r"^net\.core\.rmem_max = (\d+)$", "net.core.rmem_max = ..."),
     ):
         try:
@@ -78,6 +71,19 @@ def main():
         problem = "FILES:${PN} lacks ${nonarch_libdir}/sysctl.d (installed but not shipped)"
     report("Yocto installs the sysctl file as /usr/lib/sysctl.d/30-tcpcan.conf", problem)
 
+    link = one(r'^LINK="\$\{TCPCAN_LINK:-/usr/share/\$DAEMON/([\w.-]+)\}"$', "init/tcpcan.init",
+               "LINK default")
+    report(f"the init script sources /usr/share/tcpcan/{link}, from init/tcpcan-link.sh",
+           None if link == "tcpcan-link.sh" else f"it sources {link}")
+    report("Buildroot installs init/tcpcan-link.sh as /usr/share/tcpcan/tcpcan-link.sh",
+           None if re.search(r"\$\(@D\)/init/tcpcan-link\.sh \\\n\s*"
+                             r"\$\(TARGET_DIR\)/usr/share/tcpcan/tcpcan-link\.sh$", mk, re.M)
+           else "no such $(INSTALL) line in tcpcan.mk")
+    report("Yocto installs init/tcpcan-link.sh as /usr/share/tcpcan/tcpcan-link.sh",
+           None if re.search(r"\$\{S\}/init/tcpcan-link\.sh "
+                             r"\$\{D\}\$\{datadir\}/tcpcan/tcpcan-link\.sh$", bb, re.M)
+           else "no such install line in tcpcan_git.bb")
+
     for unit in ("init/tcpcan.service", "init/tcpcan@.service"):
         text = (REPO / unit).read_text()
         problem = None
@@ -86,7 +92,7 @@ def main():
         elif re.findall(r"^CapabilityBoundingSet=(.*)$", text, re.M) != [""]:
             problem = "CapabilityBoundingSet= is not one empty line"
         report(f"{unit} gets the queue without a capability", problem)
-    return failed
+    return status()
 
 
 if __name__ == "__main__":

@@ -47,9 +47,15 @@ recipe=yocto/meta-tcpcan/recipes-connectivity/tcpcan/tcpcan_git.bb
 srcrev=$(sed -n 's/^SRCREV = "\([0-9a-f]\{40\}\)"$/\1/p' "$recipe")
 
 echo "# shell scripts"
-check "shellcheck -s sh init/tcpcan.init" shellcheck -s sh init/tcpcan.init
-check "busybox sh parses init/tcpcan.init" \
-	"${busybox:-busybox-not-installed}" sh -n init/tcpcan.init
+check "shellcheck -s sh init/tcpcan.init (and the link set-up it sources)" \
+	shellcheck -x -s sh init/tcpcan.init
+check "shellcheck -s sh init/tcpcan-link.sh" shellcheck -s sh init/tcpcan-link.sh
+for f in init/tcpcan.init init/tcpcan-link.sh; do
+	check "busybox sh parses $f" "${busybox:-busybox-not-installed}" sh -n "$f"
+done
+# The shape of Buildroot's S01syslogd, with what a gateway needs on top.
+lines=$(wc -l <init/tcpcan.init)
+check "init/tcpcan.init is at most 200 lines ($lines)" [ "$lines" -le 200 ]
 check "shellcheck on the packaging test and deps scripts" \
 	shellcheck -x tests/packaging/run.sh tests/packaging/initscript-uml.sh \
 	tests/deps/packaging.sh
@@ -61,6 +67,8 @@ check "systemd-analyze verify init/tcpcan@.service" \
 	systemd-analyze verify --man=no init/tcpcan@.service
 if [ -n "$busybox" ]; then
 	checks python3 tests/packaging/argv_check.py "$busybox"
+	echo "# the init script's instances"
+	checks python3 tests/packaging/instances.py "$busybox"
 else
 	not_ok "busybox not found (tests/deps/packaging.sh)"
 fi
@@ -90,6 +98,7 @@ check "TCPCAN_GIT_URI defaults to the repository the recipe is part of" \
 check "that repository is this one" \
 	[ "$(cd "$(dirname "$recipe")/../../../.." && pwd)" = "$PWD" ]
 checks python3 tests/packaging/yocto_crates.py
+checks python3 tests/packaging/yocto_fetch.py
 # shellcheck disable=SC2016 # ${S} is the recipe's, not ours
 while read -r f; do
 	check "the recipe's $f exists at SRCREV" git cat-file -e "${srcrev:-none}:$f"

@@ -31,6 +31,8 @@ KNOWN = {
         "the Python tcpcan that this daemon is wire-compatible with",
     "https://github.com/linux-can/socketcand":
         "socketcand, whose protocol --socketcand serves (README)",
+    "https://www.yoctoproject.org/connectivity.html":
+        "oe-core's default CONNECTIVITY_CHECK_URIS, in docs/packaging.md",
     "https://docs.yoctoproject.org/":
         "the Yocto Project's security process, in the layer's SECURITY.md",
     "http://www.apache.org/licenses/":

@@ -48,9 +48,13 @@ define TCPCAN_INSTALL_SETTINGS
 endef
 TCPCAN_POST_INSTALL_TARGET_HOOKS += TCPCAN_INSTALL_SETTINGS
 
+# The script sources its CAN link and receive-queue set-up from
+# /usr/share/tcpcan/tcpcan-link.sh.
 define TCPCAN_INSTALL_INIT_SYSV
 	$(INSTALL) -D -m 0755 $(@D)/init/tcpcan.init \
 		$(TARGET_DIR)/etc/init.d/S60tcpcan
+	$(INSTALL) -D -m 0644 $(@D)/init/tcpcan-link.sh \
+		$(TARGET_DIR)/usr/share/tcpcan/tcpcan-link.sh
 endef
 
 # tcpcan@.service: one more CAN interface per instance (tcpcan@can1), as

@@ -21,13 +21,19 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=fd445c0622eee9f5f53c8ed6ff4c9276 \
 # (the layer README).
 TCPCAN_GIT_URI ??= "git://${@os.path.normpath(d.getVar('FILE_DIRNAME') + '/../../../..')};protocol=file"
 
+# nobranch=1: SRCREV is taken from wherever the repository holds it, not
+# only from a branch main. kas and CI check the layer out detached, often
+# with no local branch at all, and the fetcher's clone of a local path
+# copies every object; from a server it fetches every ref (refs/*), so
+# SRCREV must be on a branch or tag there. tests/packaging/yocto_fetch.py
+# fetches it the fetcher's way from detached clones.
 # destsuffix=${BP} and no S line: the checkout lands in the default S on
 # scarthgap (${WORKDIR}/${BP}) and on whinlatter and later
 # (${UNPACKDIR}/${BP}). The maintainer moves SRCREV (and PV) at each release
 # and then regenerates tcpcan-crates.inc (see the layer README).
 PV = "0.1.0+git"
-SRC_URI = "${TCPCAN_GIT_URI};branch=main;destsuffix=${BP}"
-SRCREV = "2858b12e95393dda7a8bc8862a8d092afd3d896e"
+SRC_URI = "${TCPCAN_GIT_URI};nobranch=1;destsuffix=${BP}"
+SRCREV = "8f0e3ee2a3db52795ede783f9531fbe60004031b"
 
 inherit cargo cargo-update-recipe-crates update-rc.d systemd useradd
 
@@ -50,6 +56,10 @@ do_update_crates:prepend() {
 do_install:append() {
     install -D -m 0644 ${S}/init/tcpcan.default ${D}${sysconfdir}/default/tcpcan
     install -D -m 0755 ${S}/init/tcpcan.init ${D}${INIT_D_DIR}/tcpcan
+    # What the script sources for the CAN link and receive-queue set-up.
+    install -D -m 0644 ${S}/init/tcpcan-link.sh ${D}${datadir}/tcpcan/tcpcan-link.sh
+    # What the script sources for the CAN link and receive-queue set-up.
+    install -D -m 0644 ${S}/init/tcpcan-link.sh ${D}${datadir}/tcpcan/tcpcan-link.sh
     install -D -m 0644 ${S}/init/tcpcan.service ${D}${systemd_system_unitdir}/tcpcan.service
     install -D -m 0644 ${S}/init/tcpcan@.service ${D}${systemd_system_unitdir}/tcpcan@.service
     # The CAN receive queue the unprivileged daemon asks for: systemd-sysctl
@@ -74,8 +84,9 @@ INITSCRIPT_PARAMS = "defaults 60 40"
 
 # The class packages tcpcan@.service along with tcpcan.service. Each further
 # CAN interface is an instance NAME: /etc/default/tcpcan.NAME (from a
-# bbappend or the image), which the init script finds by itself, and under
-# systemd SYSTEMD_SERVICE:${PN}:append = " tcpcan@NAME.service" in a bbappend.
+# bbappend or the image), which the init script starts once
+# TCPCAN_INSTANCES in /etc/default/tcpcan names it, and under systemd
+# SYSTEMD_SERVICE:${PN}:append = " tcpcan@NAME.service" in a bbappend.
 SYSTEMD_SERVICE:${PN} = "tcpcan.service"
 
 # tcpcan runs as this system user (TCPCAN_USER, User= in the unit): raw CAN
