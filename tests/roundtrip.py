@@ -1,7 +1,8 @@
 """A diagnostic desk's request/response turn, timed (issue 26).
 
-Shared by the kernel scenario (tests/kernel/test_socketcand.py) and the
-benchmark's round-trip rows (bench/bench.py), so both time the same turn.
+Shared by the kernel scenarios (tests/kernel/test_socketcand.py and
+test_interop.py) and the benchmark's round-trip rows (bench/bench.py), so
+all of them time the same turn.
 
 One turn has the shape of an ISO-TP request and its answer, each a message
 of a first frame, a flow control from the other end, and a block of
@@ -17,8 +18,8 @@ the request's block across; a tunnel's server end sends the answer's.
 
 Run as a script, it is the ECU: `python roundtrip.py CANIF 7E0[,7E1...]`
 answers requests to those IDs on CANIF until it is stopped, and says
-"ready" once it listens.
-Standard library only (the desks bring python-can with them).
+"ready" once it listens. Standard library only (python-can comes with the
+desk that uses it).
 """
 
 import logging
