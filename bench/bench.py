@@ -10,11 +10,15 @@ Two groups of rows measure tcpcan alone, each only when its binary has the
 option (from --help; otherwise they are recorded as not measured): the
 socketcand listener (issue 13; a socketcand client in raw mode, canbench
 sc-in, in place of the v1 client) and adaptive coalescing (issue 14;
---latency-budget MS at several budgets, 0 being off).
+--latency-budget MS at several budgets, 0 being off). The round-trip rows
+(issue 26) time a desk's request turn (tests/roundtrip.py) through tcpcan's
+server: python-can's socketcand interface with and without its TCP tuning,
+and v1 clients.
 
 usage: bench.py RESULTS.json
 env: TCPCAN_BIN, BENCH_QUICK=1 (short run), BENCH_ALT (another build to
-compare), BENCH_STATIC (the static build, for its idle memory)
+compare), BENCH_STATIC (the static build, for its idle memory),
+BENCH_ONLY=round-trip (those rows alone)
 """
 
 import contextlib
@@ -28,7 +32,12 @@ import sys
 import time
 from pathlib import Path
 
+import can
+
 REPO = Path(__file__).resolve().parents[1]
+# The desk's request turn, as the kernel scenario times it.
+sys.path.insert(0, str(REPO / "tests"))
+from roundtrip import REQUEST_ID, CanDesk, Ecu, RawDesk, interleaved  # noqa: E402
 TOOL = str(REPO / "bench/target/canbench")
 OURS = str(REPO / os.environ.get("TCPCAN_BIN", "target/release/tcpcan"))
 PYREF = str(REPO / "target/pyenv/bin/tcpcan")
@@ -37,6 +46,7 @@ ALT = os.environ.get("BENCH_ALT")
 # The static musl dist build (what ships): only its idle memory is measured.
 STATIC = os.environ.get("BENCH_STATIC")
 QUICK = os.environ.get("BENCH_QUICK") == "1"
+ONLY = os.environ.get("BENCH_ONLY")
 LOGS = REPO / "bench/target/logs"
 # Coalescing (issue 14): the budgets of the CPU curve, in ms; 0 is off.
 BUDGETS = [0, 0.25, 0.5, 1, 2]
@@ -66,6 +76,9 @@ FANOUT_DELIVERED, FANOUT_SECS = 1000, 2 if QUICK else 4
 SC_RATE, SC_FRAMES = 100, 300
 # The reference under callgrind keeps up with a few hundred frames/s only.
 CG_RATE, CG_FRAMES = 100, 300 if QUICK else 500
+# Round trip (issue 26): counted request turns per desk and run, after one
+# uncounted round; desks that share a server take rounds in turn.
+RT_ROUNDS, RT_TURNS = 4, 10
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 _tag = 100
@@ -186,16 +199,19 @@ class Tunnel:
     'python', 'relay' (canbench's minimal C tunnel: what any user-space
     TCP tunnel costs on this rig), or 'sc' (tcpcan's server with a
     socketcand client, canbench sc-in, in raw mode), with N clients on
-    vcan1..vcanN. ARGS go to both daemons (server and v1 client)."""
+    vcan1..vcanN. ARGS go to both daemons (server and v1 client). CLIENT:
+    the v1 clients' build when it is not the server's ('python' beside a
+    tcpcan server); with no clients, the server alone."""
 
-    def __init__(self, kind, fd=False, clients=1, wrap=None, args=()):
+    def __init__(self, kind, fd=False, clients=1, wrap=None, args=(), client=None):
         self.kind = kind
+        self.client = client or kind
         self.fd = fd
         self.clients = clients
         self.wrap = wrap or (lambda role, argv: argv)
         self.args = list(args)
-        # Log names say which arguments a run had.
-        self.name = kind + "".join(a.replace("--", "-") for a in self.args)
+        # Log names say which clients and arguments a run had.
+        self.name = kind + (f"-{client}" if client else "") + "".join(a.replace("--", "-") for a in self.args)
         self.procs = []
         self.logs = []
 
@@ -219,13 +235,14 @@ class Tunnel:
             self._spawn("client1", [TOOL, "sc-in", "vcan1", sc_port, "vcan0"])
             self._wait_ready()
             return self
-        binary = {"tcpcan": OURS, "alt": ALT, "static": STATIC, "python": PYREF}[self.kind]
+        binaries = {"tcpcan": OURS, "alt": ALT, "static": STATIC, "python": PYREF}
         common = ["--host", "127.0.0.1", "--port", port, *self.args]
-        self._spawn("server", self.wrap("server", [binary, "--serve", *common, "vcan0"]))
+        self._spawn("server", self.wrap("server", [binaries[self.kind], "--serve", *common, "vcan0"]))
         self._wait_listening(port)
         for i in range(1, self.clients + 1):
-            self._spawn(f"client{i}", self.wrap("client", [binary, *common, f"vcan{i}"]))
-        self._wait_ready()
+            self._spawn(f"client{i}", self.wrap("client", [binaries[self.client], *common, f"vcan{i}"]))
+        if self.clients:
+            self._wait_ready()
         return self
 
     def _spawn(self, name, argv):
@@ -258,7 +275,7 @@ class Tunnel:
                     raise RuntimeError(f"socketcand client not ready; see {self.logs}")
                 time.sleep(0.05)
             targets = [1]
-        elif self.kind in ("tcpcan", "alt", "static"):
+        elif self.client in ("tcpcan", "alt", "static"):
             for path in self.logs[1:]:
                 while "agreed protocol version" not in path.read_text():
                     if time.monotonic() > deadline:
@@ -288,7 +305,7 @@ class Tunnel:
             return
         # The reference exits cleanly only on SIGINT (KeyboardInterrupt).
         # Clients first, or they would log reconnect attempts.
-        sig = signal.SIGINT if self.kind == "python" else signal.SIGTERM
+        sig = signal.SIGINT if "python" in (self.kind, self.client) else signal.SIGTERM
         for p in reversed(self.procs):
             if p.poll() is None:
                 p.send_signal(sig)
@@ -445,6 +462,53 @@ def fanout(kind, clients):
     return out
 
 
+def mean_ms(seconds):
+    return sum(seconds) / len(seconds) * 1000
+
+
+def round_trip(kind):
+    """Mean request turn (tests/roundtrip.py), ms, of desks at tcpcan's
+    server (`kind`: tcpcan or alt) with the ECU on vcan0: python-can's
+    socketcand interface at its defaults and with tcp_tune (TCP_NODELAY and
+    TCP_QUICKACK at the desk), which take rounds in turn on one server; then
+    a v1 client of the Python 0.0.2 and one of the same tcpcan, each on
+    vcan1 with a desk on a raw socket there; last, that tcpcan as the client
+    of a Python 0.0.2 server."""
+    out = {}
+    sc_port = next_port()
+    tunes = {"sc_default": False, "sc_tuned": True}
+    ids = {name: REQUEST_ID + i for i, name in enumerate(tunes)}
+    with Tunnel(kind, clients=0, args=["--socketcand", str(sc_port)]), Ecu("vcan0", ids.values()):
+        desks = {
+            name: (CanDesk(can.Bus(interface="socketcand", host="127.0.0.1", port=sc_port, channel="vcan0", tcp_tune=tune)), ids[name])
+            for name, tune in tunes.items()
+        }
+        try:
+            took = interleaved(desks, RT_ROUNDS, RT_TURNS)
+        finally:
+            for desk, _ in desks.values():
+                desk.close()
+    out.update({name: mean_ms(t) for name, t in took.items()})
+    for name, server, client in (("v1_python", kind, "python"), ("v1_ours", kind, None), ("v1_python_server", "python", kind)):
+        with Tunnel(server, client=client), Ecu("vcan0"):
+            desk = RawDesk("vcan1")
+            try:
+                out[name] = mean_ms(interleaved({name: (desk, REQUEST_ID)}, RT_ROUNDS, RT_TURNS)[name])
+            finally:
+                desk.close()
+    log(f"round trip {kind}: {out}")
+    return out
+
+
+def round_trips(ours):
+    """round_trip of each build in `ours`, REPS times, interleaved."""
+    runs = {k: [] for k in ours}
+    for _ in range(REPS):
+        for k in ours:
+            runs[k].append(round_trip(k))
+    return runs
+
+
 def strace_counts(path):
     """System calls by name from `strace -c` output."""
     counts = {}
@@ -578,6 +642,13 @@ def main():
     ours = ["tcpcan"] + (["alt"] if ALT else [])
     tunnels = ["cangw", *ours, "python", "relay"]
     res["candidates"] = tunnels
+    if ONLY == "round-trip":
+        res["only"] = ONLY
+        res["round_trip"] = round_trips(ours)
+        res["uml_seconds"] = time.monotonic() - t_start
+        results_path.write_text(json.dumps(res, indent=1))
+        log(f"done in {res['uml_seconds']:.0f} s; results in {results_path}")
+        return
 
     # What tcpcan's binary offers decides which of the newer rows run.
     helps = help_text(OURS)
@@ -661,6 +732,7 @@ def main():
     res["fanout"]["python"] = [fanout("python", n) for n in FANOUT_PY]
     res["instructions"] = {k: instructions(k) for k in [*ours, "python"]}
     res["syscalls"] = {k: syscalls(k) for k in [*ours, "python", "relay"]}
+    res["round_trip"] = round_trips(ours)
     if STATIC:
         res["rss_static"] = idle_rss("static")
     res["uml_seconds"] = time.monotonic() - t_start

@@ -1,6 +1,7 @@
 """Turns bench.py's results (and run.sh's host facts) into Markdown tables:
-the main one, then socketcand clients beside v1 clients (issue 13) and
-tcpcan's coalescing budgets (issue 14), all from the same boot.
+the main one, then socketcand clients beside v1 clients (issue 13),
+tcpcan's coalescing budgets (issue 14) and a desk's request round trip
+(issue 26), all from the same boot; with --only round-trip, that last alone.
 
 usage: report.py RESULTS.json HOST.json
 """
@@ -281,13 +282,65 @@ def coalescing_tables(res, cpu_python):
     return out
 
 
+def round_trip_table(res, compare):
+    """A desk's request turn through tcpcan's server (bench.round_trip),
+    per desk, for tcpcan and the compared build."""
+    runs = res.get("round_trip")
+    out = ["### A desk's request round trip (issue 26)", ""]
+    if runs is None:
+        return out + ["n/a: these results are from a bench.py without the round-trip rows."]
+    ours = ["tcpcan", *(["alt"] if compare else [])]
+
+    def figures(k, key):
+        return [r.get(key) for r in runs[k]]
+
+    rows = []
+    for key, label in (
+        ("sc_default", "socketcand client: python-can at its defaults (tcp_tune=False), ms"),
+        ("sc_tuned", "socketcand client: python-can with tcp_tune=True, ms"),
+        ("v1_python", "v1 client: Python 0.0.2 on vcan1, desk on a raw socket there, ms"),
+        ("v1_ours", "v1 client: the same tcpcan on vcan1, desk on a raw socket there, ms"),
+        ("v1_python_server", "v1 client: the same tcpcan on vcan1, of a Python 0.0.2 server, ms"),
+    ):
+        cells = [spread(figures(k, key), 2) for k in ours]
+        r = [fmt_ratio(ratio(med(figures("alt", key)), med(figures("tcpcan", key))))] if compare else []
+        rows.append([label, *cells, *r, ""])
+    cells, goal = [], ""
+    for k in ours:
+        r = ratio(med(figures(k, "sc_default")), med(figures(k, "sc_tuned")))
+        cells.append(fmt_ratio(r))
+        if k == "tcpcan":
+            goal = verdict(r is not None and r <= 2, "≤ 2")
+    rows.append(["… python-can defaults ÷ tcp_tune=True", *cells, *([""] if compare else []), goal])
+    head = ["mean time of a request turn (request and answer, each a first frame, a flow control and 4 consecutive frames)",
+            *(NAMES[k] for k in ours), *(["compare ÷ tcpcan"] if compare else []), "goal"]
+    return out + [md_table(head, rows)]
+
+
+def host_line(res, host, compare, what=""):
+    """Where and how the figures were measured."""
+    return (
+        f"Host: {host['host_nproc']} × {host['host_cpu']}, load average {host['load_before']} before, "
+        f"{host.get('load_after', '?')} after. UML: {res['uml']['nproc']} CPU, kernel {res['uml']['kernel']}, "
+        f"{res['uml']['mem_kib'] // 1024} MiB. tcpcan {host['describe']}"
+        + (f"; compared with {host['alt']}" if compare else "")
+        + f". {res['params']['reps']} runs per figure where a range is shown (median [min–max])"
+        + (" — QUICK run" if res.get("quick") else "")
+        + what
+        + f"; {res['uml_seconds']:.0f} s in UML."
+    )
+
+
 def main():
     res = json.load(open(sys.argv[1]))
     host = json.load(open(sys.argv[2]))
     compare = "alt" in res["candidates"]
-    cols = ["cangw", "tcpcan", *(["alt"] if compare else []), "python", "relay"]
     if compare:
         NAMES["alt"] = f"compare: {host['alt']}"
+    if res.get("only") == "round-trip":
+        print("\n".join([host_line(res, host, compare, " — round-trip rows only"), "", *round_trip_table(res, compare)]))
+        return
+    cols = ["cangw", "tcpcan", *(["alt"] if compare else []), "python", "relay"]
     t = Table(cols, compare)
     p = res["params"]
     sat = res["saturation"]
@@ -406,15 +459,8 @@ def main():
     extra = []
     if "coalescing" in res:
         extra = ["", *socketcand_table(res), "", *coalescing_tables(res, [r["cpu_s_per_1000"]["total"] for r in cpu["python"]])]
-    out.append(
-        f"Host: {host['host_nproc']} × {host['host_cpu']}, load average {host['load_before']} before, "
-        f"{host.get('load_after', '?')} after. UML: {res['uml']['nproc']} CPU, kernel {res['uml']['kernel']}, "
-        f"{res['uml']['mem_kib'] // 1024} MiB. tcpcan {host['describe']}"
-        + (f"; compared with {host['alt']}" if compare else "")
-        + f". {p['reps']} runs per figure where a range is shown (median [min–max])"
-        + (" — QUICK run" if res.get("quick") else "")
-        + f"; {res['uml_seconds']:.0f} s in UML."
-    )
+        extra += ["", *round_trip_table(res, compare)]
+    out.append(host_line(res, host, compare))
     out.append("")
     out.append(t.markdown())
     out.append("")

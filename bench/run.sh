@@ -4,12 +4,14 @@
 # user-space TCP tunnel costs on this rig), side by side in ONE boot of
 # User-Mode Linux, printed as one table; then, from the same boot, tcpcan's
 # server with socketcand clients beside v1 clients (issue 13) and its
-# coalescing budgets (issue 14), each "n/a" when the binary lacks the option.
+# coalescing budgets (issue 14), each "n/a" when the binary lacks the option,
+# and a desk's request round trip through it (issue 26).
 # Not part of the test suite; see docs/benchmark.md for what each figure
 # means and how to read it.
 #
-# usage: bench/run.sh [--quick] [--compare OTHER_TCPCAN [--label TEXT]]
+# usage: bench/run.sh [--quick] [--only round-trip] [--compare OTHER_TCPCAN [--label TEXT]]
 #   --quick              one run per figure, shorter runs (~5 min instead of ~10)
+#   --only round-trip    the round-trip rows alone (~1 min), no size figures
 #   --compare BINARY     also measure another build of tcpcan (e.g. a patched
 #                        copy) in the same boot, with a ratio column
 #   --label TEXT         what to call that column (default: its path)
@@ -27,15 +29,23 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
 usage() {
-	echo "usage: $0 [--quick] [--compare BINARY [--label TEXT]]" >&2
+	echo "usage: $0 [--quick] [--only round-trip] [--compare BINARY [--label TEXT]]" >&2
 	exit 2
 }
 quick=0
+only=
 alt=
 label=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1 ;;
+	--only)
+		if [ $# -lt 2 ] || [ "$2" != round-trip ]; then
+			usage
+		fi
+		only=$2
+		shift
+		;;
 	--compare | --label)
 		[ $# -ge 2 ] || usage
 		if [ "$1" = --compare ]; then
@@ -68,15 +78,19 @@ export TCPCAN_BIN
 # The size figure is the stripped dist profile (Cargo.toml); the static musl
 # binary is what ships, so its size and idle RSS are reported too, built as a
 # release builds it (scripts/build-dist.sh, after tests/deps/arm.sh).
-cargo build --profile dist --quiet
-size_dist=$(stat -c %s target/dist/tcpcan)
+# A partial run (--only) has no size figures.
+size_dist=
 static=
 size_static=
-if ! scripts/build-dist.sh x86_64-unknown-linux-musl >"$out/static-build.log" 2>&1; then
-	echo "bench: static musl build FAILED (see $out/static-build.log; tests/deps/arm.sh installs what it needs): its figures are left out" >&2
-else
-	static=dist/tcpcan-$(cargo pkgid | sed 's/.*[#@]//')-x86_64-unknown-linux-musl
-	size_static=$(stat -c %s "$static")
+if [ -z "$only" ]; then
+	cargo build --profile dist --quiet
+	size_dist=$(stat -c %s target/dist/tcpcan)
+	if ! scripts/build-dist.sh x86_64-unknown-linux-musl >"$out/static-build.log" 2>&1; then
+		echo "bench: static musl build FAILED (see $out/static-build.log; tests/deps/arm.sh installs what it needs): its figures are left out" >&2
+	else
+		static=dist/tcpcan-$(cargo pkgid | sed 's/.*[#@]//')-x86_64-unknown-linux-musl
+		size_static=$(stat -c %s "$static")
+	fi
 fi
 size_alt=
 if [ -n "$alt" ]; then
@@ -109,7 +123,7 @@ if [ -n "$alt" ]; then
 	host_json "$out/host.json" size_alt "$size_alt"
 fi
 
-BENCH_QUICK=$quick BENCH_ALT=$alt BENCH_STATIC=$static \
+BENCH_QUICK=$quick BENCH_ALT=$alt BENCH_STATIC=$static BENCH_ONLY=$only \
 	tests/uml/run-in-uml.sh "$py" bench/bench.py "$out/results.json"
 
 host_json "$out/host.json" load_after "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -274,6 +274,9 @@ impl Conn {
             match sys::recv_stamped(self.tcp.as_raw_fd(), spare) {
                 Ok((0, _)) => return Err(Close::PeerClosed),
                 Ok((n, stamp)) => {
+                    // The peer may hold its next frame for this: the Python
+                    // original does (Nagle is on there).
+                    net::ack_now(&self.tcp);
                     self.session.rx_filled(n);
                     last_us = stamp_us(stamp);
                     if let Some(us) = last_us {

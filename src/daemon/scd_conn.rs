@@ -181,6 +181,8 @@ impl ScdConn {
             match (&self.tcp).read(spare) {
                 Ok(0) => return Err(Close::PeerClosed),
                 Ok(n) => {
+                    // The client may hold its next command for this.
+                    net::ack_now(&self.tcp);
                     self.session.rx_filled(n);
                     self.deliver(now, canif)?;
                     if n < want {

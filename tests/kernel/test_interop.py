@@ -1,8 +1,12 @@
 """Wire compatibility with the Python reference tcpcan 0.0.2, in both roles."""
 
+import contextlib
+import statistics
+
 import pytest
 
-from conftest import CAN_EFF_FLAG, CANFD_BRS, classic, fd, payload, transfer, wait_tunnel
+from conftest import CAN_EFF_FLAG, CANFD_BRS, classic, fd, our_bin, payload, ref_bin, transfer, wait_tunnel
+from roundtrip import REQUEST_ID, Ecu, RawDesk, interleaved
 
 FRAMES = [
     classic(0x123, payload(8)),
@@ -26,3 +30,42 @@ def test_interop_with_reference(daemons, vcan, port, server_impl, client_impl):
     wait_tunnel(a, b)
     transfer(a, b, FRAMES)
     transfer(b, a, FRAMES)
+
+
+def test_a_request_turn_through_the_reference_waits_for_no_delayed_acknowledgement(daemons, vcan, port):
+    """The reference leaves Nagle on: it holds each small write until the one
+    before is acknowledged. Ours acknowledges what it reads at once, as the
+    server of the reference's client and as the client of its server, so an
+    ISO-TP-like request turn (tests/roundtrip.py), whose blocks of
+    consecutive frames cross the reference, takes about as long as through
+    ours alone."""
+    # The request's block crosses from client to server, the answer's back.
+    pairs = {
+        "ours alone": ("ours", "ours"),
+        "our server, reference client": ("ours", "ref"),
+        "reference server, our client": ("ref", "ours"),
+    }
+    binaries = {"ours": our_bin(), "ref": ref_bin()}
+    with contextlib.ExitStack() as stack:
+        desks = {}
+        for name, (server_impl, client_impl) in pairs.items():
+            # Buses of its own: no other tunnel's frames cross this one.
+            ecu_bus, desk_bus, p = vcan(), vcan(), port()
+            common = ["--host", "127.0.0.1", "--port", str(p)]
+            # Not daemons.ref: its -v makes the reference log every frame.
+            daemons.start("%s-server" % server_impl, [binaries[server_impl], "--serve", *common, ecu_bus]).wait_listening(p)
+            daemons.start("%s-client" % client_impl, [binaries[client_impl], *common, desk_bus])
+            wait_tunnel(ecu_bus, desk_bus)
+            stack.enter_context(Ecu(ecu_bus))
+            desk = RawDesk(desk_bus)
+            stack.callback(desk.close)
+            desks[name] = (desk, REQUEST_ID)
+        took = interleaved(desks, 4, 10)
+    mean = {name: statistics.mean(t) * 1000 for name, t in took.items()}
+    print(
+        "request turn over %d turns each, mean: %s"
+        % (len(took["ours alone"]), ", ".join("%s %.2f ms" % kv for kv in mean.items()))
+    )
+    for name in list(pairs)[1:]:
+        ratio = mean[name] / mean["ours alone"]
+        assert ratio <= 2, "%s: a request turn takes %.1f x as long as through ours alone" % (name, ratio)

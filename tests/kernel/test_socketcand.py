@@ -15,6 +15,7 @@ scripted client stands in for it.
 
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -37,6 +38,7 @@ from conftest import (
     wait_peer_path,
 )
 from faultlib import eof_within, links, netns, sh, stays_open  # noqa: F401  (links, netns: fixtures)
+from roundtrip import BLOCK, REQUEST_ID, CanDesk, Ecu, interleaved
 
 IDS = [(0x000, False), (0x123, False), (0x7FF, False), (0x0, True), (0x1ABCDEF0, True), (0x1FFFFFFF, True)]
 
@@ -52,8 +54,8 @@ def serve(daemons, canif, port, *extra):
     return d, scd
 
 
-def python_can(scd, canif):
-    return can.Bus(interface="socketcand", host="127.0.0.1", port=scd, channel=canif)
+def python_can(scd, canif, **kwargs):
+    return can.Bus(interface="socketcand", host="127.0.0.1", port=scd, channel=canif, **kwargs)
 
 
 def recv_msgs(bus, count, timeout=3.0):
@@ -513,3 +515,33 @@ def test_read_only_allows_subscriptions_and_filter_hides_what_it_hides(daemons, 
         assert not bus.quiet(), "--read-only let a send through"
     c.close()
 
+
+# Rounds of turns per desk (tests/roundtrip.py), after one that is not counted.
+ROUNDS, TURNS = 4, 10
+
+
+def test_a_desk_at_python_cans_defaults_takes_a_request_turn_about_as_fast_as_a_tuned_one(daemons, vcan, port):
+    """A desk at python-can's defaults (tcp_tune=False; Windows has no other
+    choice) holds each small write until the server acknowledges the one
+    before (Nagle): the server acknowledges what it reads at once, so the
+    request's block of consecutive frames (tests/roundtrip.py) never waits
+    for a delayed acknowledgement."""
+    canif = vcan()
+    _, scd = serve(daemons, canif, port)
+    ids = {tune: REQUEST_ID + i for i, tune in enumerate((False, True))}
+    with Ecu(canif, ids.values()):
+        desks = {tune: (CanDesk(python_can(scd, canif, tcp_tune=tune)), i) for tune, i in ids.items()}
+        try:
+            took = interleaved(desks, ROUNDS, TURNS)
+        finally:
+            for desk, _ in desks.values():
+                desk.close()
+    mean = {tune: statistics.mean(t) * 1000 for tune, t in took.items()}
+    median = {tune: statistics.median(t) * 1000 for tune, t in took.items()}
+    ratio = mean[False] / mean[True]
+    print(
+        "request turn (request and answer, each a first frame, a flow control and %d consecutive frames) "
+        "over %d turns each: defaults mean %.2f ms (median %.2f), tcp_tune=True mean %.2f ms (median %.2f): %.2f x"
+        % (BLOCK, len(took[False]), mean[False], median[False], mean[True], median[True], ratio)
+    )
+    assert ratio <= 2, "a desk at python-can's defaults takes %.1f x as long per turn as a tuned one" % ratio
