@@ -695,27 +695,29 @@ mod tests {
         assert_eq!(p.on_read(r), None);
     }
 
+    /// A pacer whose replay of 500 frames caught up; `t` is then.
+    fn caught_up(t: &mut Instant) -> Pacer {
+        let mut p = Pacer::new(Pacing::Learned, *t);
+        backlog(&mut p, t, ms(1000));
+        drain(&mut p, t, 500);
+        *t = p.deadline().unwrap();
+        assert!(p.finish(*t).is_some());
+        p
+    }
+
     #[test]
     fn the_rest_of_a_backlog_that_tcp_sent_after_a_pause_is_paced_too() {
         // The stalled desk's kernel had no room for a segment; the far end
         // sends it again when its timer fires, after the replay of the rest
         // caught up: fresh data, but the same backlog.
         let mut t = Instant::now();
-        let mut p = Pacer::new(Pacing::Learned, t);
-        backlog(&mut p, &mut t, ms(1000));
-        drain(&mut p, &mut t, 500);
-        t = p.deadline().unwrap();
-        assert!(p.finish(t).is_some());
+        let mut p = caught_up(&mut t);
         let resumed = t + REPLAY_RESUME - ms(1);
         let s = started(p.on_read(read(resumed, Some(resumed), RX_BUF)));
         assert!(s.is_some(), "paced again");
         assert_eq!(p.tally().replays, 2);
         // Later, a burst after a silence is live again.
-        let mut p = Pacer::new(Pacing::Learned, t);
-        backlog(&mut p, &mut t, ms(1000));
-        drain(&mut p, &mut t, 500);
-        t = p.deadline().unwrap();
-        p.finish(t).unwrap();
+        let mut p = caught_up(&mut t);
         let later = t + REPLAY_RESUME;
         assert_eq!(p.on_read(read(later, Some(later), RX_BUF)), None);
     }
