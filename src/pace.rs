@@ -347,21 +347,24 @@ impl Pacer {
             return None;
         }
         let last_data = self.last_data;
-        let silence = now.saturating_duration_since(last_data);
         // Reads timed by arrival and by the clock mix: never go back.
         self.last_data = last_data.max(now);
         if self.backlog.is_some() {
             return self.on_replay_read(read).map(Event::Overtaken);
         }
+        // Most reads are live traffic's and end here, with no arithmetic
+        // on times: this runs for every read of a desk.
+        if !could_be_backlog(got, offered) {
+            return None;
+        }
+        let silence = now.saturating_duration_since(last_data);
         let waited = read.waited();
         // The rest of a backlog that TCP held back and sent after a pause.
-        let resumed = self
-            .caught_up
-            .is_some_and(|t| now.saturating_duration_since(t) < REPLAY_RESUME);
-        let backlog = could_be_backlog(got, offered)
-            && silence >= BACKLOG_SILENCE
-            && (waited >= BACKLOG_AGE || resumed);
-        if !backlog {
+        let resumed = || {
+            self.caught_up
+                .is_some_and(|t| now.saturating_duration_since(t) < REPLAY_RESUME)
+        };
+        if silence < BACKLOG_SILENCE || (waited < BACKLOG_AGE && !resumed()) {
             return None;
         }
         // The live window the silence interrupted is too short to learn

@@ -57,25 +57,36 @@ impl StampClock {
     /// When data stamped `stamp_us` arrived, on the monotonic clock;
     /// `clocks` is called (both clocks read) only to take or renew the
     /// mapping.
+    #[inline]
     pub fn at(&mut self, stamp_us: u64, clocks: impl FnOnce() -> (Instant, u64)) -> Instant {
         let back = stamp_us < self.last;
         self.last = stamp_us;
         let limit = STAMP_MAPPING.as_micros() as u64;
-        let (mono, real) = match self.base {
-            Some((mono, real)) if !back && stamp_us < real.saturating_add(limit) => (mono, real),
-            _ => {
-                let now = clocks();
-                self.base = Some(now);
-                now
+        match self.base {
+            // Every read but one a second (or after a clock step).
+            Some((mono, real)) if !back && stamp_us >= real && stamp_us - real < limit => {
+                mono + Duration::from_micros(stamp_us - real)
             }
-        };
-        if stamp_us >= real {
-            return mono + Duration::from_micros(stamp_us - real);
+            Some((mono, real)) if !back && stamp_us < real => behind(mono, real - stamp_us),
+            _ => self.renew(stamp_us, clocks()),
         }
-        // Data from before the reading: it waited this long.
-        let behind = Duration::from_micros(real - stamp_us);
-        mono.checked_sub(behind).unwrap_or(mono)
     }
+
+    /// Takes the mapping `(mono, real)` and maps `stamp_us` with it.
+    #[cold]
+    fn renew(&mut self, stamp_us: u64, (mono, real): (Instant, u64)) -> Instant {
+        self.base = Some((mono, real));
+        match real.checked_sub(stamp_us) {
+            Some(us) => behind(mono, us),
+            None => mono + Duration::from_micros(stamp_us - real),
+        }
+    }
+}
+
+/// `us` microseconds before `mono`: when data from before a reading of the
+/// clocks arrived (it waited that long).
+fn behind(mono: Instant, us: u64) -> Instant {
+    mono.checked_sub(Duration::from_micros(us)).unwrap_or(mono)
 }
 
 /// The monotonic and the realtime clock (µs since the epoch), read
