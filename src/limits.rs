@@ -146,17 +146,26 @@ pub const REPLAY_MULTIPLE: u32 = 2;
 pub const REPLAY_BURST: u32 = CAN_BATCH as u32;
 
 /// How long, in their arrival times, frames that arrived after a replay
-/// began may be read as fast as they arrive, while frames wait their turn,
-/// before the replay ends: the bus delivers at least what the replay
+/// began may be read as fast as they arrive, while frames wait their turn
+/// (and once more of them was read than [`FAR_STOCK`]), before the replay
+/// ends: the bus delivers at least what the replay
 /// releases, and holding it longer makes the far end drop. A quarter
 /// second, as [`RATE_WINDOW`]: long enough that the receive stamps of a
 /// few reads measure it (the lag must shrink by an eighth of it, 31 ms,
 /// to count as catching up), short enough that the far end's buffers
 /// (its CAN receive queue, ~1,300 frames, and its TCP send buffer) absorb
-/// what the bus sends meanwhile at the rates a desk is paced below. What
-/// a stall left in those buffers comes in a moment when the desk reads
-/// again, not over a quarter second.
+/// what the bus sends meanwhile at the rates a desk is paced below.
 pub const REPLAY_ESCAPE: Duration = RATE_WINDOW;
+
+/// Most bytes of protocol v1 that the far end can hold back while this end
+/// is stalled, and send once it reads again, as a tcpcan there sizes its
+/// buffers: its TCP send buffer as the kernel doubles it ([`TCP_SNDBUF`]),
+/// its tunnel buffer ([`TX_BUF`]) and its CAN receive queue (~1,360
+/// frames of 18 bytes, rounded up). It arrives after the replay began, and
+/// in UML it came in lumps as the window opened, some read as fast as they
+/// arrived: until a replay has read more new data than this, new data is
+/// no proof that the bus is busier than the replay ([`REPLAY_ESCAPE`]).
+pub const FAR_STOCK: usize = 2 * TCP_SNDBUF + TX_BUF + 32 * 1024;
 
 /// For this long after a replay caught up, a full read after a silence is
 /// the rest of its backlog whatever the age of its data: TCP may hold

@@ -38,12 +38,14 @@
 //! arrived before the replay began is the stock it was started for, read
 //! ever later the slower it goes. Data that arrived after is new: if it
 //! is read as fast as it arrives for [`REPLAY_ESCAPE`] of its arrival
-//! times (how long it waited does not shrink) while frames are held back,
-//! the bus delivers at least as much as the replay releases, and the
-//! replay ends there, whatever the pace (learned or `--replay-rate`). What
-//! a stall left in the far end's buffers, sent at once when this end reads
-//! again, arrives in a moment and does not count as frames that keep
-//! arriving.
+//! times (its arrivals spread like its reads, and how long it waited does
+//! not shrink) while frames are held back, the bus delivers at least as
+//! much as the replay releases, and the replay ends there, whatever the
+//! pace (learned or `--replay-rate`). What a stall left in the far end's
+//! buffers is sent when this end reads again, in lumps as TCP's window
+//! opens: up to [`FAR_STOCK`] of new data, however it arrives, may be that
+//! and does not count as frames that keep arriving. At the floor that is
+//! half a minute of classic frames; at a learned pace, a second or so.
 //!
 //! Frames held back wait in the session's fixed buffer and then in TCP,
 //! as with a slow bus: nothing is dropped, order is kept, memory does not
@@ -54,9 +56,9 @@ use core::fmt;
 use std::time::{Duration, Instant};
 
 use crate::limits::{
-    BACKLOG_AGE, BACKLOG_READ, BACKLOG_SILENCE, MAX_REPLAY_RATE, PACE_TICK, RATE_GLIMPSE,
-    RATE_MEMORY, RATE_WINDOW, REPLAY_BURST, REPLAY_ESCAPE, REPLAY_FLOOR, REPLAY_MULTIPLE,
-    REPLAY_RESUME,
+    BACKLOG_AGE, BACKLOG_READ, BACKLOG_SILENCE, FAR_STOCK, MAX_REPLAY_RATE, PACE_TICK,
+    RATE_GLIMPSE, RATE_MEMORY, RATE_WINDOW, REPLAY_BURST, REPLAY_ESCAPE, REPLAY_FLOOR,
+    REPLAY_MULTIPLE, REPLAY_RESUME,
 };
 
 /// How backlogs are paced (`--replay-rate`).
@@ -228,21 +230,27 @@ impl Mark {
     }
 }
 
-/// True if data that arrived over `span` since `mark` (the newest read at
-/// `now`, having waited `waited`) came at least as fast as it was read: how
-/// long it waits did not shrink by an eighth of that span, so the replay is
-/// not catching up with what keeps arriving. (At twice the bus's rate the
-/// wait shrinks by half the span.)
-fn keeps_up(mark: &Mark, span: Duration, waited: Duration) -> bool {
-    mark.waited().saturating_sub(waited) < span / 8
+/// True if the data read from `mark` to `now` arrived as it was read: over
+/// an arrival span at least half the time it took to read (a stall's
+/// leftovers arrive in lumps, far faster than they are read), and its wait
+/// did not shrink by an eighth of that span (at twice the bus's rate it
+/// shrinks by half): the replay is not catching up with what keeps
+/// arriving. (A bus faster than the replay fills the kernel's queue, and
+/// then arrives exactly as fast as it is read.)
+fn keeps_up(mark: &Mark, now: &Mark) -> bool {
+    let span = now.arrived.saturating_duration_since(mark.arrived);
+    let took = now.read.saturating_duration_since(mark.read);
+    span >= took / 2 && mark.waited().saturating_sub(now.waited()) < span / 8
 }
 
 /// The stamps' sign of frames that keep arriving during replay `b`: data
-/// that arrived after it began, read for [`REPLAY_ESCAPE`] of its arrival
-/// times while frames were `held` back, whose wait did not shrink. Returns
+/// that arrived after it began, more of it than the far end can hold back
+/// ([`FAR_STOCK`]), read for [`REPLAY_ESCAPE`] of its arrival times as it
+/// arrived while frames were `held` back. Returns
 /// since when (read time) and the frames released by then.
 fn new_data_keeps_up(b: &mut Backlog, read: Read, held: bool) -> Option<(Instant, u64)> {
     let arrived = read.arrived.filter(|&a| a >= b.started)?;
+    b.new_bytes += read.got as u64;
     let now = Mark {
         read: read.at,
         arrived,
@@ -256,12 +264,13 @@ fn new_data_keeps_up(b: &mut Backlog, read: Read, held: bool) -> Option<(Instant
     if span < REPLAY_ESCAPE {
         return None;
     }
-    if !held || !keeps_up(&mark, span, now.waited()) {
+    if !held || !keeps_up(&mark, &now) {
         // Catching up: measure afresh from here.
         b.new_data = Some(now);
         return None;
     }
-    Some((mark.read, mark.frames))
+    // Up to here it may still be what the far end held back.
+    (b.new_bytes > FAR_STOCK as u64).then_some((mark.read, mark.frames))
 }
 
 /// A replay in progress.
@@ -278,6 +287,8 @@ struct Backlog {
     last_held: Instant,
     /// Since when data that arrived after the replay began is being read.
     new_data: Option<Mark>,
+    /// Bytes of it read so far.
+    new_bytes: u64,
 }
 
 /// The pacer of one connection's frames into a virtual interface.
@@ -387,6 +398,7 @@ impl Pacer {
             paid_until: now,
             last_held: now,
             new_data: None,
+            new_bytes: 0,
         });
         Some(Event::Started(Started {
             waited,
@@ -940,36 +952,56 @@ mod tests {
             .collect()
     }
 
+    /// `n` reads, `step` apart from `first`, of data that arrived `lag`
+    /// before each: a bus that keeps the kernel's queue full.
+    fn arriving(first: Instant, lag: Duration, step: Duration, n: u32) -> Vec<(Instant, Instant)> {
+        (0..n)
+            .map(|i| (first + step * i, first + step * i - lag))
+            .collect()
+    }
+
+    /// Reads of a whole buffer that are more than the far end can hold: the
+    /// last of them is the first that may end a replay.
+    const PAST_FAR_STOCK: usize = FAR_STOCK / RX_BUF + 1;
+
     #[test]
-    fn new_frames_read_as_fast_as_they_arrive_for_replay_escape_end_the_replay() {
+    fn new_frames_read_as_fast_as_they_arrive_end_the_replay_past_the_far_stock() {
         let t = Instant::now();
         let mut p = replaying(Pacing::Learned, t);
-        // The stock the replay began with: arrived before it, read later
-        // and later. Then data that arrived after it began, always 300 ms
-        // before it is read: the bus keeps the kernel's queue full.
-        let lag = ms(300);
-        let first = t + ms(400);
-        let events = reads(
-            &mut p,
-            &[
-                (t + ms(100), t - ms(850)),
-                (first, first - lag),
-                (
-                    first + REPLAY_ESCAPE - ms(1),
-                    first + REPLAY_ESCAPE - ms(1) - lag,
-                ),
-            ],
-        );
-        assert_eq!(events, [None, None, None]);
-        let at = first + REPLAY_ESCAPE + lag;
-        let Some(Event::Overtaken(o)) = reads(&mut p, &[(at, at - lag)])[0] else {
+        // The stock the replay began with: arrived before it, read later.
+        assert_eq!(reads(&mut p, &[(t + ms(100), t - ms(850))]), [None]);
+        // Then data that arrived after it began, always 300 ms before it
+        // is read: the bus keeps the kernel's queue full. A quarter second
+        // of it is not enough while it may be the far end's stock.
+        let step = ms(10);
+        let times = arriving(t + ms(400), ms(300), step, PAST_FAR_STOCK as u32 + 1);
+        assert!(step * PAST_FAR_STOCK as u32 > REPLAY_ESCAPE);
+        let events = reads(&mut p, &times);
+        let ended = events.iter().position(Option::is_some);
+        assert_eq!(ended, Some(PAST_FAR_STOCK - 1), "{events:?}");
+        let Some(Event::Overtaken(o)) = events[PAST_FAR_STOCK - 1] else {
             panic!("not ended by live traffic");
         };
         assert!(!p.is_replaying());
-        assert_eq!(p.allowance(at), Allowance::Unlimited);
+        assert_eq!(p.allowance(t + ms(2000)), Allowance::Unlimited);
         assert!(o.replay.frames >= u64::from(REPLAY_BURST));
         assert!(o.arriving > 0);
         assert_eq!(p.tally().overtaken, 1);
+    }
+
+    #[test]
+    fn past_the_far_stock_it_takes_replay_escape_of_arrivals() {
+        let t = Instant::now();
+        let mut p = replaying(Pacing::Learned, t);
+        let step = REPLAY_ESCAPE / 4;
+        let n = PAST_FAR_STOCK as u32 + 5;
+        let events = reads(&mut p, &arriving(t + ms(400), ms(300), ms(1), n - 5));
+        assert!(events.iter().all(Option::is_none), "{events:?}");
+        // Now past the far end's stock; the arrivals began long ago, but
+        // each read resets nothing as long as they keep up.
+        let later = t + ms(400) + ms(1) * (n - 5);
+        let events = reads(&mut p, &arriving(later, ms(300), step, 5));
+        assert!(events.iter().any(Option::is_some), "{events:?}");
     }
 
     #[test]
@@ -1017,14 +1049,28 @@ mod tests {
     }
 
     #[test]
+    fn leftovers_that_arrive_in_lumps_are_no_sign_of_live_traffic() {
+        // The far end's buffers come in two lumps 600 ms apart, each read
+        // over seconds: they arrived far faster than they are read.
+        let t = Instant::now();
+        let mut p = replaying(Pacing::Learned, t);
+        let (first, second) = (t + ms(4000), t + ms(4600));
+        let mut times: Vec<_> = (1..15u32).map(|i| (first + ms(900) * i, first)).collect();
+        times.extend((15..30u32).map(|i| (first + ms(900) * i, second)));
+        assert!(reads(&mut p, &times).iter().all(Option::is_none));
+        assert!(p.is_replaying());
+    }
+
+    #[test]
     fn a_fixed_rate_is_ended_by_live_traffic_too() {
         let t = Instant::now();
         let mut p = replaying(Pacing::Fixed(2000), t);
-        let lag = ms(100);
-        let first = t + ms(200);
-        let last = first + REPLAY_ESCAPE;
-        let events = reads(&mut p, &[(first, first - lag), (last, last - lag)]);
-        assert!(matches!(events[1], Some(Event::Overtaken(_))), "{events:?}");
+        let times = arriving(t + ms(200), ms(100), ms(10), PAST_FAR_STOCK as u32 + 1);
+        let events = reads(&mut p, &times);
+        assert!(
+            matches!(events[PAST_FAR_STOCK - 1], Some(Event::Overtaken(_))),
+            "{events:?}"
+        );
     }
 
     /// A desk reading through its kernel's receive queue in a replay. The
@@ -1164,16 +1210,19 @@ mod tests {
     fn a_flood_faster_than_the_pace_ends_the_replay_once_its_frames_are_read() {
         // Nothing learned (pace: the floor), the bus goes on at 20,000
         // frames/s: the kernel's queue stays full. The first new frames
-        // are read once the stock ahead of them is out; a quarter second
-        // of their arrivals later the replay ends.
+        // are read once the stock ahead of them is out, and end the replay
+        // once more was read than the far end can hold back: at the floor,
+        // the half minute the flaw was worse than.
         let mut t = Instant::now();
         let mut p = replaying(Pacing::Learned, t);
         let window = 1000;
         let mut desk = stalled_desk(t, ms(1000), 20_000, window, 100);
-        let end = replay_through(&mut p, &mut desk, &mut t, 20_000, 30);
-        let stock = Duration::from_millis(1000 * window as u64 / u64::from(REPLAY_FLOOR));
+        let end = replay_through(&mut p, &mut desk, &mut t, 20_000, 60);
+        // The stock, then what the far end may have held back, at the floor.
+        let frames = (window + FAR_STOCK / 18) as u64;
+        let far = Duration::from_millis(1000 * frames / u64::from(REPLAY_FLOOR));
         assert!(
-            matches!(end, Some(End::Overtaken(d)) if d <= stock + REPLAY_ESCAPE + ms(300)),
+            matches!(end, Some(End::Overtaken(d)) if d <= far + REPLAY_ESCAPE + ms(300)),
             "{end:?}"
         );
         assert_eq!(p.tally().overtaken, 1);
