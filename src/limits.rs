@@ -105,20 +105,35 @@ pub const MAX_BEACON_IFACES: usize = 8;
 
 // ----- pacing a backlog into a virtual interface (src/pace.rs) -----
 
-/// Silence before a read that marks its data as a backlog. Shorter pauses
+/// Silence before a read that may mark its data as a backlog: a desk
+/// that read data this recently was not stalled, and a read that merely
+/// falls behind a fast bus is never held back further. Shorter pauses
 /// leave fewer frames behind than a reader's default queue holds at any
 /// bus rate a desk sees (100 ms of a busy 2,000 frames/s bus is 200).
 pub const BACKLOG_SILENCE: Duration = Duration::from_millis(100);
 
-/// A read at least this big that fills all the space it was offered, after
-/// [`BACKLOG_SILENCE`], is a backlog: the kernel may hold more, and it
-/// already exceeds what live traffic brings between two wake-ups.
+/// How long the newest data of such a read must have waited in the kernel
+/// (its receive stamp against the time it is read) to be a backlog: the
+/// desk was away while the network kept delivering. The same 100 ms as
+/// [`BACKLOG_SILENCE`], for the same reason; data that waited less is
+/// live however long the silence before it. Measured in UML on a loaded
+/// host under a flat-out flood: data the desk read as it came had waited
+/// under 25 ms; up to 100 ms where the desk fell behind the flood while
+/// reading all along (no silence); more only after the desk process
+/// itself went unscheduled for as long, which is a stall like any other.
+pub const BACKLOG_AGE: Duration = BACKLOG_SILENCE;
+
+/// A read at least this big that fills all the space it was offered is
+/// the first sign of a backlog: the kernel may hold more, and it already
+/// exceeds what live traffic brings between two wake-ups.
 pub const BACKLOG_READ: usize = RX_BUF / 2;
 
 /// Replay rate, in frames per second, when nothing is known of the bus: a
 /// reader with the default queue (~277 classic frames) that does not run
 /// for half a second still loses nothing. Measured: python-can beside
 /// candump in UML on a loaded host lost frames at 1,000/s, none at 500/s.
+/// Never a limit on live traffic: a replay that new frames keep up with
+/// ends ([`REPLAY_ESCAPE`]).
 pub const REPLAY_FLOOR: u32 = 500;
 
 /// A replay runs at most this many times the bus's rate: a backlog left by
@@ -130,24 +145,34 @@ pub const REPLAY_MULTIPLE: u32 = 2;
 /// default reader queue, so a reader descheduled for a moment keeps up.
 pub const REPLAY_BURST: u32 = CAN_BATCH as u32;
 
-/// How long a replay may stay held back before its pace doubles: one and
-/// a half times the stall that left the backlog, within these bounds. At
-/// twice the bus's rate a backlog drains in about as long as the stall
-/// while the bus goes on, so one still held well after that means a bus
-/// busier than was learned.
-/// At least a second, so a short stall does not double the pace at once;
-/// at most four, so a backlog after a long sleep is not throttled for long
-/// by a rate learned before it.
-pub const REPLAY_PATIENCE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(4));
+/// How long, in their arrival times, frames that arrived after a replay
+/// began may be read as fast as they arrive, while frames wait their turn
+/// (and once more of them was read than [`FAR_STOCK`]), before the replay
+/// ends: the bus delivers at least what the replay
+/// releases, and holding it longer makes the far end drop. A quarter
+/// second, as [`RATE_WINDOW`]: long enough that the receive stamps of a
+/// few reads measure it (the lag must shrink by an eighth of it, 31 ms,
+/// to count as catching up), short enough that the far end's buffers
+/// (its CAN receive queue, ~1,300 frames, and its TCP send buffer) absorb
+/// what the bus sends meanwhile at the rates a desk is paced below.
+pub const REPLAY_ESCAPE: Duration = RATE_WINDOW;
 
-/// Most bytes of protocol v1 that a stall can leave between the bus and
-/// a stalled end, as a tcpcan at the far end sizes its buffers: its TCP
-/// send buffer as the kernel doubles it ([`TCP_SNDBUF`]), this end's TCP
-/// receive buffer at the kernel's default (`tcp_rmem`, 128 KiB, doubled;
-/// it grows only while the end reads), both tunnel buffers, and the far
-/// end's CAN receive queue (~1,360 frames of 18 bytes, rounded up). A
-/// replay that has read more is fed by a bus busier than was learned.
-pub const REPLAY_STOCK: usize = 2 * TCP_SNDBUF + 2 * 128 * 1024 + RX_BUF + TX_BUF + 32 * 1024;
+/// Most bytes of protocol v1 that the far end can hold back while this end
+/// is stalled, and send once it reads again, as a tcpcan there sizes its
+/// buffers: its TCP send buffer as the kernel doubles it ([`TCP_SNDBUF`]),
+/// its tunnel buffer ([`TX_BUF`]) and its CAN receive queue (~1,360
+/// frames of 18 bytes, rounded up). It arrives after the replay began, and
+/// in UML it came in lumps as the window opened, some read as fast as they
+/// arrived: until a replay has read more new data than this, new data is
+/// no proof that the bus is busier than the replay ([`REPLAY_ESCAPE`]).
+pub const FAR_STOCK: usize = 2 * TCP_SNDBUF + TX_BUF + 32 * 1024;
+
+/// For this long after a replay caught up, a full read after a silence is
+/// the rest of its backlog whatever the age of its data: TCP may hold
+/// part of a backlog back (a segment the stalled desk's kernel had no room
+/// for is sent again when the retransmission timer fires, 0.2 s and then
+/// doubling), and sends it fresh after the replay drained the rest.
+pub const REPLAY_RESUME: Duration = Duration::from_secs(2);
 
 /// Shortest interval between two wake-ups of a pacing session: frames go
 /// out in small batches, not one system call each.
@@ -157,13 +182,24 @@ pub const PACE_TICK: Duration = Duration::from_millis(5);
 /// that a backlog interrupted) is not trusted as a rate.
 pub const RATE_WINDOW: Duration = Duration::from_millis(250);
 
-/// How long one mapping of kernel receive stamps onto the monotonic clock
-/// is used to time live TCP reads for the pacer ([`crate::pace`]): one
-/// clock read per 100 ms of traffic instead of one per read (a system call
-/// where the vDSO has no clock). A change of the realtime clock within it
-/// shifts the times of live reads by at most that change, once; NTP's
-/// slewing moves them by microseconds.
-pub const STAMP_MAPPING: Duration = Duration::from_millis(100);
+/// How long one mapping of kernel receive stamps (the realtime clock)
+/// onto the monotonic clock is used to time TCP reads for the pacer
+/// ([`crate::pace`]): two clock reads (taken together, so the mapping is
+/// exact) per second of traffic instead of one per read (a system call
+/// where the vDSO has no clock). NTP's slewing moves the two clocks apart
+/// by at most half a millisecond in that time; a step of the realtime
+/// clock within it shifts the times of reads by at most that step, once
+/// (a step back past the mapping, or forward by more than this, renews it
+/// at once).
+pub const STAMP_MAPPING: Duration = Duration::from_secs(1);
+
+/// A live window that a stall cut short counts as the bus's rate if it
+/// lasted this long: the bus was just that busy, and a replay must not go
+/// slower (a flood that starts a moment before the desk is starved). Two
+/// wake-ups of a desk reading a flood or more (each under a millisecond
+/// apart with the default `--latency-budget`); a lone frame before a stall
+/// spans none, and leaves the pace at [`REPLAY_FLOOR`].
+pub const RATE_GLIMPSE: Duration = Duration::from_millis(10);
 
 /// How long the busiest window is remembered as the bus's rate.
 pub const RATE_MEMORY: Duration = Duration::from_secs(10);

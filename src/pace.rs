@@ -7,30 +7,45 @@
 //! 277 classic frames) loses what does not fit. Live traffic is harmless:
 //! it comes at the bus's own pace, which the desk's tools keep up with. A
 //! backlog is not: when the desk end stalls (a laptop that sleeps, a
-//! loaded machine, a TCP path that pauses), frames wait in TCP and then
+//! process stopped, swapped or starved), frames wait in TCP and then
 //! arrive all at once, far faster than any bus sends them.
 //!
-//! So the pacer learns the rate frames arrive at while traffic is live
-//! (the busiest recent window), spots a backlog (a read that fills all the
-//! space it was offered after a silence), and releases it no faster than
+//! A backlog is data that waited, not data that follows a silence. Each
+//! TCP read comes with the kernel's receive stamp of its newest data, so a
+//! read that fills all the space it was offered, after
+//! [`BACKLOG_SILENCE`] without a read, is a backlog only if even that
+//! newest data had waited [`BACKLOG_AGE`] when it was read: the desk was
+//! away while the network kept delivering. A burst after a quiet bus (an
+//! ECU waking up, a flash download starting) arrives as it is read, and is
+//! written at once however long the silence before it. So is everything
+//! read without a stamp: with no proof that data waited, nothing is held.
+//! The one exception is the rest of a backlog that TCP held back (a
+//! retransmission after the stall): a full read after a silence within
+//! [`REPLAY_RESUME`] of a replay that caught up is paced again.
+//!
+//! The pacer learns the rate frames arrive at while traffic is live (the
+//! busiest recent window, or the one a stall cut short if the bus was
+//! busier then, at least [`RATE_GLIMPSE`] of it) and releases a backlog
+//! no faster than
 //! [`REPLAY_MULTIPLE`] times that rate, never below [`REPLAY_FLOOR`], in
 //! bursts of at most [`REPLAY_BURST`], until it has caught up and stayed
-//! so for [`BACKLOG_SILENCE`] (the rest of a backlog that TCP delivers
-//! after a pause is still paced). Outside a replay nothing is limited, so
+//! so for [`BACKLOG_SILENCE`]. Outside a replay nothing is limited, so
 //! steady traffic and saturation are never slowed.
 //!
-//! The learned rate can be wrong: the bus may have been quiet before the
-//! stall and busy since, faster than the pace. Then the replay would never
-//! catch up, and the far end would end up dropping this connection's
-//! frames as a slow reader's. From here, a backlog that is merely large (a
-//! bus that was busy during the stall and has stopped since) looks the
-//! same as one fed by a bus that goes on faster than the pace: TCP keeps
-//! delivering either as fast as it is read. What tells them apart is
-//! size: a stall can leave no more than the buffers between the bus and
-//! this end hold ([`REPLAY_STOCK`]). A replay that has read more than that
-//! is being fed faster than it drains, so from then on its pace doubles
-//! each [`REPLAY_PATIENCE`] it stays held back, until it catches up. A
-//! fixed `--replay-rate` is the user's ceiling and is never raised.
+//! No pace may hold the desk below what the bus delivers: the far end
+//! would drop what does not fit in its buffers. While a replay runs, the
+//! stamps of what it reads say whether frames keep arriving. Data that
+//! arrived before the replay began is the stock it was started for, read
+//! ever later the slower it goes. Data that arrived after is new: if it
+//! is read as fast as it arrives for [`REPLAY_ESCAPE`] of its arrival
+//! times (its arrivals spread like its reads, and how long it waited does
+//! not shrink) while frames are held back, the bus delivers at least as
+//! much as the replay releases, and the replay ends there, whatever the
+//! pace (learned or `--replay-rate`). What a stall left in the far end's
+//! buffers is sent when this end reads again, in lumps as TCP's window
+//! opens: up to [`FAR_STOCK`] of new data, however it arrives, may be that
+//! and does not count as frames that keep arriving. At the floor that is
+//! half a minute of classic frames; at a learned pace, a second or so.
 //!
 //! Frames held back wait in the session's fixed buffer and then in TCP,
 //! as with a slow bus: nothing is dropped, order is kept, memory does not
@@ -41,8 +56,9 @@ use core::fmt;
 use std::time::{Duration, Instant};
 
 use crate::limits::{
-    BACKLOG_READ, BACKLOG_SILENCE, MAX_REPLAY_RATE, PACE_TICK, RATE_MEMORY, RATE_WINDOW,
-    REPLAY_BURST, REPLAY_FLOOR, REPLAY_MULTIPLE, REPLAY_PATIENCE, REPLAY_STOCK,
+    BACKLOG_AGE, BACKLOG_READ, BACKLOG_SILENCE, FAR_STOCK, MAX_REPLAY_RATE, PACE_TICK,
+    RATE_GLIMPSE, RATE_MEMORY, RATE_WINDOW, REPLAY_BURST, REPLAY_ESCAPE, REPLAY_FLOOR,
+    REPLAY_MULTIPLE, REPLAY_RESUME,
 };
 
 /// How backlogs are paced (`--replay-rate`).
@@ -68,13 +84,58 @@ pub enum Allowance {
     WaitUntil(Instant),
 }
 
+/// One TCP read, as the pacer is shown it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Read {
+    /// When it was read: the clock if [`Pacer::needs_read_time`] says so,
+    /// else when its data arrived.
+    pub at: Instant,
+    /// When its newest data arrived (the kernel's receive stamp), if known.
+    pub arrived: Option<Instant>,
+    /// Bytes it brought.
+    pub got: usize,
+    /// Bytes of space it was offered.
+    pub offered: usize,
+}
+
+impl Read {
+    /// How long its newest data had waited in the kernel when it was read
+    /// (nothing without a stamp: no proof that it waited).
+    pub fn waited(&self) -> Duration {
+        self.arrived
+            .map_or(Duration::ZERO, |a| self.at.saturating_duration_since(a))
+    }
+}
+
+/// What a read changed, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A replay began.
+    Started(Started),
+    /// Frames kept arriving as fast as the replay released them: it ended,
+    /// and frames are written as they come.
+    Overtaken(Overtaken),
+}
+
 /// A replay that just began, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Started {
-    /// How long no data had arrived before the backlog.
+    /// How long the read's newest data had waited in the kernel.
+    pub waited: Duration,
+    /// How long no data had been read before it.
     pub silence: Duration,
     /// Frames per second it starts at.
     pub rate: u32,
+}
+
+/// A replay that live traffic ended, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overtaken {
+    /// What it released.
+    pub replay: Replay,
+    /// Frames per second it released while new frames kept arriving as
+    /// fast: the least the bus delivers.
+    pub arriving: u64,
 }
 
 /// A replay's figures: how many frames, over how long, at what rate.
@@ -110,8 +171,28 @@ impl fmt::Display for Replay {
     }
 }
 
+/// How many replays a connection had, and how many live traffic ended
+/// (for SIGUSR1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Replays begun.
+    pub replays: u64,
+    /// Replays ended because frames kept arriving as fast as they went.
+    pub overtaken: u64,
+}
+
+impl fmt::Display for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "replays={} ended_by_live_traffic={}",
+            self.replays, self.overtaken
+        )
+    }
+}
+
 /// A read that filled all the space it was offered, and that space was
-/// large: the kernel may hold more (a backlog, if a silence came before).
+/// large: the kernel may hold more (a backlog, if its data waited).
 fn could_be_backlog(got: usize, offered: usize) -> bool {
     got == offered && got >= BACKLOG_READ
 }
@@ -132,6 +213,66 @@ struct Window {
     frames: u64,
 }
 
+/// A read, during a replay, of data that arrived after the replay began:
+/// where the time that data waited is measured from.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    read: Instant,
+    arrived: Instant,
+    /// Frames the replay had released by then.
+    frames: u64,
+}
+
+impl Mark {
+    /// How long the data had waited when it was read.
+    fn waited(&self) -> Duration {
+        self.read.saturating_duration_since(self.arrived)
+    }
+}
+
+/// True if the data read from `mark` to `now` arrived as it was read: over
+/// an arrival span at least half the time it took to read (a stall's
+/// leftovers arrive in lumps, far faster than they are read), and its wait
+/// did not shrink by an eighth of that span (at twice the bus's rate it
+/// shrinks by half): the replay is not catching up with what keeps
+/// arriving. (A bus faster than the replay fills the kernel's queue, and
+/// then arrives exactly as fast as it is read.)
+fn keeps_up(mark: &Mark, now: &Mark) -> bool {
+    let span = now.arrived.saturating_duration_since(mark.arrived);
+    let took = now.read.saturating_duration_since(mark.read);
+    span >= took / 2 && mark.waited().saturating_sub(now.waited()) < span / 8
+}
+
+/// The stamps' sign of frames that keep arriving during replay `b`: data
+/// that arrived after it began, more of it than the far end can hold back
+/// ([`FAR_STOCK`]), read for [`REPLAY_ESCAPE`] of its arrival times as it
+/// arrived while frames were `held` back. Returns
+/// since when (read time) and the frames released by then.
+fn new_data_keeps_up(b: &mut Backlog, read: Read, held: bool) -> Option<(Instant, u64)> {
+    let arrived = read.arrived.filter(|&a| a >= b.started)?;
+    b.new_bytes += read.got as u64;
+    let now = Mark {
+        read: read.at,
+        arrived,
+        frames: b.frames,
+    };
+    let Some(mark) = b.new_data else {
+        b.new_data = Some(now);
+        return None;
+    };
+    let span = arrived.saturating_duration_since(mark.arrived);
+    if span < REPLAY_ESCAPE {
+        return None;
+    }
+    if !held || !keeps_up(&mark, &now) {
+        // Catching up: measure afresh from here.
+        b.new_data = Some(now);
+        return None;
+    }
+    // Up to here it may still be what the far end held back.
+    (b.new_bytes > FAR_STOCK as u64).then_some((mark.read, mark.frames))
+}
+
 /// A replay in progress.
 #[derive(Debug, Clone, Copy)]
 struct Backlog {
@@ -144,15 +285,10 @@ struct Backlog {
     paid_until: Instant,
     /// The last time a frame had to wait for its turn.
     last_held: Instant,
-    /// How long a replay may stay held back before its pace doubles: about
-    /// as long as the stall that left the backlog.
-    patience: Duration,
-    /// When the pace doubles if frames are still held back then.
-    next_raise: Instant,
-    /// Bytes read from TCP since the backlog was spotted.
-    read: u64,
-    /// How many times the pace has doubled.
-    raised: u32,
+    /// Since when data that arrived after the replay began is being read.
+    new_data: Option<Mark>,
+    /// Bytes of it read so far.
+    new_bytes: u64,
 }
 
 /// The pacer of one connection's frames into a virtual interface.
@@ -164,6 +300,9 @@ pub struct Pacer {
     /// The busiest live window recently seen (frames/s) and when it ended.
     peak: Option<(u32, Instant)>,
     backlog: Option<Backlog>,
+    /// When the last replay caught up, for [`REPLAY_RESUME`].
+    caught_up: Option<Instant>,
+    tally: Tally,
 }
 
 impl Pacer {
@@ -175,6 +314,8 @@ impl Pacer {
             window: None,
             peak: None,
             backlog: None,
+            caught_up: None,
+            tally: Tally::default(),
         }
     }
 
@@ -189,51 +330,97 @@ impl Pacer {
         self.peak.map(|(rate, _)| rate)
     }
 
+    /// Replays so far, and how many live traffic ended (for SIGUSR1).
+    pub fn tally(&self) -> Tally {
+        self.tally
+    }
+
     /// True if a TCP read of `got` bytes into `offered` bytes of space
-    /// needs the time it was read at: one that could reveal a backlog, or
-    /// any read during a replay. Any other read may be timed by when its
-    /// data arrived (the kernel's receive stamp), which tells the same
-    /// about live traffic: its rate, and that data still flows.
+    /// needs the time it was read at: one that could reveal a backlog (how
+    /// long its data waited is measured to it), or any read during a
+    /// replay. Any other read may be timed by when its data arrived (the
+    /// kernel's receive stamp), which tells the same about live traffic:
+    /// its rate, and that data still flows.
     pub fn needs_read_time(&self, got: usize, offered: usize) -> bool {
         self.is_replaying() || could_be_backlog(got, offered)
     }
 
-    /// Records a TCP read of `got` bytes into `offered` bytes of space;
-    /// `Some` if it revealed a backlog and a replay begins.
-    pub fn on_read(&mut self, now: Instant, got: usize, offered: usize) -> Option<Started> {
-        if got == 0 {
+    /// Records a TCP read: `Some` if a replay begins, or if live traffic
+    /// ended the one in progress.
+    pub fn on_read(&mut self, read: Read) -> Option<Event> {
+        let Read {
+            at: now,
+            got,
+            offered,
+            ..
+        } = read;
+        if got == 0 || self.pacing == Pacing::Off {
             return None;
         }
-        let silence = now.saturating_duration_since(self.last_data);
+        let last_data = self.last_data;
         // Reads timed by arrival and by the clock mix: never go back.
-        self.last_data = self.last_data.max(now);
-        if let Some(b) = self.backlog.as_mut() {
-            b.read += got as u64;
+        self.last_data = last_data.max(now);
+        if self.backlog.is_some() {
+            return self.on_replay_read(read).map(Event::Overtaken);
         }
-        let backlog = could_be_backlog(got, offered) && silence >= BACKLOG_SILENCE;
-        if !backlog || self.pacing == Pacing::Off || self.backlog.is_some() {
+        // Most reads are live traffic's and end here, with no arithmetic
+        // on times: this runs for every read of a desk.
+        if !could_be_backlog(got, offered) {
             return None;
         }
-        // The live window the silence interrupted is too short to trust.
-        self.window = None;
-        // Half as long again as the stall: a replay at twice a bus that
-        // goes on at its learned rate catches up in about the stall.
-        let patience = (silence + silence / 2).clamp(REPLAY_PATIENCE.0, REPLAY_PATIENCE.1);
+        let silence = now.saturating_duration_since(last_data);
+        let waited = read.waited();
+        // The rest of a backlog that TCP held back and sent after a pause.
+        let resumed = || {
+            self.caught_up
+                .is_some_and(|t| now.saturating_duration_since(t) < REPLAY_RESUME)
+        };
+        if silence < BACKLOG_SILENCE || (waited < BACKLOG_AGE && !resumed()) {
+            return None;
+        }
+        // The live window the silence interrupted is too short to learn
+        // from, but it is what the bus was just doing: never pace below it.
+        if let Some(w) = self.window.take() {
+            let took = last_data.saturating_duration_since(w.start);
+            if took >= RATE_GLIMPSE {
+                let rate = per_second(w.frames, took).min(u64::from(u32::MAX)) as u32;
+                if self.pacing == Pacing::Learned && self.rate() < rate {
+                    self.peak = Some((rate, last_data));
+                }
+            }
+        }
+        self.caught_up = None;
+        self.tally.replays += 1;
         self.backlog = Some(Backlog {
             started: now,
             frames: 0,
             last_sent: now,
             paid_until: now,
             last_held: now,
-            patience,
-            next_raise: now + patience,
-            read: got as u64,
-            raised: 0,
+            new_data: None,
+            new_bytes: 0,
         });
-        Some(Started {
+        Some(Event::Started(Started {
+            waited,
             silence,
             rate: self.rate(),
-        })
+        }))
+    }
+
+    /// A read during a replay: ends the replay if data that arrived after
+    /// it began has been read for [`REPLAY_ESCAPE`] of its arrival times,
+    /// while frames wait their turn, without its wait shrinking: frames
+    /// keep arriving at least as fast as the replay releases them.
+    fn on_replay_read(&mut self, read: Read) -> Option<Overtaken> {
+        let b = self.backlog.as_mut()?;
+        // Frames still wait for their turn: the replay is behind.
+        let held = read.at.saturating_duration_since(b.last_held) < BACKLOG_SILENCE;
+        let (since, frames) = new_data_keeps_up(b, read, held)?;
+        let arriving = per_second(b.frames - frames, read.at.saturating_duration_since(since));
+        let replay = self.progress()?;
+        self.backlog = None;
+        self.tally.overtaken += 1;
+        Some(Overtaken { replay, arriving })
     }
 
     /// The pace of a replay, in frames per second.
@@ -241,41 +428,12 @@ impl Pacer {
         match self.pacing {
             Pacing::Off => u32::MAX,
             Pacing::Fixed(rate) => rate.max(1),
-            Pacing::Learned => {
-                let raised = self.backlog.map_or(0, |b| b.raised);
-                let base = self
-                    .learned()
-                    .unwrap_or(0)
-                    .saturating_mul(REPLAY_MULTIPLE)
-                    .max(REPLAY_FLOOR);
-                // Doubled `raised` times, without overflowing the shift.
-                let factor = 1u32.checked_shl(raised).unwrap_or(u32::MAX);
-                base.saturating_mul(factor).min(MAX_REPLAY_RATE)
-            }
+            Pacing::Learned => self
+                .learned()
+                .unwrap_or(0)
+                .saturating_mul(REPLAY_MULTIPLE)
+                .clamp(REPLAY_FLOOR, MAX_REPLAY_RATE),
         }
-    }
-
-    /// Doubles the pace of a learned replay that has read more than a
-    /// stall can leave and is still held back after its patience ran out
-    /// (the bus is busier than was learned): returns the new pace, for the
-    /// log. Call it before [`allowance`](Self::allowance).
-    pub fn escalate(&mut self, now: Instant) -> Option<u32> {
-        let rate = self.rate();
-        let b = self.backlog.as_mut()?;
-        if self.pacing != Pacing::Learned
-            || b.read <= REPLAY_STOCK as u64
-            || now < b.next_raise
-            || rate >= MAX_REPLAY_RATE
-        {
-            return None;
-        }
-        b.next_raise = now + b.patience;
-        // Caught up within the last period: it is about to end, not behind.
-        if now.saturating_duration_since(b.last_held) >= BACKLOG_SILENCE {
-            return None;
-        }
-        b.raised += 1;
-        Some(self.rate())
     }
 
     /// How many frames may be written now.
@@ -347,7 +505,9 @@ impl Pacer {
 
     /// Ends a replay that has caught up: everything released is paid for
     /// and nothing had to wait for [`BACKLOG_SILENCE`], so what TCP still
-    /// delivers after a pause of its own is paced too. Returns its figures,
+    /// delivers after a pause of its own is paced too (and for
+    /// [`REPLAY_RESUME`] after the end, a full read after a silence is the
+    /// rest of it, whatever its age). Returns its figures,
     /// unless it released nothing (the interface went away meanwhile).
     pub fn finish(&mut self, now: Instant) -> Option<Replay> {
         if self.deadline().map_or(true, |t| t > now) {
@@ -355,6 +515,7 @@ impl Pacer {
         }
         let done = self.progress().filter(|r| r.frames > 0);
         self.backlog = None;
+        self.caught_up = Some(now);
         done
     }
 
@@ -377,26 +538,54 @@ fn interval(rate: u32) -> Duration {
 mod tests {
     use super::*;
     use crate::limits::RX_BUF;
+    use std::collections::VecDeque;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
 
-    /// Live traffic at `rate` frames/s for `secs` seconds, one frame per read.
+    /// A read at `at` of `got` bytes into all of RX_BUF, whose newest data
+    /// arrived at `arrived`.
+    fn read(at: Instant, arrived: Option<Instant>, got: usize) -> Read {
+        Read {
+            at,
+            arrived,
+            got,
+            offered: RX_BUF,
+        }
+    }
+
+    fn started(e: Option<Event>) -> Option<Started> {
+        match e {
+            Some(Event::Started(s)) => Some(s),
+            None => None,
+            Some(other) => panic!("not a start: {other:?}"),
+        }
+    }
+
+    /// Live traffic at `rate` frames/s for `secs` seconds, one frame per
+    /// read, each read as it arrives.
     fn live(p: &mut Pacer, t: &mut Instant, rate: u64, secs: u64) {
+        live_for(p, t, rate, Duration::from_secs(secs));
+    }
+
+    fn live_for(p: &mut Pacer, t: &mut Instant, rate: u64, took: Duration) {
         let step = Duration::from_nanos(1_000_000_000 / rate);
-        for _ in 0..rate * secs {
+        let end = *t + took;
+        while *t + step <= end {
             *t += step;
-            assert_eq!(p.on_read(*t, 18, RX_BUF), None);
+            assert_eq!(p.on_read(read(*t, Some(*t), 18)), None);
             assert_eq!(p.allowance(*t), Allowance::Unlimited);
             p.sent(*t, 1);
         }
     }
 
-    /// A stall: nothing for `silence`, then a read that fills the buffer.
+    /// A stall: the desk reads nothing for `silence`, then a read that
+    /// fills the buffer with data that arrived as the stall began.
     fn backlog(p: &mut Pacer, t: &mut Instant, silence: Duration) -> Option<Started> {
+        let arrived = *t;
         *t += silence;
-        p.on_read(*t, RX_BUF, RX_BUF)
+        started(p.on_read(read(*t, Some(arrived), RX_BUF)))
     }
 
     /// Releases everything allowed, as often as the pacer asks to be woken,
@@ -421,6 +610,8 @@ mod tests {
         *t - start
     }
 
+    // ----- what is a backlog
+
     #[test]
     fn live_traffic_is_never_limited() {
         let mut t = Instant::now();
@@ -431,12 +622,69 @@ mod tests {
     }
 
     #[test]
-    fn full_reads_without_a_silence_are_saturation_not_a_backlog() {
+    fn a_burst_after_a_silence_is_live_traffic_however_long_the_silence() {
+        // Issue 25: one frame, 844 ms of quiet, then a flood whose first
+        // read fills the buffer. Its data arrived just now: it is written
+        // at once, not paced at the floor.
         let mut t = Instant::now();
         let mut p = Pacer::new(Pacing::Learned, t);
+        live(&mut p, &mut t, 1, 1);
+        t += ms(844);
+        assert_eq!(p.on_read(read(t, Some(t - ms(1)), RX_BUF)), None);
+        assert_eq!(p.allowance(t), Allowance::Unlimited);
         for _ in 0..1000 {
             t += ms(1);
-            assert_eq!(p.on_read(t, RX_BUF, RX_BUF), None);
+            assert_eq!(p.on_read(read(t, Some(t), RX_BUF)), None);
+            p.sent(t, 110);
+        }
+        assert_eq!(p.tally(), Tally::default());
+    }
+
+    #[test]
+    fn a_full_read_after_a_silence_whose_data_waited_starts_a_replay() {
+        let mut t = Instant::now();
+        let mut p = Pacer::new(Pacing::Learned, t);
+        let started = backlog(&mut p, &mut t, ms(1000)).expect("a backlog");
+        assert_eq!(started.waited, ms(1000));
+        assert_eq!(started.silence, ms(1000));
+        assert_eq!(started.rate, REPLAY_FLOOR);
+        // A second full read during the replay is the same backlog.
+        assert_eq!(p.on_read(read(t + ms(1), Some(t - ms(900)), RX_BUF)), None);
+        assert_eq!(p.tally().replays, 1);
+    }
+
+    #[test]
+    fn data_is_a_backlog_once_it_waited_backlog_age() {
+        for (waited, is_backlog) in [
+            (BACKLOG_AGE - Duration::from_micros(1), false),
+            (BACKLOG_AGE, true),
+        ] {
+            let t = Instant::now();
+            let mut p = Pacer::new(Pacing::Learned, t);
+            let at = t + ms(5000);
+            let got = started(p.on_read(read(at, Some(at - waited), RX_BUF)));
+            assert_eq!(got.is_some(), is_backlog, "waited {waited:?}");
+        }
+    }
+
+    #[test]
+    fn a_read_without_a_stamp_is_never_taken_for_a_backlog() {
+        // No proof that its data waited: nothing is held back.
+        let t = Instant::now();
+        let mut p = Pacer::new(Pacing::Learned, t);
+        assert_eq!(p.on_read(read(t + ms(5000), None, RX_BUF)), None);
+        assert_eq!(p.allowance(t + ms(5000)), Allowance::Unlimited);
+    }
+
+    #[test]
+    fn a_desk_falling_behind_a_flood_is_not_held_back_further() {
+        // Full reads of data that waited, but read all along: no silence.
+        let mut t = Instant::now();
+        let mut p = Pacer::new(Pacing::Learned, t);
+        for i in 0..1000 {
+            t += ms(1);
+            let waited = ms(i / 4);
+            assert_eq!(p.on_read(read(t, Some(t - waited), RX_BUF)), None);
             assert_eq!(p.allowance(t), Allowance::Unlimited);
             p.sent(t, 455);
         }
@@ -446,27 +694,59 @@ mod tests {
     fn a_short_read_after_a_silence_is_live_traffic_starting() {
         let t = Instant::now();
         let mut p = Pacer::new(Pacing::Learned, t);
-        assert_eq!(p.on_read(t + ms(5000), 180, RX_BUF), None);
-        assert_eq!(p.allowance(t + ms(5000)), Allowance::Unlimited);
-    }
-
-    #[test]
-    fn a_full_read_after_a_silence_starts_a_replay() {
-        let mut t = Instant::now();
-        let mut p = Pacer::new(Pacing::Learned, t);
-        let started = backlog(&mut p, &mut t, ms(1000)).expect("a backlog");
-        assert_eq!(started.silence, ms(1000));
-        assert_eq!(started.rate, REPLAY_FLOOR);
-        // A second full read during the replay is the same backlog.
-        assert_eq!(p.on_read(t + ms(1), RX_BUF, RX_BUF), None);
+        let at = t + ms(5000);
+        assert_eq!(p.on_read(read(at, Some(t), 180)), None);
+        assert_eq!(p.allowance(at), Allowance::Unlimited);
     }
 
     #[test]
     fn a_small_buffer_filled_is_not_proof_of_a_backlog() {
         let t = Instant::now();
         let mut p = Pacer::new(Pacing::Learned, t);
-        assert_eq!(p.on_read(t + ms(1000), 100, 100), None);
+        let r = Read {
+            offered: 100,
+            ..read(t + ms(1000), Some(t), 100)
+        };
+        assert_eq!(p.on_read(r), None);
     }
+
+    /// A pacer whose replay of 500 frames caught up; `t` is then.
+    fn caught_up(t: &mut Instant) -> Pacer {
+        let mut p = Pacer::new(Pacing::Learned, *t);
+        backlog(&mut p, t, ms(1000));
+        drain(&mut p, t, 500);
+        *t = p.deadline().unwrap();
+        assert!(p.finish(*t).is_some());
+        p
+    }
+
+    #[test]
+    fn the_rest_of_a_backlog_that_tcp_sent_after_a_pause_is_paced_too() {
+        // The stalled desk's kernel had no room for a segment; the far end
+        // sends it again when its timer fires, after the replay of the rest
+        // caught up: fresh data, but the same backlog.
+        let mut t = Instant::now();
+        let mut p = caught_up(&mut t);
+        let resumed = t + REPLAY_RESUME - ms(1);
+        let s = started(p.on_read(read(resumed, Some(resumed), RX_BUF)));
+        assert!(s.is_some(), "paced again");
+        assert_eq!(p.tally().replays, 2);
+        // Later, a burst after a silence is live again.
+        let mut p = caught_up(&mut t);
+        let later = t + REPLAY_RESUME;
+        assert_eq!(p.on_read(read(later, Some(later), RX_BUF)), None);
+    }
+
+    #[test]
+    fn off_never_paces() {
+        let mut t = Instant::now();
+        let mut p = Pacer::new(Pacing::Off, t);
+        assert_eq!(backlog(&mut p, &mut t, ms(1000)), None);
+        assert_eq!(p.allowance(t), Allowance::Unlimited);
+        assert_eq!(p.tally(), Tally::default());
+    }
+
+    // ----- how fast a backlog goes
 
     #[test]
     fn a_replay_starts_with_one_burst_then_waits_a_tick() {
@@ -512,6 +792,24 @@ mod tests {
     }
 
     #[test]
+    fn a_stall_that_cut_a_flood_short_paces_it_at_least_as_fast() {
+        // The desk is starved 50 ms into a flood of 20,000 frames/s: too
+        // short a window to learn from, but the bus is that busy.
+        let mut t = Instant::now();
+        let mut p = Pacer::new(Pacing::Learned, t);
+        live(&mut p, &mut t, 1, 1);
+        t += ms(800);
+        live_for(&mut p, &mut t, 20_000, ms(50));
+        let s = backlog(&mut p, &mut t, ms(150)).unwrap();
+        assert!((40_000..=40_100).contains(&s.rate), "{s:?}");
+        // A lone frame before a stall says nothing of the bus.
+        let mut t = Instant::now();
+        let mut p = Pacer::new(Pacing::Learned, t);
+        live_for(&mut p, &mut t, 1000, RATE_GLIMPSE - ms(2));
+        assert_eq!(backlog(&mut p, &mut t, ms(150)).unwrap().rate, REPLAY_FLOOR);
+    }
+
+    #[test]
     fn a_pause_in_the_middle_of_a_backlog_does_not_end_the_replay() {
         // TCP itself may pause (a retransmission timer) while the backlog
         // drains: what it delivers next is the same backlog.
@@ -521,7 +819,11 @@ mod tests {
         drain(&mut p, &mut t, 500);
         t += BACKLOG_SILENCE / 2;
         assert_eq!(p.finish(t), None);
-        assert_eq!(p.on_read(t, RX_BUF, RX_BUF), None, "not a new replay");
+        assert_eq!(
+            p.on_read(read(t, Some(t), RX_BUF)),
+            None,
+            "not a new replay"
+        );
         match p.allowance(t) {
             Allowance::Frames(n) => p.sent(t, n),
             other => panic!("the rest of the backlog is not paced: {other:?}"),
@@ -601,7 +903,7 @@ mod tests {
     }
 
     #[test]
-    fn sigusr1_sees_a_replay_in_progress() {
+    fn sigusr1_sees_a_replay_in_progress_and_the_replays_so_far() {
         let mut t = Instant::now();
         let mut p = Pacer::new(Pacing::Learned, t);
         assert_eq!(p.progress(), None);
@@ -610,150 +912,7 @@ mod tests {
         let now = p.progress().unwrap();
         assert_eq!(now.frames, 500);
         assert!(now.took > ms(400));
-    }
-
-    /// Like [`drain`], while the bus keeps sending at `rate` frames/s
-    /// (classic frames, 18 bytes each in protocol v1) into the backlog,
-    /// for `secs` seconds or until the replay ends; each release is read
-    /// from TCP first. Returns the paces it was raised to and how long the
-    /// replay lasted.
-    fn drain_while_the_bus_sends(
-        p: &mut Pacer,
-        t: &mut Instant,
-        backlog: u64,
-        rate: u64,
-        secs: u64,
-    ) -> (Vec<u32>, Option<Duration>) {
-        let start = *t;
-        // A bus that sends nothing: its next frame is after the end.
-        let step = match rate {
-            0 => Duration::from_secs(secs + 1),
-            _ => Duration::from_nanos(1_000_000_000 / rate),
-        };
-        let (mut held, mut arrived_at, mut raised) = (backlog, *t, Vec::new());
-        while *t - start < Duration::from_secs(secs) {
-            while arrived_at + step <= *t {
-                arrived_at += step;
-                // What does not fit in the buffers is dropped far away.
-                held = (held + 1).min(backlog.max(REPLAY_STOCK as u64 / 18));
-            }
-            if let Some(r) = p.escalate(*t) {
-                raised.push(r);
-            }
-            match p.allowance(*t) {
-                Allowance::Frames(n) => {
-                    // As the daemon does: what is allowed goes out, and
-                    // the pacer is asked again while frames are held.
-                    let n = (n as u64).min(held);
-                    if n > 0 {
-                        assert_eq!(p.on_read(*t, n as usize * 18, RX_BUF), None);
-                    }
-                    p.sent(*t, n as usize);
-                    held -= n;
-                    if held == 0 {
-                        *t += Duration::from_millis(1);
-                    }
-                }
-                Allowance::WaitUntil(at) => *t = at,
-                Allowance::Unlimited => return (raised, Some(*t - start)),
-            }
-            if p.finish(*t).is_some() {
-                return (raised, Some(*t - start));
-            }
-        }
-        (raised, None)
-    }
-
-    #[test]
-    fn a_bus_busier_than_learned_raises_the_pace_once_more_was_read_than_a_stall_leaves() {
-        // Learned at 100 frames/s (pace: the floor, 500), the bus then
-        // sends 3,000 frames/s: at 500 the replay would never catch up.
-        let mut t = Instant::now();
-        let mut p = Pacer::new(Pacing::Learned, t);
-        live(&mut p, &mut t, 100, 1);
-        backlog(&mut p, &mut t, ms(1000));
-        let start = t;
-        let (raised, took) = drain_while_the_bus_sends(&mut p, &mut t, 3000, 3000, 300);
-        // The floor takes REPLAY_STOCK / 18 / 500 s (about a minute) to
-        // read more than any stall leaves. Meanwhile the buffers filled
-        // (~31,800 frames held, the rest dropped far away); the pace then
-        // doubles each patience (1.5 s): at 1,000 and 2,000 the buffers
-        // stay full, at 4,000 they drain by 1,500, at 8,000 by 7,500, at
-        // 16,000 by 19,500, and at 32,000 the rest is gone.
-        assert_eq!(raised, [1000, 2000, 4000, 8000, 16000, 32000]);
-        let took = took.expect("the replay caught up");
-        let stock_at_floor = REPLAY_STOCK as u64 / 18 / u64::from(REPLAY_FLOOR);
-        assert!(
-            took > Duration::from_secs(stock_at_floor)
-                && took < Duration::from_secs(stock_at_floor + 10),
-            "{took:?}"
-        );
-        assert!(t > start);
-        assert_eq!(p.allowance(t), Allowance::Unlimited);
-    }
-
-    #[test]
-    fn a_big_backlog_from_a_bus_that_stopped_is_never_raised() {
-        // 15,000 frames left by 3 s at 5,000 frames/s, nothing since, and
-        // nothing learned: a slow replay at the floor, but readers keep up.
-        let mut t = Instant::now();
-        let mut p = Pacer::new(Pacing::Learned, t);
-        backlog(&mut p, &mut t, ms(3000));
-        let (raised, took) = drain_while_the_bus_sends(&mut p, &mut t, 15_000, 0, 60);
-        assert_eq!(raised, [], "took {took:?}");
-        let took = took.expect("the replay caught up");
-        assert!(took > Duration::from_secs(29), "{took:?}");
-    }
-
-    #[test]
-    fn a_replay_at_twice_the_bus_rate_is_never_raised() {
-        // The bus goes on at the learned rate: a stall of one second drains
-        // in about a second at twice that, within the replay's patience.
-        let mut t = Instant::now();
-        let mut p = Pacer::new(Pacing::Learned, t);
-        live(&mut p, &mut t, 1000, 1);
-        backlog(&mut p, &mut t, ms(3000));
-        let (raised, took) = drain_while_the_bus_sends(&mut p, &mut t, 3000, 1000, 60);
-        assert_eq!(raised, [], "took {took:?}");
-        assert!(took.is_some());
-    }
-
-    #[test]
-    fn patience_is_the_stall_within_bounds() {
-        for (silence, patience) in [
-            (ms(200), REPLAY_PATIENCE.0),
-            (ms(2000), ms(3000)),
-            (ms(3_600_000), REPLAY_PATIENCE.1),
-        ] {
-            let mut t = Instant::now();
-            let mut p = Pacer::new(Pacing::Learned, t);
-            backlog(&mut p, &mut t, silence);
-            // Far more frames than the pace allows and than a stall leaves:
-            // held back throughout.
-            assert_eq!(p.on_read(t, REPLAY_STOCK, REPLAY_STOCK * 2), None);
-            p.sent(t, 100_000);
-            let before = t + patience - ms(1);
-            assert!(matches!(p.allowance(before), Allowance::WaitUntil(_)));
-            assert_eq!(p.escalate(before), None);
-            assert_eq!(p.escalate(t + patience), Some(2 * REPLAY_FLOOR));
-        }
-    }
-
-    #[test]
-    fn a_fixed_rate_is_never_raised() {
-        let mut t = Instant::now();
-        let mut p = Pacer::new(Pacing::Fixed(500), t);
-        backlog(&mut p, &mut t, ms(1000));
-        let (raised, took) = drain_while_the_bus_sends(&mut p, &mut t, 3000, 3000, 20);
-        assert_eq!((raised, took), (vec![], None), "the user's ceiling holds");
-    }
-
-    #[test]
-    fn off_never_paces() {
-        let mut t = Instant::now();
-        let mut p = Pacer::new(Pacing::Off, t);
-        assert_eq!(backlog(&mut p, &mut t, ms(1000)), None);
-        assert_eq!(p.allowance(t), Allowance::Unlimited);
+        assert_eq!(p.tally().to_string(), "replays=1 ended_by_live_traffic=0");
     }
 
     #[test]
@@ -764,5 +923,308 @@ mod tests {
         assert_eq!(backlog(&mut p, &mut t, ms(1000)).unwrap().rate, 500);
         let took = drain(&mut p, &mut t, 532);
         assert!(took >= ms(995) && took <= ms(1005), "{took:?}");
+    }
+
+    // ----- never below the live rate: the escape, from arrivals over time
+
+    /// A replay begun at `t` whose first burst went out and whose next
+    /// frames wait their turn.
+    fn replaying(pacing: Pacing, t: Instant) -> Pacer {
+        let mut p = Pacer::new(pacing, t - ms(1000));
+        assert!(started(p.on_read(read(t, Some(t - ms(900)), RX_BUF))).is_some());
+        p.sent(t, REPLAY_BURST as usize);
+        assert!(matches!(p.allowance(t), Allowance::WaitUntil(_)));
+        p
+    }
+
+    /// Reads at `read_at` of data that arrived at `arrived_at`, each after
+    /// the replay released what it may (so frames are held back).
+    fn reads(p: &mut Pacer, times: &[(Instant, Instant)]) -> Vec<Option<Event>> {
+        times
+            .iter()
+            .map(|&(at, arrived)| {
+                if let Allowance::Frames(n) = p.allowance(at) {
+                    p.sent(at, n);
+                }
+                let _ = p.allowance(at);
+                p.on_read(read(at, Some(arrived), RX_BUF))
+            })
+            .collect()
+    }
+
+    /// `n` reads, `step` apart from `first`, of data that arrived `lag`
+    /// before each: a bus that keeps the kernel's queue full.
+    fn arriving(first: Instant, lag: Duration, step: Duration, n: u32) -> Vec<(Instant, Instant)> {
+        (0..n)
+            .map(|i| (first + step * i, first + step * i - lag))
+            .collect()
+    }
+
+    /// Reads of a whole buffer that are more than the far end can hold: the
+    /// last of them is the first that may end a replay.
+    const PAST_FAR_STOCK: usize = FAR_STOCK / RX_BUF + 1;
+
+    #[test]
+    fn new_frames_read_as_fast_as_they_arrive_end_the_replay_past_the_far_stock() {
+        let t = Instant::now();
+        let mut p = replaying(Pacing::Learned, t);
+        // The stock the replay began with: arrived before it, read later.
+        assert_eq!(reads(&mut p, &[(t + ms(100), t - ms(850))]), [None]);
+        // Then data that arrived after it began, always 300 ms before it
+        // is read: the bus keeps the kernel's queue full. A quarter second
+        // of it is not enough while it may be the far end's stock.
+        let step = ms(10);
+        let times = arriving(t + ms(400), ms(300), step, PAST_FAR_STOCK as u32 + 1);
+        assert!(step * PAST_FAR_STOCK as u32 > REPLAY_ESCAPE);
+        let events = reads(&mut p, &times);
+        let ended = events.iter().position(Option::is_some);
+        assert_eq!(ended, Some(PAST_FAR_STOCK - 1), "{events:?}");
+        let Some(Event::Overtaken(o)) = events[PAST_FAR_STOCK - 1] else {
+            panic!("not ended by live traffic");
+        };
+        assert!(!p.is_replaying());
+        assert_eq!(p.allowance(t + ms(2000)), Allowance::Unlimited);
+        assert!(o.replay.frames >= u64::from(REPLAY_BURST));
+        assert!(o.arriving > 0);
+        assert_eq!(p.tally().overtaken, 1);
+    }
+
+    #[test]
+    fn past_the_far_stock_it_takes_replay_escape_of_arrivals() {
+        let t = Instant::now();
+        let mut p = replaying(Pacing::Learned, t);
+        let step = REPLAY_ESCAPE / 4;
+        let n = PAST_FAR_STOCK as u32 + 5;
+        let events = reads(&mut p, &arriving(t + ms(400), ms(300), ms(1), n - 5));
+        assert!(events.iter().all(Option::is_none), "{events:?}");
+        // Now past the far end's stock; the arrivals began long ago, but
+        // each read resets nothing as long as they keep up.
+        let later = t + ms(400) + ms(1) * (n - 5);
+        let events = reads(&mut p, &arriving(later, ms(300), step, 5));
+        assert!(events.iter().any(Option::is_some), "{events:?}");
+    }
+
+    #[test]
+    fn new_frames_whose_wait_shrinks_are_being_caught_up_with() {
+        // A bus slower than the pace: what arrives after the replay began
+        // waits less and less (by more than an eighth of its arrival span).
+        let t = Instant::now();
+        let mut p = replaying(Pacing::Learned, t);
+        let first = t + ms(400);
+        let mut times = vec![(first, first - ms(300))];
+        // Until it waits no more: caught up.
+        for i in 1..=8u32 {
+            let arrived = first - ms(300) + REPLAY_ESCAPE * i;
+            let waited = ms(300).saturating_sub(REPLAY_ESCAPE * i / 7);
+            times.push((arrived + waited, arrived));
+        }
+        assert!(reads(&mut p, &times).iter().all(Option::is_none));
+        assert!(p.is_replaying());
+    }
+
+    #[test]
+    fn new_frames_are_no_sign_once_nothing_waits_its_turn() {
+        // Caught up: frames no longer wait, whatever keeps arriving.
+        let t = Instant::now();
+        let mut p = replaying(Pacing::Learned, t);
+        let first = t + ms(400);
+        assert_eq!(p.on_read(read(first, Some(first - ms(300)), RX_BUF)), None);
+        let at = first + REPLAY_ESCAPE * 2;
+        let _ = p.allowance(first);
+        // Nothing was asked for since `first`: nothing was held back.
+        let late = at + BACKLOG_SILENCE;
+        assert_eq!(p.on_read(read(late, Some(late - ms(300)), RX_BUF)), None);
+    }
+
+    #[test]
+    fn what_arrives_at_once_after_the_replay_began_is_leftover_stock() {
+        // The far end's buffers, sent in one go when the desk reads again:
+        // all of it arrived at the same moment, however long it is read.
+        let t = Instant::now();
+        let mut p = replaying(Pacing::Learned, t);
+        let dump = t + ms(50);
+        let times: Vec<_> = (1..40u32).map(|i| (dump + ms(200) * i, dump)).collect();
+        assert!(reads(&mut p, &times).iter().all(Option::is_none));
+        assert!(p.is_replaying());
+    }
+
+    #[test]
+    fn leftovers_that_arrive_in_lumps_are_no_sign_of_live_traffic() {
+        // The far end's buffers come in two lumps 600 ms apart, each read
+        // over seconds: they arrived far faster than they are read.
+        let t = Instant::now();
+        let mut p = replaying(Pacing::Learned, t);
+        let (first, second) = (t + ms(4000), t + ms(4600));
+        let mut times: Vec<_> = (1..15u32).map(|i| (first + ms(900) * i, first)).collect();
+        times.extend((15..30u32).map(|i| (first + ms(900) * i, second)));
+        assert!(reads(&mut p, &times).iter().all(Option::is_none));
+        assert!(p.is_replaying());
+    }
+
+    #[test]
+    fn a_fixed_rate_is_ended_by_live_traffic_too() {
+        let t = Instant::now();
+        let mut p = replaying(Pacing::Fixed(2000), t);
+        let times = arriving(t + ms(200), ms(100), ms(10), PAST_FAR_STOCK as u32 + 1);
+        let events = reads(&mut p, &times);
+        assert!(
+            matches!(events[PAST_FAR_STOCK - 1], Some(Event::Overtaken(_))),
+            "{events:?}"
+        );
+    }
+
+    /// A desk reading through its kernel's receive queue in a replay. The
+    /// queue holds `window` frames; what does not fit waits at the far
+    /// end, which sends it as soon as `chunk` frames fit (TCP opens its
+    /// window by segments, not frame by frame). The bus sends `rate`
+    /// frames/s from the start. Each release is read first, stamped with
+    /// the arrival of its newest frame. Runs `secs` seconds; returns how
+    /// the replay ended (if it did) and when.
+    struct Desk {
+        queue: VecDeque<Instant>,
+        far: usize,
+        window: usize,
+        chunk: usize,
+    }
+
+    impl Desk {
+        fn refill(&mut self, now: Instant) {
+            let room = self.window - self.queue.len();
+            if self.far > 0 && room >= self.chunk.min(self.far) {
+                let n = room.min(self.far);
+                self.far -= n;
+                self.queue.extend(std::iter::repeat(now).take(n));
+            }
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum End {
+        CaughtUp(Duration),
+        Overtaken(Duration),
+    }
+
+    fn replay_through(
+        p: &mut Pacer,
+        desk: &mut Desk,
+        t: &mut Instant,
+        rate: u64,
+        secs: u64,
+    ) -> Option<End> {
+        let start = *t;
+        let step = match rate {
+            0 => Duration::from_secs(secs + 1),
+            _ => Duration::from_nanos(1_000_000_000 / rate),
+        };
+        let mut bus = *t;
+        while *t - start < Duration::from_secs(secs) {
+            while bus + step <= *t {
+                bus += step;
+                desk.far += 1;
+                desk.refill(bus);
+            }
+            match p.allowance(*t) {
+                Allowance::Frames(n) => {
+                    let n = n.min(desk.queue.len());
+                    if n > 0 {
+                        let newest = desk.queue.drain(..n).next_back();
+                        if let Some(Event::Overtaken(_)) = p.on_read(read(*t, newest, n * 18)) {
+                            return Some(End::Overtaken(*t - start));
+                        }
+                        p.sent(*t, n);
+                        desk.refill(*t);
+                    } else {
+                        *t += ms(1);
+                    }
+                }
+                Allowance::WaitUntil(at) => *t = at,
+                Allowance::Unlimited => return Some(End::CaughtUp(*t - start)),
+            }
+            if p.finish(*t).is_some() {
+                return Some(End::CaughtUp(*t - start));
+            }
+        }
+        None
+    }
+
+    /// A desk stopped for `stall` while the bus sent `rate` frames/s: its
+    /// kernel holds what arrived until the window filled, the far end the
+    /// rest; the desk reads again at `t`.
+    fn stalled_desk(t: Instant, stall: Duration, rate: u64, window: usize, chunk: usize) -> Desk {
+        let sent = (stall.as_secs_f64() * rate as f64) as usize;
+        let step = stall / sent as u32;
+        let queue = (0..sent.min(window))
+            .map(|i| t - stall + step * i as u32)
+            .collect();
+        Desk {
+            queue,
+            far: sent.saturating_sub(window),
+            window,
+            chunk,
+        }
+    }
+
+    #[test]
+    fn a_stock_from_a_bus_that_stopped_is_replayed_to_the_end() {
+        // The case pacing exists for: 1 s of 2,000 frames/s, then nothing.
+        let mut t = Instant::now();
+        let mut p = replaying(Pacing::Learned, t);
+        let mut desk = stalled_desk(t, ms(1000), 2000, 3500, 3500);
+        let end = replay_through(&mut p, &mut desk, &mut t, 0, 30);
+        assert!(
+            matches!(end, Some(End::CaughtUp(d)) if d > ms(3800)),
+            "{end:?}"
+        );
+        assert_eq!(p.tally().overtaken, 0);
+    }
+
+    #[test]
+    fn leftovers_sent_at_once_by_the_far_end_are_replayed_to_the_end() {
+        // 3 s of 5,000 frames/s: the kernel holds 3,500, the far end sends
+        // the rest in one go once there is room for it.
+        let mut t = Instant::now();
+        let mut p = replaying(Pacing::Learned, t);
+        let mut desk = stalled_desk(t, ms(3000), 5000, 15_000, 11_500);
+        desk.window = 15_000;
+        desk.far = 11_500;
+        desk.queue.truncate(3500);
+        let end = replay_through(&mut p, &mut desk, &mut t, 0, 60);
+        assert!(
+            matches!(end, Some(End::CaughtUp(d)) if d > ms(29_000)),
+            "{end:?}"
+        );
+        assert_eq!(p.tally().overtaken, 0);
+    }
+
+    #[test]
+    fn a_bus_slower_than_the_pace_is_caught_up_with() {
+        let mut t = Instant::now();
+        let mut p = replaying(Pacing::Learned, t);
+        let mut desk = stalled_desk(t, ms(1000), 300, 3500, 64);
+        let end = replay_through(&mut p, &mut desk, &mut t, 300, 30);
+        assert!(matches!(end, Some(End::CaughtUp(_))), "{end:?}");
+        assert_eq!(p.tally().overtaken, 0);
+    }
+
+    #[test]
+    fn a_flood_faster_than_the_pace_ends_the_replay_once_its_frames_are_read() {
+        // Nothing learned (pace: the floor), the bus goes on at 20,000
+        // frames/s: the kernel's queue stays full. The first new frames
+        // are read once the stock ahead of them is out, and end the replay
+        // once more was read than the far end can hold back: at the floor,
+        // the half minute the issue's flaw was worse than.
+        let mut t = Instant::now();
+        let mut p = replaying(Pacing::Learned, t);
+        let window = 1000;
+        let mut desk = stalled_desk(t, ms(1000), 20_000, window, 100);
+        let end = replay_through(&mut p, &mut desk, &mut t, 20_000, 60);
+        // The stock, then what the far end may have held back, at the floor.
+        let frames = (window + FAR_STOCK / 18) as u64;
+        let far = Duration::from_millis(1000 * frames / u64::from(REPLAY_FLOOR));
+        assert!(
+            matches!(end, Some(End::Overtaken(d)) if d <= far + REPLAY_ESCAPE + ms(300)),
+            "{end:?}"
+        );
+        assert_eq!(p.tally().overtaken, 1);
     }
 }

@@ -20,7 +20,7 @@ use crate::counters::{Counters, DropReason, RateLimit};
 use crate::device::{CanSink, CanTx};
 use crate::limits::{CAN_BATCH, ENOBUFS_RETRY, RX_BUF, TX_BUF};
 use crate::negotiation::{Negotiation, Step};
-use crate::pace::{Allowance, Pacer, Pacing, Replay};
+use crate::pace::{Allowance, Event, Pacer, Pacing, Read, Replay, Tally};
 use crate::wire::{self, Decoded, FrameError, FrameText, Message, HEADER_LEN};
 
 /// Where the session gets the time: passed in, so tests drive it and the
@@ -241,6 +241,11 @@ impl Session {
         self.pacer.progress()
     }
 
+    /// Replays so far, and how many live traffic ended (for SIGUSR1).
+    pub fn replays(&self) -> Tally {
+        self.pacer.tally()
+    }
+
     /// Handles every complete message buffered from TCP.
     pub fn process(&mut self, clock: impl Clock, can: &mut dyn CanSink) -> Result<RxState, Close> {
         let was_parked = self.parked.take();
@@ -270,7 +275,8 @@ impl Session {
 
     /// Shows the pacer the last TCP read (only a virtual interface needs
     /// it), timed by when its data `arrived` unless the pacer needs the
-    /// clock; logs a replay that begins or has caught up.
+    /// clock; logs a replay that begins, that live traffic ended, or that
+    /// has caught up.
     fn pace_read(&mut self, clock: &impl Clock, arrived: Option<Instant>, is_virtual: bool) {
         let peer = self.peer;
         if let (Some(got), true) = (self.unpaced_read.take(), is_virtual) {
@@ -278,12 +284,25 @@ impl Session {
                 Some(t) if !self.pacer.needs_read_time(got, self.offered) => t,
                 _ => clock.now(),
             };
-            if let Some(s) = self.pacer.on_read(at, got, self.offered) {
-                log::info!(
-                    "{peer}: backlog after {} ms without data: replaying it at most {} frames/s, so readers with default queues keep up",
+            let read = Read {
+                at,
+                arrived,
+                got,
+                offered: self.offered,
+            };
+            match self.pacer.on_read(read) {
+                Some(Event::Started(s)) => log::info!(
+                    "{peer}: backlog: data waited {} ms in the kernel ({} ms without a read): replaying it at most {} frames/s, so readers with default queues keep up",
+                    s.waited.as_millis(),
                     s.silence.as_millis(),
                     s.rate
-                );
+                ),
+                Some(Event::Overtaken(o)) => log::warn!(
+                    "{peer}: replay ended by live traffic: new frames kept arriving as fast as it released them ({} frames/s), so they are written as they come: {}",
+                    o.arriving,
+                    o.replay
+                ),
+                None => {}
             }
         }
         // Whatever the interface is now, so an ended replay never stays due.
@@ -300,14 +319,7 @@ impl Session {
         if !is_virtual || !self.pacer.is_replaying() {
             return Ok(usize::MAX);
         }
-        let now = clock.now();
-        if let Some(rate) = self.pacer.escalate(now) {
-            log::warn!(
-                "{}: replay not caught up: the bus is busier than was learned; pace raised to {rate} frames/s",
-                self.peer
-            );
-        }
-        match self.pacer.allowance(now) {
+        match self.pacer.allowance(clock.now()) {
             Allowance::Unlimited => Ok(usize::MAX),
             Allowance::Frames(n) => Ok(n),
             Allowance::WaitUntil(t) => Err(t),
@@ -1069,14 +1081,16 @@ mod tests {
     }
 
     /// A stall's worth of frames: fills all the space the session offers
-    /// (the last message cut short, as a read cuts it), after a silence.
-    fn backlog(s: &mut Session) -> std::vec::Vec<std::vec::Vec<u8>> {
+    /// (the last message cut short, as a read cuts it), after a silence;
+    /// its data arrived as the session began and waited in the kernel.
+    fn backlog(s: &mut Session, arrived: Instant) -> std::vec::Vec<std::vec::Vec<u8>> {
         let frames: std::vec::Vec<_> = (0..1000u32).map(|i| classic(i & 0x7FF, 8)).collect();
         let stream: std::vec::Vec<u8> = frames.iter().flat_map(|f| data_msg(f)).collect();
         let spare = s.rx_spare();
         let n = spare.len();
         spare.copy_from_slice(&stream[..n]);
         s.rx_filled(n);
+        s.rx_arrived(arrived);
         let whole = n / (HEADER_LEN + CAN_MTU);
         frames[..whole].to_vec()
     }
@@ -1096,7 +1110,7 @@ mod tests {
         let mut s = agreed_server(t0);
         let mut vcan = FakeBus::vcan();
         let mut t = t0 + Duration::from_secs(1);
-        let frames = backlog(&mut s);
+        let frames = backlog(&mut s, t0);
         assert_eq!(s.process(t, &mut vcan), Ok(RxState::Parked));
         assert_eq!(vcan.sent.len(), crate::limits::REPLAY_BURST as usize);
         // Waiting for its turn, the session reads no TCP: TCP pushes back.
@@ -1114,13 +1128,27 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_after_a_silence_into_a_virtual_bus_is_written_at_once() {
+        // Issue 25: the same full read, but its data arrived as it is read.
+        let t0 = Instant::now();
+        let mut s = agreed_server(t0);
+        let mut vcan = FakeBus::vcan();
+        let t = t0 + Duration::from_millis(844);
+        let frames = backlog(&mut s, t);
+        assert_eq!(s.process(t, &mut vcan), Ok(RxState::Drained));
+        assert_eq!(vcan.sent, frames);
+        assert_eq!(s.replay(), None);
+        assert_eq!(s.replays().replays, 0);
+    }
+
+    #[test]
     fn a_frame_waiting_for_its_turn_is_not_stale() {
         // --tx-timeout (100 ms here) counts only a bus that refuses frames.
         let t0 = Instant::now();
         let mut s = agreed_server(t0);
         let mut vcan = FakeBus::vcan();
         let mut t = t0 + Duration::from_secs(1);
-        let frames = backlog(&mut s);
+        let frames = backlog(&mut s, t0);
         s.process(t, &mut vcan).unwrap();
         run_until_drained(&mut s, &mut t, &mut vcan);
         assert!(t > t0 + Duration::from_secs(1) + s.cfg.tx_timeout * 4);
@@ -1133,7 +1161,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = agreed_server(t0);
         let mut can0 = FakeBus::default();
-        let frames = backlog(&mut s);
+        let frames = backlog(&mut s, t0);
         let t = t0 + Duration::from_secs(1);
         assert_eq!(s.process(t, &mut can0), Ok(RxState::Drained));
         assert_eq!(can0.sent, frames);
@@ -1146,7 +1174,7 @@ mod tests {
         let mut s = agreed_server(t0);
         let mut vcan = FakeBus::vcan();
         let mut t = t0 + Duration::from_secs(1);
-        backlog(&mut s);
+        backlog(&mut s, t0);
         s.process(t, &mut vcan).unwrap();
         run_until_drained(&mut s, &mut t, &mut vcan);
         let due = s.next_deadline().expect("the replay's end is due");
@@ -1196,7 +1224,7 @@ mod tests {
         let mut s = agreed_server(t0);
         let mut vcan = FakeBus::vcan();
         let reads = std::cell::Cell::new(0);
-        backlog(&mut s);
+        backlog(&mut s, t0);
         // Its data arrived long ago, in the stall; it is read now, a second
         // after the last data: the silence is measured to now.
         s.rx_arrived(t0);

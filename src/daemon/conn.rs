@@ -12,7 +12,7 @@ use socket2::Socket;
 use super::bus_side::{BusSide, Outbox};
 use super::poll_table::{PollTable, Slot};
 use super::port::{open_error, PortSlot, Reopen};
-use super::time::{stamp_us, Now, StampClock};
+use super::time::{clocks, stamp_us, Now, StampClock};
 use crate::can::{CanPort, NoBus};
 use crate::cli::Config;
 use crate::close::Close;
@@ -280,7 +280,7 @@ impl Conn {
                     self.session.rx_filled(n);
                     last_us = stamp_us(stamp);
                     if let Some(us) = last_us {
-                        self.session.rx_arrived(self.stamps.at(us, || now.get()));
+                        self.session.rx_arrived(self.stamps.at(us, clocks));
                     }
                     self.deliver(now, canif)?;
                     if n < want {
@@ -355,6 +355,11 @@ impl Conn {
         log::info!("{}: {}", self.peer(), self.session.counters);
         if let Some(r) = self.session.replay() {
             log::info!("{}: replaying a backlog: {r} so far", self.peer());
+        }
+        // Only a desk writing into a virtual interface ever replays.
+        let replays = self.session.replays();
+        if replays.replays > 0 {
+            log::info!("{}: {replays}", self.peer());
         }
     }
 

@@ -197,9 +197,10 @@ def stall_scenario(daemons, vcan, port, tmp_path, stall, rate, impl="ours", stal
         # between two.
         done = wait_until(lambda: re.findall(r": replay done: (\d+) frames", desk_end.log()), 5.0, "the replay's end in the log")
         print("%s: %s" % (desk_end.name, [l.split("] ", 1)[-1] for l in desk_end.log().splitlines() if "replay" in l]))
-        # The backlog is no bigger than a stall can leave: its pace is never
-        # raised (src/pace.rs), which would overrun the readers.
-        assert "pace raised" not in desk_end.log()
+        # The bus stopped with the stall: nothing keeps arriving, and the
+        # replay is never ended by live traffic (src/pace.rs), which would
+        # overrun the readers.
+        assert "ended by live traffic" not in desk_end.log()
         replayed = sum(int(n) for n in done)
         assert count // 2 <= replayed <= count, "replays counted %s frames of %d" % (done, count)
     got = {"candump": dump["seqs"], "python-can": pycan}
@@ -252,3 +253,202 @@ def test_python_original_in_the_same_scenario_is_measured(daemons, vcan, port, t
     for name, seqs in got.items():
         assert seqs == sorted(set(seqs)), "%s: frames out of order or repeated" % name
 
+
+
+# ---------------------------------------------------------------- live bursts
+
+# Issue 25: an ECU waking up or a flash download starting, as cangen floods
+# the bus flat out with CAN FD frames of 64 bytes (its reads fill the desk's
+# buffer at once: a burst paced at 20,000 frames/s did not show the flaw).
+FLOOD = 100_000
+FLOOD_RUNS = 8
+
+
+def tx_packets(ifname):
+    """Frames written to a vcan so far, by anyone (its own count)."""
+    return int(Path("/sys/class/net/%s/statistics/tx_packets" % ifname).read_text())
+
+
+def settled(ifname, quiet=1.0, timeout=120.0):
+    """tx_packets of ifname once it stopped moving for `quiet` seconds."""
+    deadline = time.monotonic() + timeout
+    last, since = tx_packets(ifname), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = tx_packets(ifname)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return now
+    pytest.fail("%s still busy after %.0f s" % (ifname, timeout))
+
+
+def flood_after_quiet(daemons, vcan, port, desk_args=()):
+    """One frame, 0.8 s of quiet, then cangen's flood on the gateway's bus,
+    with fresh daemons (defaults but for `desk_args` on the desk). Returns
+    (frames cangen put on the bus, frames the desk wrote to its vcan, the
+    gateway, the desk)."""
+    gw, desk, p = vcan(), vcan(), port()
+    common = ["--host", "127.0.0.1", "--port", str(p)]
+    server = daemons.start("gateway", [our_bin(), "--serve", *common, gw])
+    server.wait_listening(p)
+    client = daemons.start("desk", [our_bin(), *common, *desk_args, desk])
+    wait_tunnel(gw, desk)
+    with Bus(gw) as bus, Bus(desk) as watch:
+        bus.send(seq_frame(CAN_ID, WARMUP))
+        assert watch.recv(2.0) is not None, "the first frame did not cross"
+    time.sleep(0.8)
+    sent_before, got_before = tx_packets(gw), tx_packets(desk)
+    gen = subprocess.run(
+        ["cangen", gw, "-g", "0", "-I", "i", "-D", "i", "-f", "-L", "64", "-n", str(FLOOD), "-i"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert gen.returncode == 0, "cangen failed: %s" % gen.stderr
+    sent = tx_packets(gw) - sent_before
+    got = settled(desk) - got_before
+    return sent, got, server, client
+
+
+# What a run on a loaded host loses beside the pacer's doing, in frames: the
+# gateway (one UML CPU shared with cangen) does not always keep up with a
+# flat-out flood, paced or not. Measured in three boots on a host shared by
+# several builds: --replay-rate 0 runs delivered 84.2 % to 100 %, default
+# runs 81.6 % to 100 %, with or without a replay. The flaw delivered 6.7 to
+# 9.7 %: the bound is relative to the worst unpaced run of the same boot.
+FLOOD_SLACK = FLOOD // 10
+
+# The replay log line, today's and before issue 25's: how long no data had
+# been read before the backlog.
+_REPLAY_SILENCE = re.compile(r"\((\d+) ms without a read\)|backlog after (\d+) ms without data")
+
+
+def test_a_burst_after_silence_is_live_traffic_not_a_backlog(daemons, vcan, port):
+    """Issue 25: with default settings no replay begins with the burst
+    after the quiet, and the desk writes what it writes with
+    --replay-rate 0 in the same boot, run after run with fresh daemons.
+    (A desk starved for 100 ms or more in the middle of the flood has a
+    backlog like any stalled desk; that replay must cost no frames beyond
+    what runs on this host lose anyway.)"""
+    runs = []
+    # Unpaced runs between the paced ones, so the host's load weighs on both.
+    for i in range(FLOOD_RUNS + FLOOD_RUNS // 2):
+        args = ("--replay-rate", "0") if i % 3 == 0 else ()
+        sent, got, gateway, desk = flood_after_quiet(daemons, vcan, port, args)
+        log = desk.log()
+        runs.append(
+            {
+                "desk_args": " ".join(args) or "defaults",
+                "sent": sent,
+                "desk_got": got,
+                "gateway_dropped": gateway_drops(gateway),
+                "replays": [l.split("] ", 1)[-1] for l in log.splitlines() if re.search(r"backlog|replay", l)],
+                "silences": [int(a or b) for a, b in _REPLAY_SILENCE.findall(log)],
+            }
+        )
+        print("flood after quiet: %s" % runs[-1])
+        gateway.stop()
+        desk.stop()
+    unpaced = [r for r in runs if r["desk_args"] != "defaults"]
+    paced = [r for r in runs if r["desk_args"] == "defaults"]
+    assert len(paced) >= FLOOD_RUNS
+    worst_got = min(r["desk_got"] for r in unpaced)
+    worst_dropped = max(r["gateway_dropped"] for r in unpaced)
+    for r in paced:
+        # The flaw: the burst's first read, after the quiet, taken for a
+        # backlog and paced.
+        assert not [s for s in r["silences"] if s >= 500], "the desk paced the burst after the quiet: %s" % r
+        assert r["desk_got"] >= worst_got - FLOOD_SLACK, "the desk wrote %d of %d frames (--replay-rate 0: %d): %s" % (r["desk_got"], r["sent"], worst_got, r)
+        assert r["gateway_dropped"] <= worst_dropped + FLOOD_SLACK, "the gateway dropped %d (--replay-rate 0: %d): %s" % (r["gateway_dropped"], worst_dropped, r)
+    print(
+        "flood after quiet, %d runs: unpaced delivered %s, default %s"
+        % (len(runs), [r["desk_got"] for r in unpaced], [r["desk_got"] for r in paced])
+    )
+
+
+# A flood the desk stalls in (issue 25): 20,000 classic frames/s asked of
+# cangen (bursts of 60 with a 1 ms gap: in UML each gap takes about 3 ms),
+# the desk stopped for 1 s two seconds into it, and a few seconds more
+# after. Where the stall makes the gateway's kernel drop what its buffers
+# cannot hold, a replay must not add to that.
+FLOOD_RATE = 20_000
+FLOOD_BURST = 60
+FLOOD_SECONDS = 6
+STALL_RUNS = 3
+# Drops beyond the stall's own, as --replay-rate 0 shows them, allowed for a
+# loaded host's jitter: a twentieth of a second of the flood.
+DROP_SLACK = FLOOD_RATE // 20
+
+
+def gateway_drops(gateway):
+    """kernel_overflow of the gateway's one connection (SIGUSR1)."""
+    start = len(gateway.log())
+    os.kill(gateway.pid, signal.SIGUSR1)
+    return parse_counters(wait_new_log(gateway, r": frames to_can=", start))["kernel_overflow"]
+
+
+def stall_in_flood(daemons, vcan, port, desk_args=()):
+    gw, desk, p = vcan(mtu=16), vcan(mtu=16), port()
+    common = ["--host", "127.0.0.1", "--port", str(p)]
+    server = daemons.start("gateway", [our_bin(), "--serve", *common, gw])
+    server.wait_listening(p)
+    client = daemons.start("desk", [our_bin(), *common, *desk_args, desk])
+    wait_tunnel(gw, desk)
+    sent_before, got_before = tx_packets(gw), tx_packets(desk)
+    count = FLOOD_RATE * FLOOD_SECONDS
+    gen = subprocess.Popen(
+        ["cangen", gw, "-g", "1", "-c", str(FLOOD_BURST), "-I", "i", "-L", "8", "-D", "i", "-n", str(count), "-i"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    began = time.monotonic()
+    try:
+        time.sleep(2.0)
+        os.kill(client.pid, signal.SIGSTOP)
+        try:
+            time.sleep(1.0)
+        finally:
+            os.kill(client.pid, signal.SIGCONT)
+        _, err = gen.communicate(timeout=120)
+    finally:
+        if gen.poll() is None:
+            gen.kill()
+            gen.wait()
+    took = time.monotonic() - began
+    assert gen.returncode == 0, "cangen failed: %s" % err
+    sent = tx_packets(gw) - sent_before
+    got = settled(desk) - got_before
+    run = {
+        "desk_args": " ".join(desk_args) or "defaults",
+        "sent": sent,
+        "bus_fps": round(sent / took),
+        "desk_got": got,
+        "gateway_dropped": gateway_drops(server),
+        "replays": [l.split("] ", 1)[-1] for l in client.log().splitlines() if "replay" in l or "backlog" in l],
+    }
+    print("stall in a flood: %s" % run)
+    server.stop()
+    client.stop()
+    return run
+
+
+def test_a_replay_in_a_flood_adds_no_drops_to_the_stalls_own(daemons, vcan, port):
+    """Issue 25: a desk stopped for 1 s while 20,000 frames/s keep coming;
+    whatever it replays, the gateway drops no more than with
+    --replay-rate 0 in the same boot."""
+    runs = []
+    for _ in range(STALL_RUNS):
+        runs.append(stall_in_flood(daemons, vcan, port, ("--replay-rate", "0")))
+        runs.append(stall_in_flood(daemons, vcan, port))
+    unpaced = [r for r in runs if r["desk_args"] != "defaults"]
+    worst = max(r["gateway_dropped"] for r in unpaced)
+    for r in runs:
+        # The tunnel loses nothing between the gateway's socket and the desk.
+        assert r["desk_got"] == r["sent"] - r["gateway_dropped"], r
+    for r in runs:
+        if r["desk_args"] == "defaults":
+            assert r["gateway_dropped"] <= worst + DROP_SLACK, "the replay added drops: %s (--replay-rate 0: at most %d)" % (r, worst)
