@@ -57,8 +57,8 @@ use std::time::{Duration, Instant};
 
 use crate::limits::{
     BACKLOG_AGE, BACKLOG_READ, BACKLOG_SILENCE, FAR_STOCK, MAX_REPLAY_RATE, PACE_TICK,
-    RATE_GLIMPSE, RATE_MEMORY, RATE_WINDOW, REPLAY_BURST, REPLAY_ESCAPE, REPLAY_FLOOR,
-    REPLAY_MULTIPLE, REPLAY_RESUME,
+    RATE_GLIMPSE, RATE_MEMORY, RATE_WINDOW, REPLAY_BURST, REPLAY_CATCH_UP, REPLAY_ESCAPE,
+    REPLAY_FLOOR, REPLAY_LATENESS, REPLAY_MULTIPLE, REPLAY_RESUME,
 };
 
 /// How backlogs are paced (`--replay-rate`).
@@ -273,6 +273,17 @@ fn new_data_keeps_up(b: &mut Backlog, read: Read, held: bool) -> Option<(Instant
     (b.new_bytes > FAR_STOCK as u64).then_some((mark.read, mark.frames))
 }
 
+/// How far behind `now` a replay's account may stand: a wake-up that comes
+/// late (a coarse timer, a busy loop) makes up for up to [`REPLAY_LATENESS`]
+/// of lateness, at most [`REPLAY_CATCH_UP`] frames at once, instead of
+/// losing that time. Without it a replay ran at most a burst per timer tick
+/// (6,400 frames/s with 5 ms ticks, less in UML), below a fast bus, and the
+/// gateway dropped. A slow pace gains only a few frames: its readers'
+/// queues are not asked for more than before.
+fn credit_floor(now: Instant) -> Instant {
+    now.checked_sub(REPLAY_LATENESS).unwrap_or(now)
+}
+
 /// A replay in progress.
 #[derive(Debug, Clone, Copy)]
 struct Backlog {
@@ -443,7 +454,7 @@ impl Pacer {
             return Allowance::Unlimited;
         };
         let burst = interval * (REPLAY_BURST - 1);
-        let base = b.paid_until.max(now);
+        let base = b.paid_until.max(credit_floor(now));
         if base > now + burst {
             b.last_held = now;
             // The next frame is paid for at `base - burst`; wait a tick
@@ -453,7 +464,7 @@ impl Pacer {
         }
         let ahead = (now + burst).saturating_duration_since(base);
         let n = ahead.as_nanos() / interval.as_nanos() + 1;
-        Allowance::Frames(n.min(u128::from(REPLAY_BURST)) as usize)
+        Allowance::Frames(n.min(u128::from(REPLAY_CATCH_UP)) as usize)
     }
 
     /// Records `n` frames written to the interface.
@@ -465,7 +476,7 @@ impl Pacer {
         if let Some(mut b) = self.backlog {
             b.frames += n;
             b.last_sent = now;
-            b.paid_until = b.paid_until.max(now) + interval(self.rate()) * n as u32;
+            b.paid_until = b.paid_until.max(credit_floor(now)) + interval(self.rate()) * n as u32;
             self.backlog = Some(b);
             return;
         }
@@ -762,6 +773,53 @@ mod tests {
         assert_eq!(
             p.allowance(t + PACE_TICK),
             Allowance::Frames(per_tick as usize)
+        );
+    }
+
+    #[test]
+    fn a_fast_replay_keeps_its_pace_when_every_wake_up_comes_a_tick_late() {
+        // 20,000 frames/s: a burst is paid for every 1.6 ms, but a coarse
+        // timer wakes the loop only every 5 ms. Late wake-ups make up for
+        // their lateness, so the replay still runs at its pace, not at a
+        // burst per tick (6,400 frames/s), below the bus.
+        let mut t = Instant::now();
+        let mut p = replaying(Pacing::Fixed(20_000), t);
+        let start = t;
+        let mut frames = 0u64;
+        while frames < 20_000 {
+            t += PACE_TICK;
+            while let Allowance::Frames(n) = p.allowance(t) {
+                assert!(n <= REPLAY_CATCH_UP as usize, "{n} frames at once");
+                p.sent(t, n);
+                frames += n as u64;
+            }
+        }
+        let rate = frames as f64 / (t - start).as_secs_f64();
+        assert!(
+            rate >= 19_000.0,
+            "{rate:.0} frames/s against a pace of 20,000"
+        );
+    }
+
+    #[test]
+    fn a_late_wake_up_makes_up_for_its_lateness_only_so_far() {
+        let mut t = Instant::now();
+        let mut p = replaying(Pacing::Fixed(1000), t);
+        // A second late: the burst due now, and what the last
+        // REPLAY_LATENESS would have released; nothing for the rest.
+        t += ms(1000);
+        let made_up = REPLAY_LATENESS.as_millis() as usize;
+        assert_eq!(
+            p.allowance(t),
+            Allowance::Frames(REPLAY_BURST as usize + made_up)
+        );
+        p.sent(t, REPLAY_BURST as usize + made_up);
+        assert!(matches!(p.allowance(t), Allowance::WaitUntil(_)));
+        // At a fast pace, never more than REPLAY_CATCH_UP at once.
+        let mut p = replaying(Pacing::Fixed(1_000_000), t);
+        assert_eq!(
+            p.allowance(t + ms(1000)),
+            Allowance::Frames(REPLAY_CATCH_UP as usize)
         );
     }
 
