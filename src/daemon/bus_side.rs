@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::poll_table::{PollTable, Slot};
-use super::port::PortSlot;
+use super::port::{PortSlot, Reopen};
 use super::time::{stamp_us, Now};
-use crate::can::ReadError;
+use crate::can::{CanOptions, ReadError};
 use crate::coalesce::{Coalesce, Side};
 use crate::counters::{Counters, RateLimit};
 use crate::limits::READS_PER_WAKEUP;
@@ -37,26 +37,48 @@ pub struct BusSide {
     pub can: PortSlot,
     overflow_warn: RateLimit,
     coalesce: Coalesce,
+    /// The session shows each frame's receive time (socketcand's lines):
+    /// stamps are asked for even when coalescing is off.
+    stamped: bool,
 }
 
 impl BusSide {
-    /// A side on `can`, coalescing reads within `budget` (zero: never).
-    pub fn new(can: PortSlot, budget: Duration) -> BusSide {
+    /// A side on `can`, coalescing reads within `budget` (zero: never);
+    /// `stamped`: the session needs every frame's receive time.
+    pub fn new(can: PortSlot, budget: Duration, stamped: bool) -> BusSide {
         let side = BusSide {
             can,
             overflow_warn: RateLimit::default(),
             coalesce: Coalesce::new(budget, Side::Can),
+            stamped,
         };
-        side.stamp_frames();
+        if let Err(e) = side.stamp_frames() {
+            log::warn!("no receive timestamps on the CAN socket: {e}");
+        }
         side
     }
 
-    /// Coalescing is timed by receive stamps: asks for them (again, after a
-    /// reopen). Without them a side is simply never left unread.
-    pub fn stamp_frames(&self) {
-        if let (true, Some(p)) = (self.coalesce.is_on(), self.can.port()) {
-            let _ = p.enable_timestamps();
+    /// Coalescing is timed by receive stamps, and socketcand's lines show
+    /// them: asks for them on a socket just opened. Without them a side is
+    /// simply never left unread, and a line shows time zero.
+    fn stamp_frames(&self) -> io::Result<()> {
+        match self.can.port() {
+            Some(p) if self.stamped || self.coalesce.is_on() => p.enable_timestamps(),
+            _ => Ok(()),
         }
+    }
+
+    /// Timer work: looks for a vanished interface again. True if it is
+    /// back, its new socket set up as the first was (the one reopen path
+    /// of every connection, so no setting is forgotten on one of them).
+    pub fn reopen_if_due(&mut self, canif: &str, opts: &CanOptions, now: &Now) -> bool {
+        if !self.can.due(now) || self.can.on_due(canif, opts, now) != Reopen::Reopened {
+            return false;
+        }
+        if let Err(e) = self.stamp_frames() {
+            log::warn!("{canif}: no receive timestamps: {e}");
+        }
+        true
     }
 
     /// Adds the socket, as `slot`, waited on for `events` unless a

@@ -11,7 +11,7 @@ use socket2::Socket;
 
 use super::bus_side::{BusSide, Outbox};
 use super::poll_table::{PollTable, Slot};
-use super::port::{open_error, PortSlot, Reopen};
+use super::port::{open_error, PortSlot};
 use super::time::{clocks, stamp_us, Now, StampClock};
 use crate::can::{CanPort, NoBus};
 use crate::cli::Config;
@@ -151,7 +151,7 @@ impl Conn {
         Conn {
             tcp,
             hung_up: false,
-            bus: BusSide::new(can, cfg.wait_can()),
+            bus: BusSide::new(can, cfg.wait_can(), false),
             session: Session::new(peer, role, cfg.session, now.get()),
             tcp_coalesce,
             stamps: StampClock::default(),
@@ -210,9 +210,7 @@ impl Conn {
     /// Timer work: reopen a vanished interface, end a handshake that took
     /// too long, retry a parked frame.
     pub fn on_timer(&mut self, cfg: &Config, now: &Now) -> Result<(), Close> {
-        if self.bus.can.due(now)
-            && self.bus.can.on_due(&cfg.canif, &cfg.can, now) == Reopen::Reopened
-        {
+        if self.bus.reopen_if_due(&cfg.canif, &cfg.can, now) {
             log::info!(
                 "{}: {} is back; carrying frames again",
                 self.peer(),

@@ -14,7 +14,7 @@ use socket2::Socket;
 
 use super::bus_side::{BusSide, Outbox};
 use super::poll_table::{PollTable, Slot};
-use super::port::{open_error, PortSlot, Reopen};
+use super::port::{open_error, PortSlot};
 use super::time::Now;
 use crate::can::{bcm_changed_frame, BcmPort, CanPort, NoBus};
 use crate::cli::Config;
@@ -61,19 +61,10 @@ fn scd_config(cfg: &Config) -> ScdConfig {
     }
 }
 
-/// Opens the CAN socket with receive timestamps on.
-fn open_port(cfg: &Config, now: Instant) -> (PortSlot, Option<crate::can::OpenError>) {
-    let opened = CanPort::open(&cfg.canif, &cfg.can).and_then(|p| {
-        p.enable_timestamps().map_err(crate::can::OpenError::Io)?;
-        Ok(p)
-    });
-    PortSlot::opened(opened, now)
-}
-
 impl ScdConn {
     /// A connection on `tcp`; `< hi >` is queued for it.
     pub fn open(tcp: Socket, peer: SocketAddr, cfg: &Config, now: &Now) -> ScdConn {
-        let (can, failed) = open_port(cfg, now.get());
+        let (can, failed) = PortSlot::opened(CanPort::open(&cfg.canif, &cfg.can), now.get());
         if let Some(e) = failed {
             log::warn!(
                 "{peer}: {}; frames from TCP are dropped until it is back",
@@ -83,7 +74,7 @@ impl ScdConn {
         log::info!("{peer}: speaks socketcand");
         ScdConn {
             tcp,
-            bus: BusSide::new(can, cfg.wait_can()),
+            bus: BusSide::new(can, cfg.wait_can(), true),
             session: ScdSession::new(peer, scd_config(cfg)),
             bcm: BcmPort::new(&cfg.canif),
         }
@@ -129,14 +120,7 @@ impl ScdConn {
 
     /// Timer work: reopen a vanished interface, retry a parked frame.
     pub fn on_timer(&mut self, cfg: &Config, now: &Now) -> Result<(), Close> {
-        if self.bus.can.due(now)
-            && self.bus.can.on_due(&cfg.canif, &cfg.can, now) == Reopen::Reopened
-        {
-            if let Some(p) = self.bus.can.port() {
-                if let Err(e) = p.enable_timestamps() {
-                    log::warn!("{}: {}: no receive timestamps: {e}", self.peer(), cfg.canif);
-                }
-            }
+        if self.bus.reopen_if_due(&cfg.canif, &cfg.can, now) {
             log::info!(
                 "{}: {} is back; carrying frames again",
                 self.peer(),
