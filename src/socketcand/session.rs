@@ -223,20 +223,9 @@ impl ScdSession {
             }
             (Mode::NoBus, _) => self.reply_error("no bus open"),
             (_, Owned::Open(_)) => self.reply_error("a bus is already open"),
-            (_, Owned::RawMode) => {
-                self.end_subscriptions(bcm);
-                self.mode = Mode::Raw;
-                self.reply("< ok >");
-            }
-            (_, Owned::BcmMode) => {
-                self.mode = Mode::Bcm;
-                self.reply("< ok >");
-            }
-            (_, Owned::ControlMode) => {
-                self.end_subscriptions(bcm);
-                self.mode = Mode::Control;
-                self.reply("< ok >");
-            }
+            (_, Owned::RawMode) => self.switch(Mode::Raw, bcm),
+            (_, Owned::BcmMode) => self.switch(Mode::Bcm, bcm),
+            (_, Owned::ControlMode) => self.switch(Mode::Control, bcm),
             (Mode::Control, Owned::Statistics(ms)) => {
                 // The first line comes at once, so a client sees it works.
                 let ival = Duration::from_millis(u64::from(ms)).max(MIN_STATS_INTERVAL);
@@ -345,14 +334,17 @@ impl ScdSession {
         }
     }
 
-    /// Leaving BCM mode ends its receive jobs, as socketcand's closing of
-    /// its BCM socket does; RAW mode forwards every frame anyway.
-    fn end_subscriptions(&mut self, bcm: &mut dyn CyclicSink) {
-        for &id in &self.subs {
-            // Nothing to tell the client: the job is gone either way.
-            let _ = bcm.rx_delete(id);
+    /// `< rawmode >`, `< bcmmode >`, `< controlmode >`. A change of mode
+    /// ends every job of the mode before, cyclic sends and subscriptions,
+    /// as socketcand's closing of its BCM socket does: a cyclic frame that
+    /// outlived the mode that made it would be one nobody is watching.
+    fn switch(&mut self, mode: Mode, bcm: &mut dyn CyclicSink) {
+        if mode != self.mode {
+            bcm.end_all();
+            self.subs.clear();
+            self.mode = mode;
         }
-        self.subs.clear();
+        self.reply("< ok >");
     }
 
     /// Checks a `< send >` against the bus's rules and writes it.
@@ -586,6 +578,8 @@ mod tests {
         rx: Vec<(u32, Duration, Option<Vec<u8>>)>,
         rx_deleted: Vec<u32>,
         refuse_rx: bool,
+        /// Times every job was ended at once (the socket closed).
+        ended: usize,
     }
 
     impl CyclicSink for Jobs {
@@ -623,6 +617,12 @@ mod tests {
         fn rx_delete(&mut self, can_id: u32) -> std::io::Result<()> {
             self.rx_deleted.push(can_id);
             Ok(())
+        }
+
+        fn end_all(&mut self) {
+            self.setups.clear();
+            self.rx.clear();
+            self.ended += 1;
         }
     }
 
@@ -1012,7 +1012,8 @@ mod tests {
             talk_jobs(&mut s, "< rawmode >", &mut b, &mut jobs).unwrap(),
             "< ok >"
         );
-        assert_eq!(jobs.rx_deleted, [0x123, 0x456]);
+        assert_eq!(jobs.ended, 1, "every job ended at once");
+        assert!(jobs.rx.is_empty());
         assert!(!s.has_subscriptions());
         let late = frame(0x123, &[1]);
         assert!(s.queue_subscribed(&late, Stamp::default()));
@@ -1026,7 +1027,24 @@ mod tests {
         talk_jobs(&mut s, "< bcmmode >", &mut b, &mut jobs).unwrap();
         talk_jobs(&mut s, "< subscribe 0 0 123 >", &mut b, &mut jobs).unwrap();
         talk_jobs(&mut s, "< controlmode >", &mut b, &mut jobs).unwrap();
-        assert_eq!(jobs.rx_deleted, [0x123, 0x456, 0x123]);
+        assert_eq!(jobs.ended, 3, "into BCM mode, and out of it");
+        assert!(jobs.rx.is_empty());
+    }
+
+    #[test]
+    fn a_change_of_mode_ends_the_cyclic_sends_and_the_same_mode_keeps_them() {
+        let (mut s, mut b, mut jobs) = opened_bcm(cfg());
+        talk_jobs(&mut s, "< add 0 20000 123 1 11 >", &mut b, &mut jobs).unwrap();
+        let out = talk_jobs(&mut s, "< bcmmode >", &mut b, &mut jobs).unwrap();
+        assert_eq!(out, "< ok >");
+        assert_eq!(jobs.ended, 0, "no change of mode, no job ended");
+        assert_eq!(jobs.setups.len(), 1);
+        for (mode, ended) in [("rawmode", 1), ("rawmode", 1), ("controlmode", 2)] {
+            let out = talk_jobs(&mut s, &format!("< {mode} >"), &mut b, &mut jobs);
+            assert_eq!(out.unwrap(), "< ok >");
+            assert_eq!(jobs.ended, ended, "after < {mode} >");
+            assert!(jobs.setups.is_empty(), "the cyclic send outlived its mode");
+        }
     }
 
     #[test]
