@@ -34,6 +34,7 @@ pub mod pace;
 pub mod session;
 pub mod socketcand;
 pub mod sys;
+pub mod time;
 pub mod wire;
 
 pub use daemon::run;

@@ -21,20 +21,8 @@ use crate::device::{CanSink, CanTx};
 use crate::limits::{CAN_BATCH, ENOBUFS_RETRY, RX_BUF, TX_BUF};
 use crate::negotiation::{Negotiation, Step};
 use crate::pace::{Allowance, Event, Pacer, Pacing, Read, Replay, Tally};
+use crate::time::{earliest, Clock};
 use crate::wire::{self, Decoded, FrameError, FrameText, Message, HEADER_LEN};
-
-/// Where the session gets the time: passed in, so tests drive it and the
-/// event loop reads the clock only when a path here needs it.
-pub trait Clock {
-    /// The current time.
-    fn now(&self) -> Instant;
-}
-
-impl Clock for Instant {
-    fn now(&self) -> Instant {
-        *self
-    }
-}
 
 /// The frame inside each data message of a run whose messages end at `ends`
 /// (offsets from the start of the run).
@@ -554,10 +542,7 @@ impl Session {
             // A replay's end is logged once it has caught up.
             None => self.pacer.deadline(),
         };
-        match (handshake, retry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(handshake, retry)
     }
 
     /// What is due at `now`: the handshake deadline, another try for a

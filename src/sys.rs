@@ -10,6 +10,7 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use crate::limits::CAN_BATCH;
+use crate::time::Stamp;
 use crate::wire::CANFD_MTU;
 
 pub use libc::pollfd as PollFd;
@@ -203,7 +204,7 @@ pub fn enable_timestamps(fd: RawFd) -> io::Result<()> {
 /// Reads what a stream socket holds into `buf` without blocking, with the
 /// kernel's receive time of the last data read (seconds, microseconds;
 /// zero without `SO_TIMESTAMP`): a read's time at no clock read.
-pub fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, (i64, u32))> {
+pub fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Stamp)> {
     let mut cmsg = [0u64; CMSG_ROOM / 8];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
@@ -218,7 +219,7 @@ pub fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, (i64, u32))
     // SAFETY: the header points at `buf` and `cmsg`, of the sizes given,
     // which outlive the call.
     let n = check(unsafe { libc::recvmsg(fd, &mut h, libc::MSG_DONTWAIT) })? as usize;
-    let mut stamp = (0, 0);
+    let mut stamp = Stamp::default();
     // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG macros
     // walk only within them.
     unsafe {
@@ -289,7 +290,7 @@ pub struct CanBatch {
     pub lens: [usize; CAN_BATCH],
     /// Kernel receive time of each frame read, seconds and microseconds,
     /// on a socket with `SO_TIMESTAMP` on (else zero).
-    pub stamps: [(i64, u32); CAN_BATCH],
+    pub stamps: [Stamp; CAN_BATCH],
     cmsg: [[u64; CMSG_ROOM / 8]; CAN_BATCH],
 }
 
@@ -299,7 +300,7 @@ impl CanBatch {
         CanBatch {
             frames: [[0; CANFD_MTU]; CAN_BATCH],
             lens: [0; CAN_BATCH],
-            stamps: [(0, 0); CAN_BATCH],
+            stamps: [Stamp::default(); CAN_BATCH],
             cmsg: [[0; CMSG_ROOM / 8]; CAN_BATCH],
         }
     }
@@ -338,7 +339,7 @@ impl CanBatch {
         let stamps = self.stamps.iter_mut();
         for ((len, stamp), hdr) in self.lens.iter_mut().zip(stamps).zip(&hdrs[..n]) {
             *len = hdr.msg_len as usize;
-            *stamp = (0, 0);
+            *stamp = Stamp::default();
             let h = &hdr.msg_hdr;
             // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG
             // macros walk only within them.
@@ -366,7 +367,7 @@ impl CanBatch {
 ///
 /// # Safety
 /// `c` must be a control message header the kernel filled in.
-unsafe fn read_timeval(c: *const libc::cmsghdr) -> (i64, u32) {
+unsafe fn read_timeval(c: *const libc::cmsghdr) -> Stamp {
     let data = libc::CMSG_DATA(c);
     // cmsg_len is a usize on glibc and a u32 on musl: the cast is needed there.
     #[allow(clippy::unnecessary_cast)]
@@ -374,13 +375,19 @@ unsafe fn read_timeval(c: *const libc::cmsghdr) -> (i64, u32) {
     if len >= 16 {
         let sec = std::ptr::read_unaligned(data.cast::<i64>());
         let usec = std::ptr::read_unaligned(data.add(8).cast::<i64>());
-        (sec, usec as u32)
+        Stamp {
+            sec,
+            usec: usec as u32,
+        }
     } else if len >= 8 {
         let sec = std::ptr::read_unaligned(data.cast::<i32>());
         let usec = std::ptr::read_unaligned(data.add(4).cast::<i32>());
-        (i64::from(sec), usec as u32)
+        Stamp {
+            sec: i64::from(sec),
+            usec: usec as u32,
+        }
     } else {
-        (0, 0)
+        Stamp::default()
     }
 }
 

@@ -11,21 +11,21 @@ use std::time::{Duration, Instant};
 
 use super::poll_table::{PollTable, Slot};
 use super::port::{PortSlot, Reopen};
-use super::time::{stamp_us, Now};
+use super::time::Now;
 use crate::can::{CanOptions, ReadError};
 use crate::coalesce::{Coalesce, Side};
 use crate::counters::{Counters, RateLimit};
 use crate::limits::READS_PER_WAKEUP;
 use crate::sys::CanBatch;
+use crate::time::Stamp;
 
 /// Where frames read from the bus go: a session's output to its peer.
 pub trait Outbox {
     /// Frames that fit in the output now (the CAN socket is not read
     /// beyond: back-pressure).
     fn room(&self) -> usize;
-    /// Queues one frame read at `stamp` (seconds, microseconds; zero
-    /// without `SO_TIMESTAMP`).
-    fn queue(&mut self, frame: &[u8], stamp: (i64, u32));
+    /// Queues one frame read at `stamp` (zero without `SO_TIMESTAMP`).
+    fn queue(&mut self, frame: &[u8], stamp: Stamp);
     /// The session's counters.
     fn counters(&mut self) -> &mut Counters;
 }
@@ -113,7 +113,7 @@ impl BusSide {
         if revents & libc::POLLIN == 0 {
             return;
         }
-        let (mut frames, mut last) = (0, (0, 0));
+        let (mut frames, mut last) = (0, Stamp::default());
         for _ in 0..READS_PER_WAKEUP {
             let Some(port) = self.can.port_mut() else {
                 break;
@@ -146,7 +146,7 @@ impl BusSide {
             }
         }
         // A zero stamp is a socket without SO_TIMESTAMP: not measured.
-        self.coalesce.after_wake(frames, stamp_us(last));
+        self.coalesce.after_wake(frames, last.micros());
     }
 
     fn read_error(&mut self, e: ReadError, peer: SocketAddr, now: &Now, canif: &str) {

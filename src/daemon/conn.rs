@@ -12,7 +12,7 @@ use socket2::Socket;
 use super::bus_side::{BusSide, Outbox};
 use super::poll_table::{PollTable, Slot};
 use super::port::{open_error, PortSlot};
-use super::time::{clocks, stamp_us, Now, StampClock};
+use super::time::{clocks, Now, StampClock};
 use crate::can::{CanPort, NoBus};
 use crate::cli::Config;
 use crate::close::Close;
@@ -123,7 +123,7 @@ impl Outbox for Session {
         self.tx_room_frames()
     }
 
-    fn queue(&mut self, frame: &[u8], _stamp: (i64, u32)) {
+    fn queue(&mut self, frame: &[u8], _stamp: crate::time::Stamp) {
         self.queue_frame(frame);
     }
 
@@ -204,7 +204,7 @@ impl Conn {
 
     /// The earliest time this connection has timer work.
     pub fn next_deadline(&self) -> Option<Instant> {
-        super::time::earliest(self.session.next_deadline(), self.bus.can.retry_at())
+        crate::time::earliest(self.session.next_deadline(), self.bus.can.retry_at())
     }
 
     /// Timer work: reopen a vanished interface, end a handshake that took
@@ -276,7 +276,7 @@ impl Conn {
                     // original does (Nagle is on there).
                     net::ack_now(&self.tcp);
                     self.session.rx_filled(n);
-                    last_us = stamp_us(stamp);
+                    last_us = stamp.micros();
                     if let Some(us) = last_us {
                         self.session.rx_arrived(self.stamps.at(us, clocks));
                     }

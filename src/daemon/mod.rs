@@ -35,13 +35,14 @@ use self::poll_table::{PollTable, Ready, Slot};
 use self::scd_conn::ScdConn;
 use self::server::{Accepted, Server};
 use self::signals::Signals;
-use self::time::{earliest, ms_until, Now};
+use self::time::{ms_until, Now};
 use crate::cli::{Config, ModeConfig};
 use crate::close::Close;
 use crate::error::Error;
 use crate::net;
 use crate::session::Role;
 use crate::sys::CanBatch;
+use crate::time::earliest;
 
 /// How TCP streams arrive: accepted, or dialed.
 pub enum Mode {

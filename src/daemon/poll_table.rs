@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::limits::MAX_CLIENTS;
 use crate::sys::{self, PollFd};
+use crate::time::earliest;
 
 /// Signal pipe, listener, socketcand listener, monitor, dialing socket, then
 /// per client (of either protocol: they share the capacity) TCP + CAN, and
@@ -83,7 +84,7 @@ impl PollTable {
         let hold = hold.filter(|_| events & libc::POLLIN != 0);
         if let Some(wait) = hold {
             events &= !libc::POLLIN;
-            self.wait = Some(self.wait.map_or(wait, |w| w.min(wait)));
+            self.wait = earliest(self.wait, Some(wait));
         }
         // Cannot overflow: MAX_POLL covers every descriptor we can own.
         let _ = self.fds.push(PollFd {
@@ -104,10 +105,7 @@ impl PollTable {
     /// EAGAIN, and the next turn polls it as usual). A poll that something
     /// else ended leaves them for the next turn, which polls them.
     pub fn poll(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
-        let timeout = match (timeout, self.wait) {
-            (Some(t), Some(w)) => Some(t.min(w)),
-            (t, w) => t.or(w),
-        };
+        let timeout = earliest(timeout, self.wait);
         let ready = sys::poll(&mut self.fds, timeout)?;
         if ready > 0 || self.wait.is_none() {
             return Ok(ready);

@@ -24,7 +24,6 @@ use crate::device::CanSink;
 use crate::limits::READS_PER_WAKEUP;
 use crate::net;
 use crate::socketcand::session::{ScdConfig, ScdSession};
-use crate::socketcand::Stamp;
 use crate::sys::CanBatch;
 
 /// One socketcand connection: its TCP stream, its own CAN socket, its session.
@@ -42,8 +41,8 @@ impl Outbox for ScdSession {
         self.tx_room_frames()
     }
 
-    fn queue(&mut self, frame: &[u8], (sec, usec): (i64, u32)) {
-        self.queue_frame(frame, Stamp { sec, usec });
+    fn queue(&mut self, frame: &[u8], stamp: crate::time::Stamp) {
+        self.queue_frame(frame, stamp);
     }
 
     fn counters(&mut self) -> &mut Counters {
@@ -115,7 +114,7 @@ impl ScdConn {
 
     /// The earliest time this connection has timer work.
     pub fn next_deadline(&self) -> Option<Instant> {
-        super::time::earliest(self.session.next_deadline(), self.bus.can.retry_at())
+        crate::time::earliest(self.session.next_deadline(), self.bus.can.retry_at())
     }
 
     /// Timer work: reopen a vanished interface, retry a parked frame.
@@ -242,8 +241,7 @@ impl ScdConn {
             };
             for i in 0..n {
                 if let Some(frame) = bcm_changed_frame(&batch.frames[i][..batch.lens[i]]) {
-                    let (sec, usec) = batch.stamps[i];
-                    self.session.queue_subscribed(frame, Stamp { sec, usec });
+                    self.session.queue_subscribed(frame, batch.stamps[i]);
                 }
             }
             if n < room {

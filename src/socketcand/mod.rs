@@ -24,6 +24,7 @@ pub mod session;
 use core::fmt;
 
 use crate::limits::SCD_MAX_LINE;
+use crate::time::Stamp;
 
 /// Why the byte stream cannot be read as commands: the connection ends
 /// (nothing after it can be trusted to start a command).
@@ -301,15 +302,6 @@ fn parse_hex(s: &str, max_digits: usize) -> Option<u32> {
         return None;
     }
     u32::from_str_radix(s, 16).ok()
-}
-
-/// A kernel receive time, as `SO_TIMESTAMP` gives it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stamp {
-    /// Seconds since the epoch.
-    pub sec: i64,
-    /// Microseconds, 0..1_000_000.
-    pub usec: u32,
 }
 
 /// Longest line [`write_frame`] produces: `< frame 1FFFFFFF ` + a 20-digit

@@ -12,13 +12,14 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::MAX_FRAME_LINE;
-use super::{next_line, parse, write_frame, Command, Out, ScdError, SendFrame, Stamp};
+use super::{next_line, parse, write_frame, Command, Out, ScdError, SendFrame};
 use crate::buf::ByteBuf;
 use crate::can::Filters;
 use crate::close::Close;
 use crate::counters::{Counters, DropReason};
 use crate::device::{CanSink, CanTx, CyclicSink};
 use crate::limits::{SCD_MAX_REPLY, SCD_MAX_SUBSCRIPTIONS, SCD_RX_BUF, SCD_TX_BUF};
+use crate::time::{earliest, Stamp};
 
 /// The protocol's modes that this server serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,11 +140,7 @@ impl ScdSession {
 
     /// When a parked frame is due for another try, or statistics are due.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let stats = self.stats.map(|(_, at)| at);
-        match (self.retry_at, stats) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(self.retry_at, self.stats.map(|(_, at)| at))
     }
 
     /// True (and the next time set) when a `< stat >` line is due; a line
