@@ -10,39 +10,10 @@ use libc::{c_int, CAN_RAW_FD_FRAMES, CAN_RAW_FILTER, SOL_CAN_RAW, SOL_SOCKET};
 use socketcan::{CanSocket, Socket, SocketOptions};
 
 use crate::device::{CanSink, CanTx};
-use crate::limits::{CAN_QUEUED_FRAME_COST, CAN_RCVBUF, CAN_SNDBUF, MAX_FILTERS};
+use crate::filter::Filters;
+use crate::limits::{CAN_QUEUED_FRAME_COST, CAN_RCVBUF, CAN_SNDBUF};
+use crate::protocol::IfStats;
 use crate::sys::{self, CanBatch};
-
-/// Which data frames a socket receives.
-// Built once from the command line and never moved in a hot path, so the
-// inline filter table is cheaper than a box.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Filters {
-    /// Every frame (the kernel default).
-    All,
-    /// Only frames matching one of these `CAN_RAW_FILTER` entries.
-    List(heapless::Vec<libc::can_filter, MAX_FILTERS>),
-    /// No data frames at all (a socket that only wants error frames).
-    Nothing,
-}
-
-impl Filters {
-    /// True if a data frame with `can_id` (flags included) passes, as the
-    /// kernel applies `CAN_RAW_FILTER`: any entry whose masked ID matches
-    /// (or, inverted, differs). A socketcand `subscribe` asks the BCM, which
-    /// knows nothing of these filters, so it is checked here first.
-    pub fn admits(&self, can_id: u32) -> bool {
-        match self {
-            Filters::All => true,
-            Filters::Nothing => false,
-            Filters::List(list) => list.iter().any(|f| {
-                let same = can_id & f.can_mask == f.can_id & f.can_mask & !libc::CAN_INV_FILTER;
-                same != (f.can_id & libc::CAN_INV_FILTER != 0)
-            }),
-        }
-    }
-}
 
 /// How to set up each CAN socket.
 #[derive(Debug, Clone)]
@@ -440,6 +411,30 @@ impl crate::device::CyclicSink for BcmPort {
         // without one message per job; the next job opens a new one.
         self.fd = None;
     }
+}
+
+/// The interface's statistics (sysfs): received bytes and packets, sent
+/// bytes and packets; 0 for one unreadable (the interface is gone: a
+/// vanished interface counts nothing).
+pub fn if_stats(canif: &str) -> IfStats {
+    ["rx_bytes", "rx_packets", "tx_bytes", "tx_packets"].map(|name| if_stat(canif, name))
+}
+
+fn if_stat(canif: &str, name: &str) -> u64 {
+    use core::fmt::Write;
+    use std::io::Read;
+    let mut path = heapless::String::<80>::new();
+    if write!(path, "/sys/class/net/{canif}/statistics/{name}").is_err() {
+        return 0;
+    }
+    let mut buf = [0u8; 24];
+    let n = std::fs::File::open(path.as_str())
+        .and_then(|mut f| f.read(&mut buf))
+        .unwrap_or(0);
+    core::str::from_utf8(&buf[..n])
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The one place that decides what a failed CAN write means.

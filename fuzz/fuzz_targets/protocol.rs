@@ -26,7 +26,9 @@ use libfuzzer_sys::fuzz_target;
 use tcpcan::cli::{Args, Config};
 use tcpcan::device::{CanSink, CanTx};
 use tcpcan::limits::TX_BUF;
-use tcpcan::session::{Role, Session, Timer};
+use tcpcan::protocol::{Protocol, Timer};
+use tcpcan::session::{Role, Session};
+use tcpcan::time::Stamp;
 use tcpcan::wire::{self, Decoded, Message, CANFD_MTU, CAN_MTU, HEADER_LEN};
 
 /// A bus whose answers follow a mode the program sets.
@@ -205,7 +207,7 @@ fuzz_target!(|input: &[u8]| {
                     Timer::RetryParked | Timer::ReplayDue => {
                         session.process(now, &mut bus).map(|_| ())
                     }
-                    Timer::Idle => Ok(()),
+                    Timer::Idle | Timer::Stats => Ok(()),
                     Timer::Close(e) => Err(e),
                 }
             }
@@ -216,7 +218,7 @@ fuzz_target!(|input: &[u8]| {
                 let bytes = take(&mut prog, size);
                 frame[..bytes.len()].copy_from_slice(bytes);
                 if session.tx_has_room() {
-                    assert!(session.queue_frame(&frame[..size]));
+                    assert!(session.queue_frame(&frame[..size], Stamp::default()));
                 }
                 Ok(())
             }
@@ -232,7 +234,7 @@ fuzz_target!(|input: &[u8]| {
             }
         };
         assert_eq!(
-            session.counters.to_can, bus.taken,
+            session.counters().to_can, bus.taken,
             "to_can differs from what the bus took"
         );
         assert!(session.tx_pending().len() <= TX_BUF);

@@ -3,7 +3,7 @@
 //! a read failed, count what the kernel dropped, and under load leave the
 //! socket unread for a moment so the next read takes many frames
 //! ([`Coalesce`], timed by the kernel's receive stamps: no clock read). A
-//! [`BusSide`] does the reading; the session it reads for is an [`Outbox`].
+//! [`BusSide`] does the reading, for a session of either [`Protocol`].
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,19 +16,9 @@ use crate::can::{CanOptions, ReadError};
 use crate::coalesce::{Coalesce, Side};
 use crate::counters::{Counters, RateLimit};
 use crate::limits::READS_PER_WAKEUP;
+use crate::protocol::Protocol;
 use crate::sys::CanBatch;
 use crate::time::Stamp;
-
-/// Where frames read from the bus go: a session's output to its peer.
-pub trait Outbox {
-    /// Frames that fit in the output now (the CAN socket is not read
-    /// beyond: back-pressure).
-    fn room(&self) -> usize;
-    /// Queues one frame read at `stamp` (zero without `SO_TIMESTAMP`).
-    fn queue(&mut self, frame: &[u8], stamp: Stamp);
-    /// The session's counters.
-    fn counters(&mut self) -> &mut Counters;
-}
 
 /// A connection's CAN socket (which may vanish), its drop warnings and its
 /// coalescing.
@@ -95,7 +85,7 @@ impl BusSide {
     pub fn on_readable(
         &mut self,
         revents: i16,
-        out: &mut dyn Outbox,
+        out: &mut impl Protocol,
         ctx: (SocketAddr, &Now, &str),
         batch: &mut CanBatch,
     ) {
@@ -118,7 +108,9 @@ impl BusSide {
             let Some(port) = self.can.port_mut() else {
                 break;
             };
-            let room = out.room();
+            // Frames that fit in the output now (the CAN socket is not
+            // read beyond: back-pressure).
+            let room = out.tx_room_frames();
             if room == 0 {
                 break;
             }
@@ -127,10 +119,10 @@ impl BusSide {
                     // Only a drop needs the time (a clock read is a
                     // system call where the vDSO has no clock source).
                     if overflow > 0 {
-                        self.kernel_dropped(overflow, out, (peer, now.get(), canif));
+                        self.kernel_dropped(overflow, out.counters(), (peer, now.get(), canif));
                     }
                     for i in 0..n {
-                        out.queue(&batch.frames[i][..batch.lens[i]], batch.stamps[i]);
+                        out.queue_frame(&batch.frames[i][..batch.lens[i]], batch.stamps[i]);
                     }
                     frames += n;
                     last = batch.stamps[n.saturating_sub(1)];
@@ -162,10 +154,10 @@ impl BusSide {
     }
 
     /// Asks the kernel for drops it has not yet reported with a frame.
-    pub fn poll_kernel_drops(&mut self, out: &mut dyn Outbox, ctx: (SocketAddr, Instant, &str)) {
+    pub fn poll_kernel_drops(&mut self, out: &mut impl Protocol, ctx: (SocketAddr, Instant, &str)) {
         if let Some(port) = self.can.port_mut() {
             let dropped = port.new_drops();
-            self.kernel_dropped(dropped, out, ctx);
+            self.kernel_dropped(dropped, out.counters(), ctx);
         }
     }
 
@@ -174,13 +166,13 @@ impl BusSide {
     fn kernel_dropped(
         &mut self,
         dropped: u32,
-        out: &mut dyn Outbox,
+        counters: &mut Counters,
         (peer, now, canif): (SocketAddr, Instant, &str),
     ) {
         if dropped == 0 {
             return;
         }
-        out.counters().drop_kernel_overflow += u64::from(dropped);
+        counters.drop_kernel_overflow += u64::from(dropped);
         if let Some(s) = self.overflow_warn.allow(now) {
             log::warn!(
                 "{peer}: kernel dropped {dropped} frames from {canif}: peer is not keeping up ({s} similar warnings suppressed)"

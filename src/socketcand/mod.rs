@@ -23,6 +23,7 @@ pub mod session;
 
 use core::fmt;
 
+use crate::close::{BadInput, Close};
 use crate::limits::SCD_MAX_LINE;
 use crate::time::Stamp;
 
@@ -114,13 +115,43 @@ pub enum ScdError {
     NoSuchBus,
 }
 
+// The sentence for a line too long names the limit.
+const _: () = assert!(SCD_MAX_LINE == 256, "say the new limit in ScdError::said");
+
+impl ScdError {
+    /// The reason the connection ends, as its log line says it.
+    pub fn said(self) -> BadInput {
+        let (what, byte) = match self {
+            ScdError::Line(LineError::TooLong) => ("socketcand line longer than 256 bytes", None),
+            ScdError::Line(LineError::Garbage(b)) => ("socketcand: byte {} outside < >", Some(b)),
+            ScdError::Line(LineError::Binary(b)) => {
+                ("socketcand: non-ASCII byte {} in a command", Some(b))
+            }
+            ScdError::Number(e) => (
+                match e {
+                    NumberError::Id => "socketcand: malformed CAN ID",
+                    NumberError::Dlc => "socketcand: malformed DLC",
+                    NumberError::Byte => "socketcand: malformed data byte",
+                    NumberError::Interval => "socketcand: malformed interval",
+                    NumberError::Missing => "socketcand: missing field",
+                },
+                None,
+            ),
+            ScdError::NoSuchBus => ("socketcand: asked to open a bus not served", None),
+        };
+        BadInput { what, byte }
+    }
+}
+
 impl fmt::Display for ScdError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ScdError::Line(e) => e.fmt(f),
-            ScdError::Number(e) => write!(f, "socketcand: {e}"),
-            ScdError::NoSuchBus => f.write_str("socketcand: asked to open a bus not served"),
-        }
+        self.said().fmt(f)
+    }
+}
+
+impl From<ScdError> for Close {
+    fn from(e: ScdError) -> Self {
+        Close::Input(e.said())
     }
 }
 

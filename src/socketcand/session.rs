@@ -8,18 +8,20 @@
 //! `< filter >` or `< subscribe >` asked the kernel's BCM for are
 //! forwarded), RAW (every frame of the bus is forwarded) and CONTROL.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::MAX_FRAME_LINE;
 use super::{next_line, parse, write_frame, Command, Out, ScdError, SendFrame};
-use crate::buf::ByteBuf;
-use crate::can::Filters;
 use crate::close::Close;
-use crate::counters::{Counters, DropReason};
+use crate::counters::DropReason;
 use crate::device::{CanSink, CanTx, CyclicSink};
+use crate::filter::Filters;
 use crate::limits::{SCD_MAX_REPLY, SCD_MAX_SUBSCRIPTIONS, SCD_RX_BUF, SCD_TX_BUF};
-use crate::time::{earliest, Stamp};
+use crate::protocol::{stream_access, Bus, IfStats, Protocol, Stream};
+pub use crate::protocol::{Progress, Timer, Wake};
+use crate::time::{earliest, Clock, Stamp};
 
 /// The protocol's modes that this server serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,15 +47,8 @@ pub struct ScdConfig {
     pub tx_timeout: Duration,
     /// `--filter`: a subscription may not reach frames these hide.
     pub filters: Filters,
-}
-
-/// What [`ScdSession::process`] left behind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// Every complete line was handled (or output has no room for a reply).
-    Drained,
-    /// A frame waits for a busy bus: try again at this time.
-    Parked(Instant),
+    /// The bus served: the one `< open >` may name.
+    pub bus: String,
 }
 
 /// One socketcand connection, without its sockets.
@@ -61,10 +56,7 @@ pub struct ScdSession {
     peer: SocketAddr,
     cfg: ScdConfig,
     mode: Mode,
-    rx: ByteBuf<SCD_RX_BUF>,
-    tx: ByteBuf<SCD_TX_BUF>,
-    /// Since when the head `< send >` has waited for the bus.
-    busy_since: Option<Instant>,
+    io: Stream<SCD_RX_BUF, SCD_TX_BUF>,
     /// When a parked frame is tried again.
     retry_at: Option<Instant>,
     fd_warned: bool,
@@ -72,8 +64,6 @@ pub struct ScdSession {
     stats: Option<(Duration, Instant)>,
     /// IDs with a receive job in the kernel's BCM (`filter`, `subscribe`).
     subs: heapless::Vec<u32, SCD_MAX_SUBSCRIPTIONS>,
-    /// Traffic and drops of this connection.
-    pub counters: Counters,
     /// CAN FD frames not forwarded: the protocol cannot say them.
     pub fd_not_sent: u64,
 }
@@ -92,55 +82,20 @@ impl ScdSession {
             peer,
             cfg,
             mode: Mode::NoBus,
-            rx: ByteBuf::new(),
-            tx: ByteBuf::new(),
-            busy_since: None,
+            io: Stream::new(),
             retry_at: None,
             fd_warned: false,
             stats: None,
             subs: heapless::Vec::new(),
-            counters: Counters::default(),
             fd_not_sent: 0,
         };
         s.reply("< hi >");
         s
     }
 
-    /// The peer's address, for log lines.
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
-    }
-
     /// The mode the client is in.
     pub fn mode(&self) -> Mode {
         self.mode
-    }
-
-    /// True while the kernel's BCM may pass frames back for this client.
-    pub fn has_subscriptions(&self) -> bool {
-        !self.subs.is_empty()
-    }
-
-    /// Free space for the next TCP read.
-    pub fn rx_spare(&mut self) -> &mut [u8] {
-        self.rx.spare()
-    }
-
-    /// `n` bytes were read into [`rx_spare`](Self::rx_spare).
-    pub fn rx_filled(&mut self, n: usize) {
-        self.rx.fill(n);
-        self.counters.bytes_in += n as u64;
-    }
-
-    /// True when more TCP input can be taken: not while a frame waits for
-    /// the bus, nor while a reply would not fit.
-    pub fn wants_tcp_read(&self) -> bool {
-        self.retry_at.is_none() && self.rx.free() > 0 && self.tx.free() >= SCD_MAX_REPLY
-    }
-
-    /// When a parked frame is due for another try, or statistics are due.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        earliest(self.retry_at, self.stats.map(|(_, at)| at))
     }
 
     /// True (and the next time set) when a `< stat >` line is due; a line
@@ -149,36 +104,25 @@ impl ScdSession {
         match &mut self.stats {
             Some((ival, at)) if now >= *at => {
                 *at = now + *ival;
-                self.tx.free() >= SCD_MAX_REPLY
+                self.io.tx.free() >= SCD_MAX_REPLY
             }
             _ => false,
         }
-    }
-
-    /// Queues `< stat RBYTES RPACKETS TBYTES TPACKETS >` (the interface's).
-    pub fn queue_stats(&mut self, rx_bytes: u64, rx_packets: u64, tx_bytes: u64, tx_packets: u64) {
-        let mut line = heapless::String::<SCD_MAX_REPLY>::new();
-        let _ = core::fmt::Write::write_fmt(
-            &mut line,
-            format_args!("< stat {rx_bytes} {rx_packets} {tx_bytes} {tx_packets} >"),
-        );
-        self.reply(&line);
     }
 
     /// Carries out every complete command in the input, in order.
     pub fn process(
         &mut self,
         now: Instant,
-        bus: &str,
         can: &mut dyn CanSink,
         bcm: &mut dyn CyclicSink,
     ) -> Result<Progress, Close> {
         self.retry_at = None;
         loop {
-            if self.tx.free() < SCD_MAX_REPLY {
+            if self.io.tx.free() < SCD_MAX_REPLY {
                 return Ok(Progress::Drained);
             }
-            let (cmd, used) = match next_line(self.rx.data()) {
+            let (cmd, used) = match next_line(self.io.rx.data()) {
                 Err(e) => return Err(ScdError::Line(e).into()),
                 Ok(None) => return Ok(Progress::Drained),
                 Ok(Some((text, used))) => match parse(text) {
@@ -189,11 +133,11 @@ impl ScdSession {
                     }
                 },
             };
-            match self.command(cmd, now, bus, can, bcm)? {
-                Step::Done => self.rx.consume(used),
+            match self.command(cmd, now, can, bcm)? {
+                Step::Done => self.io.rx.consume(used),
                 Step::Parked(at) => {
                     self.retry_at = Some(at);
-                    return Ok(Progress::Parked(at));
+                    return Ok(Progress::Parked);
                 }
             }
         }
@@ -203,14 +147,13 @@ impl ScdSession {
         &mut self,
         cmd: Owned,
         now: Instant,
-        bus: &str,
         can: &mut dyn CanSink,
         bcm: &mut dyn CyclicSink,
     ) -> Result<Step, Close> {
         match (self.mode, cmd) {
             (_, Owned::Echo) => self.reply("< echo >"),
-            (Mode::NoBus, Owned::Open(ref name)) if name.as_str() == bus => {
-                log::info!("{}: socketcand client opened {bus}", self.peer);
+            (Mode::NoBus, Owned::Open(ref name)) if name.as_str() == self.cfg.bus => {
+                log::info!("{}: socketcand client opened {}", self.peer, self.cfg.bus);
                 self.mode = Mode::Bcm;
                 self.reply("< ok >");
             }
@@ -261,12 +204,12 @@ impl ScdSession {
     /// is counted, with an error line for a broken rule.
     fn frame_for_bus(&mut self, f: SendFrame) -> Option<[u8; libc::CAN_MTU]> {
         if let Some(p) = frame_problem(&f) {
-            self.counters.count_drop(DropReason::Invalid);
+            self.io.counters.count_drop(DropReason::Invalid);
             self.reply_error(p);
             return None;
         }
         if self.cfg.read_only {
-            self.counters.count_drop(DropReason::ReadOnly);
+            self.io.counters.count_drop(DropReason::ReadOnly);
             return None;
         }
         Some(host_frame(&f))
@@ -351,45 +294,124 @@ impl ScdSession {
         };
         match can.send(&frame) {
             CanTx::Sent => {
-                self.busy_since = None;
-                self.counters.to_can += 1;
+                self.io.bus_moved();
+                self.io.counters.to_can += 1;
             }
             CanTx::Busy => {
-                let since = *self.busy_since.get_or_insert(now);
-                if now.duration_since(since) < self.cfg.tx_timeout {
+                if self.io.may_wait(now, self.cfg.tx_timeout) {
                     return Step::Parked(now + BUSY_RETRY);
                 }
                 // Not reset: until the bus moves, later frames are shed too.
-                self.counters.count_drop(DropReason::Stale);
+                self.io.counters.count_drop(DropReason::Stale);
             }
-            CanTx::Refused => self.counters.count_drop(DropReason::Refused),
-            CanTx::Down => self.counters.count_drop(DropReason::BusDown),
+            CanTx::Refused => self.io.counters.count_drop(DropReason::Refused),
+            CanTx::Down => self.io.counters.count_drop(DropReason::BusDown),
         }
         Step::Done
     }
 
-    /// True while another `< frame >` line fits in the output.
-    pub fn tx_has_room(&self) -> bool {
-        self.tx.free() >= MAX_FRAME_LINE
+    fn reply(&mut self, line: &str) {
+        // Room was checked before the command was taken.
+        let _ = self.io.tx.push(line.as_bytes());
     }
 
-    /// How many more frames can be taken from the bus now.
-    pub fn tx_room_frames(&self) -> usize {
-        self.tx.free() / MAX_FRAME_LINE
+    fn reply_error(&mut self, text: &str) {
+        log::debug!("{}: socketcand error: {text}", self.peer);
+        let mut line = heapless::String::<SCD_MAX_REPLY>::new();
+        let _ = line.push_str("< error ");
+        let _ = line.push_str(&text[..text.len().min(SCD_MAX_REPLY - 12)]);
+        let _ = line.push_str(" >");
+        self.reply(&line);
+    }
+}
+
+impl Protocol for ScdSession {
+    type Tcp = Stream<SCD_RX_BUF, SCD_TX_BUF>;
+    const FRAME_ROOM: usize = MAX_FRAME_LINE;
+    const STAMPED_READS: bool = false;
+    const FRAME_STAMPS: bool = true;
+    stream_access!(io);
+
+    fn process_input(&mut self, clock: impl Clock, bus: Bus<'_>) -> Result<Progress, Close> {
+        self.process(clock.now(), bus.can, bus.bcm)
+    }
+
+    fn on_timer(&mut self, now: Instant) -> Timer {
+        if self.stats_due(now) {
+            Timer::Stats
+        } else if self.retry_at.is_some_and(|t| now >= t) {
+            Timer::RetryParked
+        } else {
+            Timer::Idle
+        }
+    }
+
+    fn fmt_counters(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "socketcand: {} fd_not_sent={}",
+            self.io.counters, self.fd_not_sent
+        )
+    }
+
+    /// The peer's address, for log lines.
+    fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// True while the kernel's BCM may pass frames back for this client.
+    fn wants_bcm(&self) -> bool {
+        !self.subs.is_empty()
+    }
+
+    /// Free space for the next TCP read.
+    fn rx_spare(&mut self) -> &mut [u8] {
+        self.io.rx.spare()
+    }
+
+    /// `n` bytes were read into [`rx_spare`](Self::rx_spare).
+    fn rx_filled(&mut self, n: usize) {
+        self.io.filled(n);
+    }
+
+    /// True when more TCP input can be taken: not while a frame waits for
+    /// the bus, nor while a reply would not fit.
+    fn wants_tcp_read(&self) -> bool {
+        self.retry_at.is_none() && self.io.rx.free() > 0 && self.io.tx.free() >= SCD_MAX_REPLY
+    }
+
+    /// How a parked session wants to be woken, if it is parked.
+    fn parked(&self) -> Option<Wake> {
+        self.retry_at.map(Wake::At)
+    }
+
+    /// When a parked frame is due for another try, or statistics are due.
+    fn next_deadline(&self) -> Option<Instant> {
+        earliest(self.retry_at, self.stats.map(|(_, at)| at))
+    }
+
+    /// Queues `< stat RBYTES RPACKETS TBYTES TPACKETS >` (the interface's).
+    fn queue_stats(&mut self, [rx_bytes, rx_packets, tx_bytes, tx_packets]: IfStats) {
+        let mut line = heapless::String::<SCD_MAX_REPLY>::new();
+        let _ = core::fmt::Write::write_fmt(
+            &mut line,
+            format_args!("< stat {rx_bytes} {rx_packets} {tx_bytes} {tx_packets} >"),
+        );
+        self.reply(&line);
     }
 
     /// Takes one frame (host layout) read from the bus at `stamp`: a line
     /// in RAW mode, nothing otherwise. Returns false if it did not fit.
-    pub fn queue_frame(&mut self, frame: &[u8], stamp: Stamp) -> bool {
+    fn queue_frame(&mut self, frame: &[u8], stamp: Stamp) -> bool {
         if self.mode != Mode::Raw {
             return true;
         }
         let mut line = [0u8; MAX_FRAME_LINE];
         match write_frame(frame, stamp, self.cfg.error_frames, &mut line) {
             Out::Line(n) => {
-                let ok = self.tx.push(&line[..n]);
+                let ok = self.io.tx.push(&line[..n]);
                 if ok {
-                    self.counters.to_tcp += 1;
+                    self.io.counters.to_tcp += 1;
                 }
                 ok
             }
@@ -412,7 +434,7 @@ impl ScdSession {
     /// for a `filter` or `subscribe`, received at `stamp`: a line in BCM
     /// mode; one still queued when the client left BCM mode is dropped.
     /// Returns false if it did not fit.
-    pub fn queue_subscribed(&mut self, frame: &[u8], stamp: Stamp) -> bool {
+    fn queue_subscribed(&mut self, frame: &[u8], stamp: Stamp) -> bool {
         if self.mode != Mode::Bcm {
             return true;
         }
@@ -420,36 +442,11 @@ impl ScdSession {
         let Out::Line(n) = write_frame(frame, stamp, false, &mut line) else {
             return true;
         };
-        let ok = self.tx.push(&line[..n]);
+        let ok = self.io.tx.push(&line[..n]);
         if ok {
-            self.counters.to_tcp += 1;
+            self.io.counters.to_tcp += 1;
         }
         ok
-    }
-
-    /// Bytes waiting to be sent.
-    pub fn tx_pending(&self) -> &[u8] {
-        self.tx.data()
-    }
-
-    /// `n` bytes of [`tx_pending`](Self::tx_pending) were sent.
-    pub fn tx_sent(&mut self, n: usize) {
-        self.tx.consume(n);
-        self.counters.bytes_out += n as u64;
-    }
-
-    fn reply(&mut self, line: &str) {
-        // Room was checked before the command was taken.
-        let _ = self.tx.push(line.as_bytes());
-    }
-
-    fn reply_error(&mut self, text: &str) {
-        log::debug!("{}: socketcand error: {text}", self.peer);
-        let mut line = heapless::String::<SCD_MAX_REPLY>::new();
-        let _ = line.push_str("< error ");
-        let _ = line.push_str(&text[..text.len().min(SCD_MAX_REPLY - 12)]);
-        let _ = line.push_str(" >");
-        self.reply(&line);
     }
 }
 
@@ -636,6 +633,7 @@ mod tests {
             error_frames: false,
             tx_timeout: Duration::from_millis(100),
             filters: Filters::All,
+            bus: "vcan0".into(),
         }
     }
 
@@ -655,7 +653,7 @@ mod tests {
         jobs: &mut Jobs,
     ) -> Result<String, Close> {
         feed(s, input);
-        s.process(Instant::now(), "vcan0", can, jobs)?;
+        s.process(Instant::now(), can, jobs)?;
         Ok(take(s))
     }
 
@@ -707,11 +705,11 @@ mod tests {
         let mut s = session();
         take(&mut s);
         let r = talk(&mut s, "< open can7 >", &mut bus());
-        assert_eq!(r, Err(Close::Socketcand(ScdError::NoSuchBus)));
+        assert_eq!(r, Err(Close::from(ScdError::NoSuchBus)));
         assert_eq!(take(&mut s), "< error no such bus >");
         let long = "< open vcan0vcan0vcan0vcan0 >";
         let r = talk(&mut session(), long, &mut bus());
-        assert_eq!(r, Err(Close::Socketcand(ScdError::NoSuchBus)));
+        assert_eq!(r, Err(Close::from(ScdError::NoSuchBus)));
     }
 
     #[test]
@@ -733,7 +731,7 @@ mod tests {
         talk(&mut s, "< send 1AAAAAAA 0 >", &mut b).unwrap();
         let ext = frame(0x1AAA_AAAA | libc::CAN_EFF_FLAG, &[]);
         assert_eq!(b.sent[1], ext.to_vec());
-        assert_eq!(s.counters.to_can, 2);
+        assert_eq!(s.io.counters.to_can, 2);
     }
 
     #[test]
@@ -764,7 +762,7 @@ mod tests {
         let out = talk(&mut s, "< send 800 0 >", &mut b).unwrap();
         assert_eq!(out, "< error standard ID above 7FF >");
         assert!(b.sent.is_empty());
-        assert_eq!(s.counters.drop_invalid, 3);
+        assert_eq!(s.io.counters.drop_invalid, 3);
         talk(&mut s, "< send 123 0 >", &mut b).unwrap();
         assert_eq!(b.sent.len(), 1, "still served");
     }
@@ -773,7 +771,7 @@ mod tests {
     fn a_malformed_number_gets_an_error_line_then_the_connection_ends() {
         let (mut s, mut b) = opened_raw();
         let r = talk(&mut s, "< send 12G 1 00 >", &mut b);
-        let want = Close::Socketcand(ScdError::Number(NumberError::Id));
+        let want = Close::from(ScdError::Number(NumberError::Id));
         assert_eq!(r, Err(want));
         assert_eq!(take(&mut s), "< error malformed CAN ID >");
         assert_eq!(want.to_string(), "socketcand: malformed CAN ID");
@@ -793,17 +791,11 @@ mod tests {
     fn garbage_or_an_endless_line_ends_the_connection() {
         let (mut s, mut b) = opened_raw();
         let r = talk(&mut s, "\x00\x7f\x01", &mut b);
-        assert_eq!(
-            r,
-            Err(Close::Socketcand(ScdError::Line(LineError::Garbage(0))))
-        );
+        assert_eq!(r, Err(Close::from(ScdError::Line(LineError::Garbage(0)))));
         let (mut s, mut b) = opened_raw();
         let long = format!("< send {}", " ".repeat(300));
         let r = talk(&mut s, &long, &mut b);
-        assert_eq!(
-            r,
-            Err(Close::Socketcand(ScdError::Line(LineError::TooLong)))
-        );
+        assert_eq!(r, Err(Close::from(ScdError::Line(LineError::TooLong))));
     }
 
     #[test]
@@ -867,11 +859,10 @@ mod tests {
         assert_eq!(s.mode(), Mode::Control);
         let t0 = Instant::now();
         feed(&mut s, "< statistics 1000 >");
-        s.process(t0, "vcan0", &mut b, &mut Jobs::default())
-            .unwrap();
+        s.process(t0, &mut b, &mut Jobs::default()).unwrap();
         assert_eq!(s.next_deadline(), Some(t0));
         assert!(s.stats_due(t0), "the first line at once");
-        s.queue_stats(1, 2, 3, 4);
+        s.queue_stats([1, 2, 3, 4]);
         assert_eq!(take(&mut s), "< stat 1 2 3 4 >");
         assert!(!s.stats_due(t0 + Duration::from_millis(999)));
         assert!(s.stats_due(t0 + Duration::from_millis(1000)));
@@ -907,7 +898,7 @@ mod tests {
                 (ext, Duration::from_millis(1500), None)
             ]
         );
-        assert!(s.has_subscriptions());
+        assert!(s.wants_bcm());
     }
 
     #[test]
@@ -922,7 +913,7 @@ mod tests {
         let out = talk_jobs(&mut s, "< subscribe 0 0 800 >", &mut b, &mut jobs);
         assert_eq!(out.unwrap(), "< error standard ID above 7FF >");
         assert_eq!(jobs.rx.len(), 1, "a bad filter reaches no kernel");
-        assert_eq!(s.counters.drop_invalid, 0, "no frame was dropped");
+        assert_eq!(s.io.counters.drop_invalid, 0, "no frame was dropped");
     }
 
     #[test]
@@ -932,7 +923,7 @@ mod tests {
         let t = Stamp { sec: 7, usec: 8 };
         assert!(s.queue_subscribed(&frame(0x123, &[0xAB, 0xCD]), t));
         assert_eq!(take(&mut s), "< frame 123 7.000008 ABCD >");
-        assert_eq!(s.counters.to_tcp, 1);
+        assert_eq!(s.io.counters.to_tcp, 1);
     }
 
     #[test]
@@ -942,7 +933,7 @@ mod tests {
         let out = talk_jobs(&mut s, "< unsubscribe 123 >", &mut b, &mut jobs);
         assert_eq!(out.unwrap(), "");
         assert_eq!(jobs.rx_deleted, [0x123]);
-        assert!(!s.has_subscriptions());
+        assert!(!s.wants_bcm());
         let out = talk_jobs(&mut s, "< unsubscribe 123 >", &mut b, &mut jobs);
         assert_eq!(out.unwrap(), "< error no such subscription >");
         assert_eq!(jobs.rx_deleted, [0x123], "nothing asked of the kernel");
@@ -1011,7 +1002,7 @@ mod tests {
         );
         assert_eq!(jobs.ended, 1, "every job ended at once");
         assert!(jobs.rx.is_empty());
-        assert!(!s.has_subscriptions());
+        assert!(!s.wants_bcm());
         let late = frame(0x123, &[1]);
         assert!(s.queue_subscribed(&late, Stamp::default()));
         assert_eq!(
@@ -1052,7 +1043,7 @@ mod tests {
         jobs.refuse_rx = true;
         let out = talk_jobs(&mut s, "< subscribe 0 0 123 >", &mut b, &mut jobs);
         assert_eq!(out.unwrap(), "< error subscription refused >");
-        assert!(!s.has_subscriptions(), "a refused job is not held");
+        assert!(!s.wants_bcm(), "a refused job is not held");
         assert_eq!(
             talk_jobs(&mut s, "< echo >", &mut b, &mut jobs).unwrap(),
             "< echo >"
@@ -1071,7 +1062,7 @@ mod tests {
         let mut b = bus();
         talk(&mut s, "< open vcan0 >< send 123 0 >", &mut b).unwrap();
         assert!(b.sent.is_empty());
-        assert_eq!(s.counters.drop_read_only, 1);
+        assert_eq!(s.io.counters.drop_read_only, 1);
     }
 
     #[test]
@@ -1080,20 +1071,19 @@ mod tests {
         b.answer = CanTx::Busy;
         feed(&mut s, "< send 123 0 >< echo >");
         let t0 = Instant::now();
-        let r = s
-            .process(t0, "vcan0", &mut b, &mut Jobs::default())
-            .unwrap();
-        assert_eq!(r, Progress::Parked(t0 + BUSY_RETRY));
+        let r = s.process(t0, &mut b, &mut Jobs::default()).unwrap();
+        assert_eq!(r, Progress::Parked);
+        assert_eq!(s.parked(), Some(Wake::At(t0 + BUSY_RETRY)));
+        assert_eq!(s.on_timer(t0 + BUSY_RETRY), Timer::RetryParked);
         assert!(!s.wants_tcp_read(), "no more input while parked");
         assert_eq!(take(&mut s), "", "later commands wait their turn");
         let r = s.process(
             t0 + Duration::from_millis(100),
-            "vcan0",
             &mut b,
             &mut Jobs::default(),
         );
         assert_eq!(r.unwrap(), Progress::Drained);
-        assert_eq!(s.counters.drop_stale, 1);
+        assert_eq!(s.io.counters.drop_stale, 1);
         assert_eq!(take(&mut s), "< echo >");
     }
 
@@ -1109,7 +1099,7 @@ mod tests {
         talk(&mut s, "< rawmode >", &mut b).unwrap();
         assert!(s.queue_frame(&frame(0x10, &[1]), t));
         assert_eq!(take(&mut s), "< frame 010 5.000006 01 >");
-        assert_eq!(s.counters.to_tcp, 1);
+        assert_eq!(s.io.counters.to_tcp, 1);
     }
 
     #[test]
@@ -1118,7 +1108,7 @@ mod tests {
         let fd = [0u8; libc::CANFD_MTU];
         assert!(s.queue_frame(&fd, Stamp::default()));
         assert!(s.queue_frame(&fd, Stamp::default()));
-        assert_eq!((s.fd_not_sent, s.counters.to_tcp), (2, 0));
+        assert_eq!((s.fd_not_sent, s.io.counters.to_tcp), (2, 0));
         assert_eq!(take(&mut s), "");
     }
 

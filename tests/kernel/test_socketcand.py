@@ -354,7 +354,10 @@ def test_a_mode_change_ends_the_cyclic_sends_of_the_mode_before(daemons, vcan, p
         time.sleep(0.05)
         bus.drain()
         assert bus.quiet(0.3) == [], "a cyclic send outlived < %s >" % mode
-        assert c.ask("< echo >") == "< echo >", "the connection stays"
+        # RAW mode may still forward what the bus carried before the switch.
+        c.send("< echo >")
+        replies = [c.line() for _ in range(20)]
+        assert "< echo >" in replies, "the connection stays: %r" % replies
     c.close()
 
 
