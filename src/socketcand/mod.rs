@@ -168,11 +168,16 @@ pub struct SendFrame {
     pub given: usize,
 }
 
-/// One command of a client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command<'a> {
+/// A bus name as `< open >` gives it: at most 16 bytes, as the protocol
+/// says; a longer one is left empty, so it matches no bus.
+pub type BusName = heapless::String<16>;
+
+/// One command of a client, detached from the input it was read from (so
+/// the input can be consumed once the command ran).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
     /// `< open BUS >`
-    Open(&'a str),
+    Open(BusName),
     /// `< rawmode >`
     RawMode,
     /// `< bcmmode >`
@@ -214,12 +219,12 @@ pub enum Command<'a> {
     /// `< unsubscribe ID >`: ends the filter or subscription for ID.
     Unsubscribe(u32),
     /// A command with more fields than it takes: answered, not carried out.
-    Surplus(&'a str),
+    Surplus(&'static str),
     /// A command of the protocol this server does not carry out
     /// (multiplex filters, ISO-TP, CAN FD sends).
-    Unsupported(&'a str),
+    Unsupported(&'static str),
     /// A word the protocol does not have.
-    Unknown(&'a str),
+    Unknown,
 }
 
 /// Commands the protocol defines that are not carried out here; answered
@@ -227,13 +232,13 @@ pub enum Command<'a> {
 const UNSUPPORTED: &[&str] = &["muxfilter", "isotpmode", "isotpconf", "sendpdu", "fdsend"];
 
 /// Parses the text between `<` and `>`.
-pub fn parse(text: &str) -> Result<Command<'_>, NumberError> {
+pub fn parse(text: &str) -> Result<Command, NumberError> {
     let mut words = text.split_ascii_whitespace();
     let Some(word) = words.next() else {
-        return Ok(Command::Unknown(""));
+        return Ok(Command::Unknown);
     };
     Ok(match word {
-        "open" => Command::Open(words.next().ok_or(NumberError::Missing)?),
+        "open" => Command::Open(bus_name(words.next().ok_or(NumberError::Missing)?)),
         "rawmode" => Command::RawMode,
         "bcmmode" => Command::BcmMode,
         "echo" => Command::Echo,
@@ -261,20 +266,30 @@ pub fn parse(text: &str) -> Result<Command<'_>, NumberError> {
             let interval = (parse_dec(words.next())?, parse_dec(words.next())?);
             let can_id = parse_id(words.next().ok_or(NumberError::Missing)?)?;
             match words.next() {
-                Some(_) => Command::Surplus(word),
+                Some(_) => Command::Surplus("subscribe"),
                 None => Command::Subscribe { interval, can_id },
             }
         }
         "unsubscribe" => {
             let can_id = parse_id(words.next().ok_or(NumberError::Missing)?)?;
             match words.next() {
-                Some(_) => Command::Surplus(word),
+                Some(_) => Command::Surplus("unsubscribe"),
                 None => Command::Unsubscribe(can_id),
             }
         }
-        w if UNSUPPORTED.contains(&w) => Command::Unsupported(w),
-        w => Command::Unknown(w),
+        w => match UNSUPPORTED.iter().find(|&&u| u == w) {
+            Some(u) => Command::Unsupported(u),
+            None => Command::Unknown,
+        },
     })
+}
+
+fn bus_name(text: &str) -> BusName {
+    let mut name = BusName::new();
+    if name.push_str(text).is_err() {
+        name.clear();
+    }
+    name
 }
 
 fn parse_send<'a>(
@@ -566,7 +581,10 @@ mod tests {
 
     #[test]
     fn the_commands_python_can_sends_are_understood() {
-        assert_eq!(parse(" open vcan0 "), Ok(Command::Open("vcan0")));
+        assert_eq!(
+            parse(" open vcan0 "),
+            Ok(Command::Open("vcan0".try_into().unwrap()))
+        );
         assert_eq!(parse(" rawmode "), Ok(Command::RawMode));
         assert_eq!(
             parse(" send 123 3 1 a2 FF "),
@@ -688,7 +706,7 @@ mod tests {
             Ok(Command::Unsupported("muxfilter"))
         );
         assert_eq!(parse(" isotpmode "), Ok(Command::Unsupported("isotpmode")));
-        assert_eq!(parse(" frobnicate "), Ok(Command::Unknown("frobnicate")));
-        assert_eq!(parse("  "), Ok(Command::Unknown("")));
+        assert_eq!(parse(" frobnicate "), Ok(Command::Unknown));
+        assert_eq!(parse("  "), Ok(Command::Unknown));
     }
 }

@@ -126,7 +126,7 @@ impl ScdSession {
                 Err(e) => return Err(ScdError::Line(e).into()),
                 Ok(None) => return Ok(Progress::Drained),
                 Ok(Some((text, used))) => match parse(text) {
-                    Ok(cmd) => (Owned::from(cmd), used),
+                    Ok(cmd) => (cmd, used),
                     Err(e) => {
                         self.reply_error(&e.to_string());
                         return Err(ScdError::Number(e).into());
@@ -145,56 +145,58 @@ impl ScdSession {
 
     fn command(
         &mut self,
-        cmd: Owned,
+        cmd: Command,
         now: Instant,
         can: &mut dyn CanSink,
         bcm: &mut dyn CyclicSink,
     ) -> Result<Step, Close> {
         match (self.mode, cmd) {
-            (_, Owned::Echo) => self.reply("< echo >"),
-            (Mode::NoBus, Owned::Open(ref name)) if name.as_str() == self.cfg.bus => {
+            (_, Command::Echo) => self.reply("< echo >"),
+            (Mode::NoBus, Command::Open(ref name)) if name.as_str() == self.cfg.bus => {
                 log::info!("{}: socketcand client opened {}", self.peer, self.cfg.bus);
                 self.mode = Mode::Bcm;
                 self.reply("< ok >");
             }
-            (Mode::NoBus, Owned::Open(_)) => {
+            (Mode::NoBus, Command::Open(_)) => {
                 self.reply_error("no such bus");
                 return Err(ScdError::NoSuchBus.into());
             }
             (Mode::NoBus, _) => self.reply_error("no bus open"),
-            (_, Owned::Open(_)) => self.reply_error("a bus is already open"),
-            (_, Owned::RawMode) => self.switch(Mode::Raw, bcm),
-            (_, Owned::BcmMode) => self.switch(Mode::Bcm, bcm),
-            (_, Owned::ControlMode) => self.switch(Mode::Control, bcm),
-            (Mode::Control, Owned::Statistics(ms)) => {
+            (_, Command::Open(_)) => self.reply_error("a bus is already open"),
+            (_, Command::RawMode) => self.switch(Mode::Raw, bcm),
+            (_, Command::BcmMode) => self.switch(Mode::Bcm, bcm),
+            (_, Command::ControlMode) => self.switch(Mode::Control, bcm),
+            (Mode::Control, Command::Statistics(ms)) => {
                 // The first line comes at once, so a client sees it works.
                 let ival = Duration::from_millis(u64::from(ms)).max(MIN_STATS_INTERVAL);
                 self.stats = (ms != 0).then_some((ival, now));
             }
-            (_, Owned::Statistics(_)) => self.reply_error("statistics only in control mode"),
+            (_, Command::Statistics(_)) => self.reply_error("statistics only in control mode"),
             (
                 Mode::Control,
-                Owned::Send(_) | Owned::Add(..) | Owned::Update(_) | Owned::Delete(_),
+                Command::Send(_) | Command::Add { .. } | Command::Update(_) | Command::Delete(_),
             ) => self.reply_error("not in control mode"),
-            (_, Owned::Send(f)) => return Ok(self.send(f, now, can)),
-            (_, Owned::Add(interval, f)) => self.cyclic(f, Some(interval), bcm),
-            (_, Owned::Update(f)) => self.cyclic(f, None, bcm),
-            (_, Owned::Delete(id)) => {
+            (_, Command::Send(f)) => return Ok(self.send(f, now, can)),
+            (_, Command::Add { interval, frame }) => self.cyclic(frame, Some(interval), bcm),
+            (_, Command::Update(f)) => self.cyclic(f, None, bcm),
+            (_, Command::Delete(id)) => {
                 if bcm.delete(id).is_err() {
                     self.reply_error("no such cyclic send");
                 }
             }
-            (Mode::Bcm, Owned::Filter(interval, f)) => {
-                self.subscribe(f.can_id, interval, Some(f), bcm)
+            (Mode::Bcm, Command::Filter { interval, frame }) => {
+                self.subscribe(frame.can_id, interval, Some(frame), bcm)
             }
-            (Mode::Bcm, Owned::Subscribe(interval, id)) => self.subscribe(id, interval, None, bcm),
-            (Mode::Bcm, Owned::Unsubscribe(id)) => self.unsubscribe(id, bcm),
-            (_, Owned::Filter(..) | Owned::Subscribe(..) | Owned::Unsubscribe(_)) => {
+            (Mode::Bcm, Command::Subscribe { interval, can_id }) => {
+                self.subscribe(can_id, interval, None, bcm)
+            }
+            (Mode::Bcm, Command::Unsubscribe(id)) => self.unsubscribe(id, bcm),
+            (_, Command::Filter { .. } | Command::Subscribe { .. } | Command::Unsubscribe(_)) => {
                 self.reply_error("subscriptions only in BCM mode")
             }
-            (_, Owned::Surplus) => self.reply_error("too many fields"),
-            (_, Owned::Unsupported) => self.reply_error("command not supported"),
-            (_, Owned::Unknown) => self.reply_error("unknown command"),
+            (_, Command::Surplus(_)) => self.reply_error("too many fields"),
+            (_, Command::Unsupported(_)) => self.reply_error("command not supported"),
+            (_, Command::Unknown) => self.reply_error("unknown command"),
         }
         Ok(Step::Done)
     }
@@ -488,59 +490,6 @@ fn duration((secs, usecs): (u32, u32)) -> Duration {
 enum Step {
     Done,
     Parked(Instant),
-}
-
-/// A command detached from the input buffer, so the buffer can be consumed
-/// after the command ran (a bus name is at most 16 bytes, as the protocol
-/// says; a longer one cannot be ours).
-enum Owned {
-    Open(heapless::String<16>),
-    RawMode,
-    BcmMode,
-    Echo,
-    Send(SendFrame),
-    Add((u32, u32), SendFrame),
-    Update(SendFrame),
-    Delete(u32),
-    ControlMode,
-    Statistics(u32),
-    Filter((u32, u32), SendFrame),
-    Subscribe((u32, u32), u32),
-    Unsubscribe(u32),
-    Surplus,
-    Unsupported,
-    Unknown,
-}
-
-impl From<Command<'_>> for Owned {
-    fn from(c: Command<'_>) -> Self {
-        match c {
-            Command::Open(name) => {
-                let mut s = heapless::String::new();
-                // Too long for the protocol: left empty, so it matches no bus.
-                let _ = s.push_str(name);
-                if s.len() != name.len() {
-                    s.clear();
-                }
-                Owned::Open(s)
-            }
-            Command::RawMode => Owned::RawMode,
-            Command::BcmMode => Owned::BcmMode,
-            Command::Echo => Owned::Echo,
-            Command::Send(f) => Owned::Send(f),
-            Command::Add { interval, frame } => Owned::Add(interval, frame),
-            Command::Update(f) => Owned::Update(f),
-            Command::Delete(id) => Owned::Delete(id),
-            Command::ControlMode => Owned::ControlMode,
-            Command::Statistics(ms) => Owned::Statistics(ms),
-            Command::Filter { interval, frame } => Owned::Filter(interval, frame),
-            Command::Subscribe { interval, can_id } => Owned::Subscribe(interval, can_id),
-            Command::Unsubscribe(id) => Owned::Unsubscribe(id),
-            Command::Surplus(_) => Owned::Surplus,
-            Command::Unsupported(_) => Owned::Unsupported,
-            Command::Unknown(_) => Owned::Unknown,
-        }
-    }
 }
 
 #[cfg(test)]
