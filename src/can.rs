@@ -14,6 +14,7 @@ use crate::filter::Filters;
 use crate::limits::{CAN_QUEUED_FRAME_COST, CAN_RCVBUF, CAN_SNDBUF};
 use crate::protocol::IfStats;
 use crate::sys::{self, CanBatch};
+use crate::wire::HostFrame;
 
 /// How to set up each CAN socket.
 #[derive(Debug, Clone)]
@@ -348,22 +349,10 @@ impl BcmPort {
     }
 }
 
-/// The frame (host layout) an `RX_CHANGED` message read from a BCM socket
-/// carries, or `None` for any other message. The frame is the message's
-/// last 16 bytes: the head's size differs between targets, its end does not.
-pub fn bcm_changed_frame(msg: &[u8]) -> Option<&[u8]> {
-    let opcode = u32::from_ne_bytes(msg.get(..4)?.try_into().ok()?);
-    let head = std::mem::size_of::<libc::bcm_msg_head>();
-    if opcode != libc::RX_CHANGED || msg.len() != head + libc::CAN_MTU {
-        return None;
-    }
-    Some(&msg[head..])
-}
-
 impl crate::device::CyclicSink for BcmPort {
     fn setup(&mut self, frame: &[u8], interval: Option<std::time::Duration>) -> io::Result<()> {
         let fd = self.fd()?;
-        let can_id = u32::from_ne_bytes([frame[0], frame[1], frame[2], frame[3]]);
+        let can_id = HostFrame::new_unchecked(frame).can_id();
         let (flags, ival) = match interval {
             // The first frame goes at once, then every `ival`, for ever.
             Some(ival) => (libc::SETTIMER | libc::STARTTIMER | libc::TX_ANNOUNCE, ival),
@@ -491,23 +480,6 @@ mod tests {
         let inv = list(&[(0x123 | libc::CAN_INV_FILTER, 0x7FF)]);
         assert!(!inv.admits(0x123) && inv.admits(0x124));
         assert!(Filters::All.admits(0x7FF) && !Filters::Nothing.admits(0x7FF));
-    }
-
-    #[test]
-    fn only_an_rx_changed_message_carries_a_frame_for_the_client() {
-        let head = std::mem::size_of::<libc::bcm_msg_head>();
-        let mut msg = vec![0u8; head + libc::CAN_MTU];
-        msg[..4].copy_from_slice(&libc::RX_CHANGED.to_ne_bytes());
-        msg[head..head + 4].copy_from_slice(&0x123u32.to_ne_bytes());
-        let frame = bcm_changed_frame(&msg).unwrap();
-        assert_eq!(frame.len(), libc::CAN_MTU);
-        assert_eq!(frame[..4], 0x123u32.to_ne_bytes());
-        msg[..4].copy_from_slice(&libc::RX_TIMEOUT.to_ne_bytes());
-        assert_eq!(bcm_changed_frame(&msg), None);
-        assert_eq!(bcm_changed_frame(&msg[..3]), None);
-        let mut short = msg[..head].to_vec();
-        short[..4].copy_from_slice(&libc::RX_CHANGED.to_ne_bytes());
-        assert_eq!(bcm_changed_frame(&short), None, "no frame after the head");
     }
 
     #[test]

@@ -234,8 +234,9 @@ pub fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Stamp)> {
     Ok((n, stamp))
 }
 
-/// One BCM message with one classic frame, laid out as the kernel reads it
-/// (the frame right after the header, both 8-byte aligned).
+/// One BCM message with one classic frame, laid out as the kernel reads and
+/// writes it (the frame right after the header, both 8-byte aligned):
+/// written by [`bcm_write`], read by [`bcm_changed_frame`].
 #[repr(C)]
 struct BcmOne {
     head: libc::bcm_msg_head,
@@ -275,6 +276,19 @@ pub fn bcm_write(
         return Err(io::Error::from(io::ErrorKind::WriteZero));
     }
     Ok(())
+}
+
+/// The frame (host layout) an `RX_CHANGED` message read from a BCM socket
+/// carries, or `None` for any other message: read here, beside [`BcmOne`],
+/// where the message's layout is known. The frame is the message's last 16
+/// bytes: the head's size differs between targets, its end does not.
+pub fn bcm_changed_frame(msg: &[u8]) -> Option<&[u8]> {
+    let opcode = u32::from_ne_bytes(msg.get(..4)?.try_into().ok()?);
+    let head = mem::size_of::<libc::bcm_msg_head>();
+    if opcode != libc::RX_CHANGED || msg.len() != head + libc::CAN_MTU {
+        return None;
+    }
+    Some(&msg[head..])
 }
 
 /// Room for one `SO_RXQ_OVFL` control message (a u32, 24 bytes with its
@@ -483,6 +497,23 @@ pub fn send_frames(fd: RawFd, frames: &[&[u8]]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_rx_changed_message_carries_a_frame_for_the_client() {
+        let head = std::mem::size_of::<libc::bcm_msg_head>();
+        let mut msg = vec![0u8; head + libc::CAN_MTU];
+        msg[..4].copy_from_slice(&libc::RX_CHANGED.to_ne_bytes());
+        msg[head..head + 4].copy_from_slice(&0x123u32.to_ne_bytes());
+        let frame = bcm_changed_frame(&msg).unwrap();
+        assert_eq!(frame.len(), libc::CAN_MTU);
+        assert_eq!(frame[..4], 0x123u32.to_ne_bytes());
+        msg[..4].copy_from_slice(&libc::RX_TIMEOUT.to_ne_bytes());
+        assert_eq!(bcm_changed_frame(&msg), None);
+        assert_eq!(bcm_changed_frame(&msg[..3]), None);
+        let mut short = msg[..head].to_vec();
+        short[..4].copy_from_slice(&libc::RX_CHANGED.to_ne_bytes());
+        assert_eq!(bcm_changed_frame(&short), None, "no frame after the head");
+    }
 
     #[test]
     fn a_failed_call_reports_its_errno() {

@@ -17,7 +17,7 @@ use super::bus_side::BusSide;
 use super::poll_table::{PollTable, Slot};
 use super::port::{open_error, PortSlot};
 use super::time::{clocks, Now, StampClock};
-use crate::can::{bcm_changed_frame, if_stats, BcmPort, CanPort, NoBus};
+use crate::can::{if_stats, BcmPort, CanPort, NoBus};
 use crate::cli::Config;
 use crate::close::Close;
 use crate::coalesce::{Coalesce, Side};
@@ -27,7 +27,7 @@ use crate::net;
 use crate::protocol::{Bus, Progress, Protocol, Timer, Wake};
 use crate::session::Session;
 use crate::socketcand::session::ScdSession;
-use crate::sys::{self, CanBatch};
+use crate::sys::{self, bcm_changed_frame, CanBatch};
 
 /// One connection: its TCP stream, its own CAN and BCM sockets, its session.
 pub struct Conn<P> {

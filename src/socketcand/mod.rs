@@ -26,6 +26,7 @@ use core::fmt;
 use crate::close::{BadInput, Close};
 use crate::limits::SCD_MAX_LINE;
 use crate::time::Stamp;
+use crate::wire::HostFrame;
 
 /// Why the byte stream cannot be read as commands: the connection ends
 /// (nothing after it can be trusted to start a command).
@@ -368,11 +369,12 @@ pub enum Out {
 /// Writes the line for one frame in host layout (16 or 72 bytes) into
 /// `out`, which must hold [`MAX_FRAME_LINE`] bytes.
 pub fn write_frame(frame: &[u8], stamp: Stamp, error_frames: bool, out: &mut [u8]) -> Out {
+    // Anything but a classic frame (an FD frame is 72 bytes) has no line.
     if frame.len() != libc::CAN_MTU {
         return Out::Fd;
     }
-    let raw = u32::from_ne_bytes([frame[0], frame[1], frame[2], frame[3]]);
-    let len = usize::from(frame[4]).min(8);
+    let frame = HostFrame::new_unchecked(frame);
+    let raw = frame.can_id();
     let mut w = Cursor { out, at: 0 };
     if raw & libc::CAN_ERR_FLAG != 0 {
         if !error_frames {
@@ -394,9 +396,9 @@ pub fn write_frame(frame: &[u8], stamp: Stamp, error_frames: bool, out: &mut [u8
     w.stamp(stamp);
     w.text(" ");
     if rtr {
-        w.dec(len as u64);
+        w.dec(u64::from(frame.len().min(8)));
     } else {
-        for &b in &frame[8..8 + len] {
+        for &b in frame.data() {
             w.hex(u32::from(b), 2);
         }
     }

@@ -22,6 +22,7 @@ use crate::limits::{SCD_MAX_REPLY, SCD_MAX_SUBSCRIPTIONS, SCD_RX_BUF, SCD_TX_BUF
 use crate::protocol::{stream_access, Bus, IfStats, Protocol, Stream};
 pub use crate::protocol::{Progress, Timer, Wake};
 use crate::time::{earliest, Clock, Stamp};
+use crate::wire::HostFrame;
 
 /// The protocol's modes that this server serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -470,15 +471,13 @@ fn frame_problem(f: &SendFrame) -> Option<&'static str> {
     }
 }
 
-/// A checked frame in host layout.
+/// A checked frame in host layout (a remote request carries no data).
 fn host_frame(f: &SendFrame) -> [u8; libc::CAN_MTU] {
-    let mut frame = [0u8; libc::CAN_MTU];
-    frame[..4].copy_from_slice(&f.can_id.to_ne_bytes());
-    frame[4] = f.dlc;
-    if f.can_id & libc::CAN_RTR_FLAG == 0 {
-        frame[8..8 + usize::from(f.dlc)].copy_from_slice(&f.data[..usize::from(f.dlc)]);
-    }
-    frame
+    let carried = match f.can_id & libc::CAN_RTR_FLAG {
+        0 => usize::from(f.dlc),
+        _ => 0,
+    };
+    HostFrame::classic(f.can_id, f.dlc, &f.data[..carried]).into_inner()
 }
 
 /// A protocol interval, seconds and microseconds.
