@@ -234,7 +234,8 @@ fuzz_target!(|input: &[u8]| {
             }
         };
         assert_eq!(
-            session.counters().to_can, bus.taken,
+            session.counters().to_can,
+            bus.taken,
             "to_can differs from what the bus took"
         );
         assert!(session.tx_pending().len() <= TX_BUF);
