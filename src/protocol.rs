@@ -114,7 +114,8 @@ pub trait Protocol {
     fn tcp(&self) -> &Self::Tcp;
     /// Its TCP side, mutable.
     fn tcp_mut(&mut self) -> &mut Self::Tcp;
-    /// Free space for the next TCP read (empty while it takes none).
+    /// Free space for the next TCP read: empty while it takes none (see
+    /// [`wants_tcp_read`](Self::wants_tcp_read)).
     fn rx_spare(&mut self) -> &mut [u8];
     /// `n` bytes were read into [`rx_spare`](Self::rx_spare).
     fn rx_filled(&mut self, n: usize);

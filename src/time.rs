@@ -38,6 +38,8 @@ pub struct Stamp {
 
 impl Stamp {
     /// The stamp in microseconds; `None` for zero, a read without one.
+    // Inline: called on every read, from other modules.
+    #[inline]
     pub fn micros(self) -> Option<u64> {
         (self != Stamp::default()).then(|| self.sec as u64 * 1_000_000 + u64::from(self.usec))
     }

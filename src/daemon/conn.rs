@@ -111,8 +111,12 @@ impl<P: Protocol> Conn<P> {
             ev |= libc::POLLOUT;
         }
         self.bus.register(ev, Slot::Can(i), table);
-        if let Some(fd) = self.bcm.open_fd().filter(|_| s.wants_bcm()) {
-            table.push(fd, room, Slot::Bcm(i));
+        // Asked first: a protocol without subscriptions (v1) says no at
+        // compile time, and its BCM socket is never looked at.
+        if s.wants_bcm() {
+            if let Some(fd) = self.bcm.open_fd() {
+                table.push(fd, room, Slot::Bcm(i));
+            }
         }
     }
 
@@ -183,7 +187,8 @@ impl<P: Protocol> Conn<P> {
     fn read_tcp(&mut self, revents: i16, now: &Now, canif: &str) -> Result<Option<u64>, Close> {
         let mut last_us = None;
         for _ in 0..READS_PER_WAKEUP {
-            if !self.session.wants_tcp_read() {
+            let spare = self.session.rx_spare();
+            if spare.is_empty() {
                 if revents & libc::POLLHUP != 0 {
                     if self.session.parked().is_none() {
                         return Err(Close::PeerClosed);
@@ -192,7 +197,6 @@ impl<P: Protocol> Conn<P> {
                 }
                 break;
             }
-            let spare = self.session.rx_spare();
             let want = spare.len();
             match sys::recv_stamped(self.tcp.as_raw_fd(), spare) {
                 Ok((0, _)) => return Err(Close::PeerClosed),

@@ -121,8 +121,9 @@ impl Daemon {
         crate::can::log_receive_queue(&self.cfg.canif);
         loop {
             self.build_poll_table();
+            let conns_due = self.conns_deadline();
             let timeout = self
-                .next_deadline()
+                .next_deadline(conns_due)
                 .map(|t| Duration::from_millis(ms_until(Instant::now(), t) as u64));
             self.table
                 .poll(timeout)
@@ -149,7 +150,7 @@ impl Daemon {
                 }
                 self.dispatch(ready, now)?;
             }
-            self.run_timers(now)?;
+            self.run_timers(now, conns_due.is_some())?;
         }
     }
 
@@ -208,20 +209,30 @@ impl Daemon {
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        let dial = match &self.mode {
-            Mode::Client(c) => c.retry_at(),
-            Mode::Server(_) => None,
-        };
-        let mut t = earliest(self.monitor.retry_at(), dial);
-        t = earliest(t, self.beacon.as_ref().map(Beacon::due_at));
+    /// The earliest timer work of any connection.
+    fn conns_deadline(&self) -> Option<Instant> {
+        let mut t = None;
         for (_, conn) in self.conns.iter() {
             t = earliest(t, conn.next_deadline());
         }
         t
     }
 
-    fn run_timers(&mut self, now: &Now) -> Result<(), Error> {
+    /// The earliest timer work of all, given the connections'.
+    fn next_deadline(&self, conns: Option<Instant>) -> Option<Instant> {
+        let dial = match &self.mode {
+            Mode::Client(c) => c.retry_at(),
+            Mode::Server(_) => None,
+        };
+        let t = earliest(self.monitor.retry_at(), dial);
+        let t = earliest(t, self.beacon.as_ref().map(Beacon::due_at));
+        earliest(t, conns)
+    }
+
+    /// Timer work due at `now`; the connections' only if one of them had a
+    /// deadline when the turn began (one set since lies ahead: the next
+    /// turn's poll waits for it), so a turn without any asks none of them.
+    fn run_timers(&mut self, now: &Now, conns_due: bool) -> Result<(), Error> {
         if self.monitor.due(now) {
             self.monitor.on_due(&self.cfg.canif, now);
         }
@@ -233,6 +244,9 @@ impl Daemon {
                 let connected = !self.conns.is_empty();
                 client.dial(self.cfg.keepalive, connected, now)?;
             }
+        }
+        if !conns_due {
+            return Ok(());
         }
         for c in 0..self.conns.slots() {
             let Some(conn) = self.conns.get_mut(c) else {

@@ -369,6 +369,9 @@ impl Protocol for ScdSession {
 
     /// Free space for the next TCP read.
     fn rx_spare(&mut self) -> &mut [u8] {
+        if !self.wants_tcp_read() {
+            return &mut [];
+        }
         self.io.rx.spare()
     }
 
