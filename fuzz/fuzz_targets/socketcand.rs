@@ -21,6 +21,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+
+mod drive;
+use drive::{bus_frame, check_step, peer_takes, take, tcp_read};
 use tcpcan::device::{CanSink, CanTx, CyclicSink};
 use tcpcan::filter::Filters;
 use tcpcan::limits::SCD_TX_BUF;
@@ -28,7 +31,7 @@ use tcpcan::protocol::{Protocol, Timer};
 use tcpcan::socketcand::session::{Mode, ScdConfig, ScdSession};
 use tcpcan::socketcand::{next_line, parse};
 use tcpcan::time::Stamp;
-use tcpcan::wire::{HostFrame, CANFD_MTU, CAN_EFF_FLAG, CAN_MTU};
+use tcpcan::wire::{HostFrame, CAN_EFF_FLAG, CAN_MTU};
 
 /// Identifier bits of a standard and of an extended ID (`linux/can.h`).
 const CAN_SFF_MASK: u32 = 0x7FF;
@@ -117,13 +120,6 @@ impl CyclicSink for FakeBcm {
     fn end_all(&mut self) {}
 }
 
-fn take<'a>(prog: &mut &'a [u8], n: usize) -> &'a [u8] {
-    let n = n.min(prog.len());
-    let (head, rest) = prog.split_at(n);
-    *prog = rest;
-    head
-}
-
 /// Everything sent towards TCP: `< … >` lines of printable ASCII, the
 /// first one the greeting.
 fn check_emitted(out: &[u8]) {
@@ -183,11 +179,7 @@ fuzz_target!(|data: &[u8]| {
         let result = match op {
             // A TCP read of 1..=128 bytes.
             0x00..=0x7F => {
-                let bytes = take(&mut prog, usize::from(op) + 1);
-                let spare = s.rx_spare();
-                let n = bytes.len().min(spare.len());
-                spare[..n].copy_from_slice(&bytes[..n]);
-                s.rx_filled(n);
+                tcp_read(&mut s, take(&mut prog, usize::from(op) + 1));
                 s.process(now, &mut bus, &mut bcm).map(|_| ())
             }
             // The bus (and the BCM) change how they answer.
@@ -214,10 +206,7 @@ fuzz_target!(|data: &[u8]| {
             // A frame read from the bus (classic or FD), or passed back by
             // the BCM (classic), while there is room for it.
             0xC0..=0xDF => {
-                let size = if op & 1 == 0 { CAN_MTU } else { CANFD_MTU };
-                let mut frame = [0u8; CANFD_MTU];
-                let bytes = take(&mut prog, size);
-                frame[..bytes.len()].copy_from_slice(bytes);
+                let (frame, size) = bus_frame(&mut prog, op);
                 let stamp = Stamp {
                     sec: i64::from(op),
                     usec: 999_999,
@@ -233,26 +222,13 @@ fuzz_target!(|data: &[u8]| {
             }
             // The TCP peer takes some of what is queued for it.
             0xE0..=0xFF => {
-                let n = s.tx_pending().len().min(usize::from(op & 0x1F) * 16 + 1);
-                emitted.extend_from_slice(&s.tx_pending()[..n]);
-                s.tx_sent(n);
+                peer_takes(&mut s, op, &mut emitted);
                 Ok(())
             }
         };
-        assert_eq!(
-            s.counters().to_can,
-            bus.taken,
-            "to_can differs from what the bus took"
-        );
-        assert!(s.tx_pending().len() <= SCD_TX_BUF);
-        if read_only {
-            assert_eq!(bus.calls, 0, "--read-only wrote to the bus");
-        }
+        check_step(&mut s, (bus.taken, bus.calls), read_only, SCD_TX_BUF);
         if mode_before == Mode::Control && s.mode() == Mode::Control {
             assert_eq!(bcm.jobs, jobs_before, "a BCM job asked in control mode");
-        }
-        if s.parked().is_some() {
-            assert!(!s.wants_tcp_read(), "reading TCP while parked");
         }
         if result.is_err() {
             break;
