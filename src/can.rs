@@ -10,39 +10,11 @@ use libc::{c_int, CAN_RAW_FD_FRAMES, CAN_RAW_FILTER, SOL_CAN_RAW, SOL_SOCKET};
 use socketcan::{CanSocket, Socket, SocketOptions};
 
 use crate::device::{CanSink, CanTx};
-use crate::limits::{CAN_QUEUED_FRAME_COST, CAN_RCVBUF, CAN_SNDBUF, MAX_FILTERS};
+use crate::filter::Filters;
+use crate::limits::{CAN_QUEUED_FRAME_COST, CAN_RCVBUF, CAN_SNDBUF};
+use crate::protocol::IfStats;
 use crate::sys::{self, CanBatch};
-
-/// Which data frames a socket receives.
-// Built once from the command line and never moved in a hot path, so the
-// inline filter table is cheaper than a box.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Filters {
-    /// Every frame (the kernel default).
-    All,
-    /// Only frames matching one of these `CAN_RAW_FILTER` entries.
-    List(heapless::Vec<libc::can_filter, MAX_FILTERS>),
-    /// No data frames at all (a socket that only wants error frames).
-    Nothing,
-}
-
-impl Filters {
-    /// True if a data frame with `can_id` (flags included) passes, as the
-    /// kernel applies `CAN_RAW_FILTER`: any entry whose masked ID matches
-    /// (or, inverted, differs). A socketcand `subscribe` asks the BCM, which
-    /// knows nothing of these filters, so it is checked here first.
-    pub fn admits(&self, can_id: u32) -> bool {
-        match self {
-            Filters::All => true,
-            Filters::Nothing => false,
-            Filters::List(list) => list.iter().any(|f| {
-                let same = can_id & f.can_mask == f.can_id & f.can_mask & !libc::CAN_INV_FILTER;
-                same != (f.can_id & libc::CAN_INV_FILTER != 0)
-            }),
-        }
-    }
-}
+use crate::wire::HostFrame;
 
 /// How to set up each CAN socket.
 #[derive(Debug, Clone)]
@@ -377,22 +349,10 @@ impl BcmPort {
     }
 }
 
-/// The frame (host layout) an `RX_CHANGED` message read from a BCM socket
-/// carries, or `None` for any other message. The frame is the message's
-/// last 16 bytes: the head's size differs between targets, its end does not.
-pub fn bcm_changed_frame(msg: &[u8]) -> Option<&[u8]> {
-    let opcode = u32::from_ne_bytes(msg.get(..4)?.try_into().ok()?);
-    let head = std::mem::size_of::<libc::bcm_msg_head>();
-    if opcode != libc::RX_CHANGED || msg.len() != head + libc::CAN_MTU {
-        return None;
-    }
-    Some(&msg[head..])
-}
-
 impl crate::device::CyclicSink for BcmPort {
     fn setup(&mut self, frame: &[u8], interval: Option<std::time::Duration>) -> io::Result<()> {
         let fd = self.fd()?;
-        let can_id = u32::from_ne_bytes([frame[0], frame[1], frame[2], frame[3]]);
+        let can_id = HostFrame::new_unchecked(frame).can_id();
         let (flags, ival) = match interval {
             // The first frame goes at once, then every `ival`, for ever.
             Some(ival) => (libc::SETTIMER | libc::STARTTIMER | libc::TX_ANNOUNCE, ival),
@@ -434,6 +394,36 @@ impl crate::device::CyclicSink for BcmPort {
         let zero = std::time::Duration::ZERO;
         sys::bcm_write(fd, libc::RX_DELETE, 0, can_id, zero, None)
     }
+
+    fn end_all(&mut self) {
+        // Closing the socket ends its jobs in the kernel, at once and
+        // without one message per job; the next job opens a new one.
+        self.fd = None;
+    }
+}
+
+/// The interface's statistics (sysfs): received bytes and packets, sent
+/// bytes and packets; 0 for one unreadable (the interface is gone: a
+/// vanished interface counts nothing).
+pub fn if_stats(canif: &str) -> IfStats {
+    ["rx_bytes", "rx_packets", "tx_bytes", "tx_packets"].map(|name| if_stat(canif, name))
+}
+
+fn if_stat(canif: &str, name: &str) -> u64 {
+    use core::fmt::Write;
+    use std::io::Read;
+    let mut path = heapless::String::<80>::new();
+    if write!(path, "/sys/class/net/{canif}/statistics/{name}").is_err() {
+        return 0;
+    }
+    let mut buf = [0u8; 24];
+    let n = std::fs::File::open(path.as_str())
+        .and_then(|mut f| f.read(&mut buf))
+        .unwrap_or(0);
+    core::str::from_utf8(&buf[..n])
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The one place that decides what a failed CAN write means.
@@ -490,23 +480,6 @@ mod tests {
         let inv = list(&[(0x123 | libc::CAN_INV_FILTER, 0x7FF)]);
         assert!(!inv.admits(0x123) && inv.admits(0x124));
         assert!(Filters::All.admits(0x7FF) && !Filters::Nothing.admits(0x7FF));
-    }
-
-    #[test]
-    fn only_an_rx_changed_message_carries_a_frame_for_the_client() {
-        let head = std::mem::size_of::<libc::bcm_msg_head>();
-        let mut msg = vec![0u8; head + libc::CAN_MTU];
-        msg[..4].copy_from_slice(&libc::RX_CHANGED.to_ne_bytes());
-        msg[head..head + 4].copy_from_slice(&0x123u32.to_ne_bytes());
-        let frame = bcm_changed_frame(&msg).unwrap();
-        assert_eq!(frame.len(), libc::CAN_MTU);
-        assert_eq!(frame[..4], 0x123u32.to_ne_bytes());
-        msg[..4].copy_from_slice(&libc::RX_TIMEOUT.to_ne_bytes());
-        assert_eq!(bcm_changed_frame(&msg), None);
-        assert_eq!(bcm_changed_frame(&msg[..3]), None);
-        let mut short = msg[..head].to_vec();
-        short[..4].copy_from_slice(&libc::RX_CHANGED.to_ne_bytes());
-        assert_eq!(bcm_changed_frame(&short), None, "no frame after the head");
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
-use crate::can::{CanOptions, Filters};
+use crate::can::CanOptions;
+use crate::filter::Filters;
 use crate::filter::{parse_error_mask, parse_filter, CAN_ERR_MASK};
 use crate::limits::{
     COALESCE_CAN_QUARTERS, DEFAULT_LATENCY_BUDGET, MAX_ALLOW, MAX_CLIENTS, MAX_FILTERS,

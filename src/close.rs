@@ -7,7 +7,6 @@ use std::io;
 use std::time::Duration;
 
 use crate::negotiation::NegotiationError;
-use crate::socketcand::ScdError;
 use crate::wire::WireError;
 
 /// Why a connection ended.
@@ -25,8 +24,28 @@ pub enum Close {
     DataBeforeAgreement,
     /// No version agreed within the handshake timeout.
     HandshakeTimeout(Duration),
-    /// A socketcand client sent what the protocol cannot carry on from.
-    Socketcand(ScdError),
+    /// The peer sent what its protocol cannot carry on from.
+    Input(BadInput),
+}
+
+/// What a peer sent that its protocol cannot carry on from, as the
+/// protocol that found it says it: a fixed sentence and, where one byte is
+/// to blame, that byte. Small and comparable, as every cause here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadInput {
+    /// The sentence; `{}` in it stands for the byte.
+    pub what: &'static str,
+    /// The byte to blame, written `0x..` where the sentence has `{}`.
+    pub byte: Option<u8>,
+}
+
+impl fmt::Display for BadInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.byte, self.what.split_once("{}")) {
+            (Some(b), Some((before, after))) => write!(f, "{before}0x{b:02x}{after}"),
+            _ => f.write_str(self.what),
+        }
+    }
 }
 
 /// A failed socket call, kept small and comparable (an `io::Error` is
@@ -67,7 +86,7 @@ impl fmt::Display for Close {
             Close::HandshakeTimeout(t) => {
                 write!(f, "no version agreement within {} s", t.as_secs())
             }
-            Close::Socketcand(e) => e.fmt(f),
+            Close::Input(e) => e.fmt(f),
         }
     }
 }
@@ -81,12 +100,6 @@ impl From<io::Error> for Close {
 impl From<WireError> for Close {
     fn from(e: WireError) -> Self {
         Close::Wire(e)
-    }
-}
-
-impl From<ScdError> for Close {
-    fn from(e: ScdError) -> Self {
-        Close::Socketcand(e)
     }
 }
 
@@ -121,5 +134,11 @@ mod tests {
             Close::from(WireError::UnknownPrefix(0x78)).to_string(),
             "unknown message prefix 0x78"
         );
+        let bad = |what, byte| Close::Input(BadInput { what, byte }).to_string();
+        assert_eq!(
+            bad("byte {} outside < >", Some(0x41)),
+            "byte 0x41 outside < >"
+        );
+        assert_eq!(bad("a bus not served", None), "a bus not served");
     }
 }

@@ -69,6 +69,8 @@ impl Coalesce {
     /// microseconds (on any steady clock; `None` if unknown, which is not
     /// measured). Decides whether the next poll leaves this side unread, and
     /// for how long: the budget, or less if a batch fills sooner.
+    // Inline: called on every wake-up of a side, from another module.
+    #[inline]
     pub fn after_wake(&mut self, frames: usize, at_us: Option<u64>) -> Option<Duration> {
         self.hold.set(None);
         let (true, Some(at_us)) = (self.is_on() && frames > 0, at_us) else {

@@ -72,6 +72,9 @@ pub trait CyclicSink {
 
     /// Ends the receive job for `can_id`.
     fn rx_delete(&mut self, can_id: u32) -> std::io::Result<()>;
+
+    /// Ends every job, cyclic sends and receive jobs alike.
+    fn end_all(&mut self);
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! What do `--filter` and `--error-mask` ask the kernel for? Their candump
 //! syntax, parsed into `CAN_RAW_FILTER` entries and a `CAN_RAW_ERR_FILTER`
-//! mask. Pure: no sockets here.
+//! mask, and which IDs the entries let through ([`Filters`]). Pure: no
+//! sockets here.
 
 use core::fmt;
 
@@ -8,7 +9,39 @@ use core::fmt;
 pub use libc::CAN_ERR_MASK;
 use libc::CAN_INV_FILTER;
 
+use crate::limits::MAX_FILTERS;
 use crate::wire::{CAN_EFF_FLAG, CAN_ERR_FLAG};
+
+/// Which data frames a socket receives.
+// Built once from the command line and never moved in a hot path, so the
+// inline filter table is cheaper than a box.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filters {
+    /// Every frame (the kernel default).
+    All,
+    /// Only frames matching one of these `CAN_RAW_FILTER` entries.
+    List(heapless::Vec<libc::can_filter, MAX_FILTERS>),
+    /// No data frames at all (a socket that only wants error frames).
+    Nothing,
+}
+
+impl Filters {
+    /// True if a data frame with `can_id` (flags included) passes, as the
+    /// kernel applies `CAN_RAW_FILTER`: any entry whose masked ID matches
+    /// (or, inverted, differs). A socketcand `subscribe` asks the BCM, which
+    /// knows nothing of these filters, so it is checked here first.
+    pub fn admits(&self, can_id: u32) -> bool {
+        match self {
+            Filters::All => true,
+            Filters::Nothing => false,
+            Filters::List(list) => list.iter().any(|f| {
+                let same = can_id & f.can_mask == f.can_id & f.can_mask & !libc::CAN_INV_FILTER;
+                same != (f.can_id & libc::CAN_INV_FILTER != 0)
+            }),
+        }
+    }
+}
 
 /// A filter argument that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]

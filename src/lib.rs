@@ -7,12 +7,18 @@
 //! does not grow with traffic and a slow peer is back-pressured, never
 //! buffered without bound.
 //!
-//! Layout, in floors that import only downwards: at the bottom [`sys`] (all
-//! `unsafe`), [`limits`], [`wire`], [`negotiation`], [`device`], [`buf`],
-//! [`counters`], [`close`], [`coalesce`] and [`socketcand`] (the second protocol's pure
-//! core); above them the pure [`session`] that tests
-//! drive byte by byte, and the I/O edges [`can`] and [`net`]; on top the
-//! [`daemon`] loop, configured by [`cli`] and failing with [`error`].
+//! Layout, in floors; a module imports only from its own floor or below
+//! (README, Development, gives the same map with each file's job):
+//!
+//! 1. Bottom, the vocabulary: [`sys`] (all `unsafe`), [`limits`], [`time`],
+//!    [`wire`], [`negotiation`], [`device`], [`buf`], [`counters`],
+//!    [`close`], [`filter`], [`busstate`], [`coalesce`], [`pace`].
+//! 2. The protocols, pure: [`protocol`] (what a session tells its
+//!    connection), [`session`] (protocol v1) and [`socketcand`], which
+//!    tests drive byte by byte.
+//! 3. The I/O edges: [`can`] and [`net`].
+//! 4. Top: the [`daemon`] loop, configured by [`cli`] and failing with
+//!    [`error`].
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -31,9 +37,11 @@ pub mod limits;
 pub mod negotiation;
 pub mod net;
 pub mod pace;
+pub mod protocol;
 pub mod session;
 pub mod socketcand;
 pub mod sys;
+pub mod time;
 pub mod wire;
 
 pub use daemon::run;

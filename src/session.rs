@@ -11,30 +11,20 @@
 //! [`Pacer`]; a frame waiting for its turn parks the session like one
 //! waiting for a busy bus, so TCP pushes back, but it is never stale.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::buf::ByteBuf;
 use crate::close::Close;
-use crate::counters::{Counters, DropReason, RateLimit};
+use crate::counters::{DropReason, RateLimit};
 use crate::device::{CanSink, CanTx};
 use crate::limits::{CAN_BATCH, ENOBUFS_RETRY, RX_BUF, TX_BUF};
 use crate::negotiation::{Negotiation, Step};
 use crate::pace::{Allowance, Event, Pacer, Pacing, Read, Replay, Tally};
+use crate::protocol::{stream_access, Bus, Protocol, Stream};
+pub use crate::protocol::{Progress, Timer, Wake};
+use crate::time::{earliest, Clock, Stamp};
 use crate::wire::{self, Decoded, FrameError, FrameText, Message, HEADER_LEN};
-
-/// Where the session gets the time: passed in, so tests drive it and the
-/// event loop reads the clock only when a path here needs it.
-pub trait Clock {
-    /// The current time.
-    fn now(&self) -> Instant;
-}
-
-impl Clock for Instant {
-    fn now(&self) -> Instant {
-        *self
-    }
-}
 
 /// The frame inside each data message of a run whose messages end at `ends`
 /// (offsets from the start of the run).
@@ -106,49 +96,13 @@ impl SessionConfig {
     }
 }
 
-/// Where [`Session::process`] stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RxState {
-    /// Every complete message was handled; read more TCP.
-    Drained,
-    /// The head frame waits for the bus: stop reading TCP until it moves.
-    Parked,
-}
-
-/// How a parked session wants to be woken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wake {
-    /// When the CAN socket polls writable.
-    CanWritable,
-    /// At this time (the socket polled writable yet the queue stayed full).
-    At(Instant),
-}
-
-/// What [`Session::on_timer`] found due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timer {
-    /// Nothing yet.
-    Idle,
-    /// The parked frame is due for another try: call [`Session::process`].
-    RetryParked,
-    /// A replay may have caught up: call [`Session::process`] to end it.
-    ReplayDue,
-    /// The connection must end.
-    Close(Close),
-}
-
 /// State of one tunnel connection.
 pub struct Session {
     peer: SocketAddr,
     cfg: SessionConfig,
     negotiation: Negotiation,
-    rx: ByteBuf<RX_BUF>,
-    tx: ByteBuf<TX_BUF>,
+    io: Stream<RX_BUF, TX_BUF>,
     handshake_deadline: Instant,
-    /// Since when the head frame has been waiting for the bus (reset only by
-    /// a frame the bus accepts, so once the timeout passed, frames are shed
-    /// until the bus moves again).
-    busy_since: Option<Instant>,
     parked: Option<Wake>,
     warn: RateLimit,
     pacer: Pacer,
@@ -160,8 +114,6 @@ pub struct Session {
     /// receive stamp): times live traffic for the pacer without a clock
     /// read, a system call where the vDSO has no clock (UML, the Pi Zero).
     read_arrived: Option<Instant>,
-    /// Traffic and drops of this connection.
-    pub counters: Counters,
 }
 
 impl Session {
@@ -171,29 +123,21 @@ impl Session {
             peer,
             cfg,
             negotiation: Negotiation::new(),
-            rx: ByteBuf::new(),
-            tx: ByteBuf::new(),
+            io: Stream::new(),
             handshake_deadline: now + cfg.handshake_timeout,
-            busy_since: None,
             parked: None,
             warn: RateLimit::default(),
             pacer: Pacer::new(cfg.pacing, now),
             offered: 0,
             unpaced_read: None,
             read_arrived: None,
-            counters: Counters::default(),
         };
         if role == Role::Client {
             let v = s.negotiation.propose();
             log::debug!("{peer}: proposing protocol version {v}");
-            s.tx.push(&wire::encode_version(v));
+            s.io.tx.push(&wire::encode_version(v));
         }
         s
-    }
-
-    /// The peer's address, for log lines.
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
     }
 
     /// True once a protocol version is agreed.
@@ -201,72 +145,27 @@ impl Session {
         self.negotiation.agreed().is_some()
     }
 
-    /// Free space for the next TCP read (empty while parked or full).
-    pub fn rx_spare(&mut self) -> &mut [u8] {
-        if self.parked.is_some() {
-            return &mut [];
-        }
-        let spare = self.rx.spare();
-        self.offered = spare.len();
-        spare
-    }
-
-    /// Records `n` bytes read into [`rx_spare`](Self::rx_spare).
-    pub fn rx_filled(&mut self, n: usize) {
-        // Timed by the next process(): the same loop turn, one clock read.
-        self.unpaced_read = Some(n);
-        self.read_arrived = None;
-        self.rx.fill(n);
-        self.counters.bytes_in += n as u64;
-    }
-
-    /// The bytes of the last [`rx_filled`](Self::rx_filled) arrived at
-    /// `at` (the kernel's receive stamp, on the loop's clock).
-    pub fn rx_arrived(&mut self, at: Instant) {
-        self.read_arrived = Some(at);
-    }
-
-    /// True when the session wants more TCP input.
-    pub fn wants_tcp_read(&self) -> bool {
-        self.parked.is_none() && self.rx.free() > 0
-    }
-
-    /// How a parked session wants to be woken, if it is parked.
-    pub fn parked(&self) -> Option<Wake> {
-        self.parked
-    }
-
-    /// The replay in progress, if any (for SIGUSR1).
-    pub fn replay(&self) -> Option<Replay> {
-        self.pacer.progress()
-    }
-
-    /// Replays so far, and how many live traffic ended (for SIGUSR1).
-    pub fn replays(&self) -> Tally {
-        self.pacer.tally()
-    }
-
     /// Handles every complete message buffered from TCP.
-    pub fn process(&mut self, clock: impl Clock, can: &mut dyn CanSink) -> Result<RxState, Close> {
+    pub fn process(&mut self, clock: impl Clock, can: &mut dyn CanSink) -> Result<Progress, Close> {
         let was_parked = self.parked.take();
         let arrived = self.read_arrived.take();
         self.pace_read(&clock, arrived, can.is_virtual());
         loop {
-            let (version, used) = match wire::decode(self.rx.data())? {
-                Decoded::Partial => return Ok(RxState::Drained),
+            let (version, used) = match wire::decode(self.io.rx.data())? {
+                Decoded::Partial => return Ok(Progress::Drained),
                 Decoded::Complete(Message::Version(v), used) => (Some(v), used),
                 Decoded::Complete(Message::Data(_), used) => (None, used),
             };
             match version {
                 Some(v) => {
                     self.on_version(v)?;
-                    self.rx.consume(used);
+                    self.io.rx.consume(used);
                 }
                 None if !self.is_agreed() => return Err(Close::DataBeforeAgreement),
                 None => {
                     if let Some(wake) = self.deliver(&clock, arrived, can, was_parked) {
                         self.parked = Some(wake);
-                        return Ok(RxState::Parked);
+                        return Ok(Progress::Parked);
                     }
                 }
             }
@@ -331,10 +230,10 @@ impl Session {
         match self.negotiation.on_version(v)? {
             Step::Propose(mine) => {
                 log::info!("{peer}: peer proposed version {v}; proposing {mine}");
-                self.tx.push(&wire::encode_version(mine));
+                self.io.tx.push(&wire::encode_version(mine));
             }
             Step::AgreedReply(agreed) => {
-                self.tx.push(&wire::encode_version(agreed));
+                self.io.tx.push(&wire::encode_version(agreed));
                 log::info!("{peer}: agreed protocol version {agreed}");
             }
             Step::Agreed(agreed) => log::info!("{peer}: agreed protocol version {agreed}"),
@@ -366,7 +265,7 @@ impl Session {
         };
         let mut ends: heapless::Vec<usize, CAN_BATCH> = heapless::Vec::new();
         let mut at = 0;
-        let data = self.rx.data();
+        let data = self.io.rx.data();
         while !ends.is_full() && ends.len() < limit {
             let Ok(Decoded::Complete(Message::Data(frame), used)) = wire::decode(&data[at..])
             else {
@@ -381,7 +280,7 @@ impl Session {
                 // is dropped now, and a run ends before any other.
                 Verdict::Drop(why, detail) if ends.is_empty() => {
                     self.drop_frame(clock, why, used, detail);
-                    self.rx.consume(used);
+                    self.io.rx.consume(used);
                     return None;
                 }
                 Verdict::Drop(..) => break,
@@ -389,16 +288,16 @@ impl Session {
         }
         // The bus takes host layout; the buffer keeps wire layout for the
         // log lines and for a frame that must be tried again.
-        swap_run(self.rx.data_mut(), &ends);
+        swap_run(self.io.rx.data_mut(), &ends);
         let (sent, result) = {
-            let data = self.rx.data();
+            let data = self.io.rx.data();
             let mut frames: heapless::Vec<&[u8], CAN_BATCH> = heapless::Vec::new();
             for frame in run_frames(&ends) {
                 let _ = frames.push(&data[frame]);
             }
             can.send_batch(&frames)
         };
-        swap_run(self.rx.data_mut(), &ends);
+        swap_run(self.io.rx.data_mut(), &ends);
         let sent = sent.min(ends.len());
         if sent > 0 {
             if log::log_enabled!(log::Level::Trace) {
@@ -406,13 +305,13 @@ impl Session {
                     log::trace!(
                         "{}: tcp->can {}",
                         self.peer,
-                        FrameText(&self.rx.data()[frame])
+                        FrameText(&self.io.rx.data()[frame])
                     );
                 }
             }
-            self.rx.consume(ends[sent - 1]);
-            self.counters.to_can += sent as u64;
-            self.busy_since = None;
+            self.io.rx.consume(ends[sent - 1]);
+            self.io.counters.to_can += sent as u64;
+            self.io.bus_moved();
             if is_virtual {
                 // Live traffic's rate is counted by arrival; a replay's
                 // pace by the clock.
@@ -437,7 +336,7 @@ impl Session {
         let used = ends[sent] - if sent > 0 { ends[sent - 1] } else { 0 };
         let wake = self.after_send(clock, used, result, was_parked);
         if wake.is_none() {
-            self.rx.consume(used);
+            self.io.rx.consume(used);
         }
         wake
     }
@@ -457,8 +356,7 @@ impl Session {
             CanTx::Down => DropReason::BusDown,
             CanTx::Busy => {
                 let now = clock.now();
-                let since = *self.busy_since.get_or_insert(now);
-                if now.saturating_duration_since(since) < self.cfg.tx_timeout {
+                if self.io.may_wait(now, self.cfg.tx_timeout) {
                     // Woken by POLLOUT yet still full: the full queue is not
                     // our socket's (a qdisc, another writer), so poll cannot
                     // tell us when it drains. Fall back to a short timer.
@@ -481,9 +379,9 @@ impl Session {
         used: usize,
         detail: Option<FrameError>,
     ) {
-        self.counters.count_drop(why);
+        self.io.counters.count_drop(why);
         if let Some(suppressed) = self.warn.allow(clock.now()) {
-            let frame = &self.rx.data()[HEADER_LEN..used];
+            let frame = &self.io.rx.data()[HEADER_LEN..used];
             let peer = self.peer;
             match detail {
                 Some(e) => log::warn!(
@@ -497,72 +395,113 @@ impl Session {
             }
         }
     }
+}
 
-    /// True when the TX buffer can take one more message of any kind.
-    pub fn tx_has_room(&self) -> bool {
-        self.tx.free() >= wire::MAX_DATA_MESSAGE
+impl Protocol for Session {
+    fn process_input(&mut self, clock: impl Clock, bus: Bus<'_>) -> Result<Progress, Close> {
+        self.process(clock, bus.can)
     }
 
-    /// How many frames of any kind the TX buffer can still take.
-    pub fn tx_room_frames(&self) -> usize {
-        self.tx.free() / wire::MAX_DATA_MESSAGE
+    type Tcp = Stream<RX_BUF, TX_BUF>;
+    const FRAME_ROOM: usize = wire::MAX_DATA_MESSAGE;
+    const STAMPED_READS: bool = true;
+    const FRAME_STAMPS: bool = false;
+    stream_access!(io);
+
+    fn fmt_counters(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.io.counters, f)
+    }
+
+    /// The peer's address, for log lines.
+    fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Free space for the next TCP read (empty while parked or full).
+    fn rx_spare(&mut self) -> &mut [u8] {
+        if self.parked.is_some() {
+            return &mut [];
+        }
+        let spare = self.io.rx.spare();
+        self.offered = spare.len();
+        spare
+    }
+
+    /// Records `n` bytes read into [`rx_spare`](Self::rx_spare).
+    fn rx_filled(&mut self, n: usize) {
+        // Timed by the next process(): the same loop turn, one clock read.
+        self.unpaced_read = Some(n);
+        self.read_arrived = None;
+        self.io.filled(n);
+    }
+
+    /// The bytes of the last [`rx_filled`](Self::rx_filled) arrived at
+    /// `at` (the kernel's receive stamp, on the loop's clock).
+    fn rx_arrived(&mut self, at: Instant) {
+        self.read_arrived = Some(at);
+    }
+
+    /// True when the session wants more TCP input.
+    fn wants_tcp_read(&self) -> bool {
+        self.parked.is_none() && self.io.rx.free() > 0
+    }
+
+    /// How a parked session wants to be woken, if it is parked.
+    fn parked(&self) -> Option<Wake> {
+        self.parked
+    }
+
+    /// The replay in progress, if any (for SIGUSR1).
+    fn replay(&self) -> Option<Replay> {
+        self.pacer.progress()
+    }
+
+    /// Replays so far, and how many live traffic ended (for SIGUSR1).
+    fn replays(&self) -> Option<Tally> {
+        Some(self.pacer.tally())
     }
 
     /// Queues a frame read from CAN (host layout) for the TCP peer; the
     /// caller's copy is left as it was. Frames read before agreement are
     /// dropped, as the reference does. Returns false if the buffer is full
     /// (the caller checks [`tx_has_room`](Self::tx_has_room) first).
-    pub fn queue_frame(&mut self, frame: &[u8]) -> bool {
+    fn queue_frame(&mut self, frame: &[u8], _stamp: Stamp) -> bool {
         if !self.is_agreed() {
             return true;
         }
-        if self.tx.free() < HEADER_LEN + frame.len() {
+        if self.io.tx.free() < HEADER_LEN + frame.len() {
             return false;
         }
-        self.tx.push(&wire::data_header(frame.len()));
-        self.tx.push(frame);
+        self.io.tx.push(&wire::data_header(frame.len()));
+        self.io.tx.push(frame);
         // Converted where it now lies, at the end of the queue.
-        let queued = self.tx.data_mut();
+        let queued = self.io.tx.data_mut();
         let at = queued.len() - frame.len();
         let wire_frame = &mut queued[at..];
         wire::swap_layout(wire_frame);
-        self.counters.to_tcp += 1;
+        self.io.counters.to_tcp += 1;
         if log::log_enabled!(log::Level::Trace) {
             log::trace!("{}: can->tcp {}", self.peer, FrameText(wire_frame));
         }
         true
     }
 
-    /// Bytes waiting to be sent on TCP.
-    pub fn tx_pending(&self) -> &[u8] {
-        self.tx.data()
-    }
-
-    /// Records that `n` bytes of [`tx_pending`](Self::tx_pending) were sent.
-    pub fn tx_sent(&mut self, n: usize) {
-        self.tx.consume(n);
-        self.counters.bytes_out += n as u64;
-    }
-
     /// The earliest time at which [`on_timer`](Self::on_timer) has work.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    fn next_deadline(&self) -> Option<Instant> {
         let handshake = (!self.is_agreed()).then_some(self.handshake_deadline);
         let retry = match self.parked {
             Some(Wake::At(t)) => Some(t),
             // A frame waiting on POLLOUT must still be shed after the timeout.
-            Some(Wake::CanWritable) => self.busy_since.map(|t| t + self.cfg.tx_timeout),
+            Some(Wake::CanWritable) => self.io.stale_at(self.cfg.tx_timeout),
             // A replay's end is logged once it has caught up.
             None => self.pacer.deadline(),
         };
-        match (handshake, retry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(handshake, retry)
     }
 
     /// What is due at `now`: the handshake deadline, another try for a
     /// parked frame, or the end of a replay.
-    pub fn on_timer(&self, now: Instant) -> Timer {
+    fn on_timer(&mut self, now: Instant) -> Timer {
         if !self.is_agreed() && now >= self.handshake_deadline {
             return Timer::Close(Close::HandshakeTimeout(self.cfg.handshake_timeout));
         }
@@ -681,7 +620,7 @@ mod tests {
     #[test]
     fn handshake_times_out() {
         let t = Instant::now();
-        let s = Session::new(peer(), Role::Server, cfg(), t);
+        let mut s = Session::new(peer(), Role::Server, cfg(), t);
         assert_eq!(s.next_deadline(), Some(t + Duration::from_secs(10)));
         assert_eq!(s.on_timer(t + Duration::from_secs(9)), Timer::Idle);
         assert!(matches!(
@@ -709,10 +648,10 @@ mod tests {
         let mut bus = FakeBus::default();
         for b in &stream {
             feed(&mut s, std::slice::from_ref(b));
-            assert_eq!(s.process(t, &mut bus), Ok(RxState::Drained));
+            assert_eq!(s.process(t, &mut bus), Ok(Progress::Drained));
         }
         assert_eq!(bus.sent, frames);
-        assert_eq!(s.counters.to_can, frames.len() as u64);
+        assert_eq!(s.io.counters.to_can, frames.len() as u64);
     }
 
     /// xorshift64*: a fixed-seed generator, so a failure reproduces.
@@ -766,7 +705,7 @@ mod tests {
             while at < stream.len() {
                 let cut = (at + 1 + rng.below(200)).min(stream.len());
                 feed(&mut s, &stream[at..cut]);
-                assert_eq!(s.process(t, &mut bus), Ok(RxState::Drained));
+                assert_eq!(s.process(t, &mut bus), Ok(Progress::Drained));
                 at = cut;
             }
             assert_eq!(bus.sent, frames);
@@ -789,7 +728,7 @@ mod tests {
             let mut frames = std::vec::Vec::new();
             while from.tx_room_frames() > 0 && frames.len() < 80 {
                 let f = random_frame(&mut rng);
-                assert!(from.queue_frame(&f));
+                assert!(from.queue_frame(&f, Stamp::default()));
                 frames.push(f);
             }
             let stream = from.tx_pending().to_vec();
@@ -798,7 +737,7 @@ mod tests {
             while at < stream.len() {
                 let cut = (at + 1 + rng.below(300)).min(stream.len());
                 feed(&mut to, &stream[at..cut]);
-                assert_eq!(to.process(t, &mut bus), Ok(RxState::Drained));
+                assert_eq!(to.process(t, &mut bus), Ok(Progress::Drained));
                 at = cut;
             }
             assert_eq!(bus.sent, frames);
@@ -815,7 +754,7 @@ mod tests {
         }
         feed(&mut s, &stream);
         let mut bus = FakeBus::default();
-        assert_eq!(s.process(t, &mut bus), Ok(RxState::Drained));
+        assert_eq!(s.process(t, &mut bus), Ok(Progress::Drained));
         assert_eq!(bus.sent.len(), 50);
     }
 
@@ -828,17 +767,17 @@ mod tests {
             let mut m = vec![b'd', len];
             m.extend(std::iter::repeat(0).take(usize::from(len)));
             feed(&mut s, &m);
-            assert_eq!(s.process(t, &mut bus), Ok(RxState::Drained));
+            assert_eq!(s.process(t, &mut bus), Ok(Progress::Drained));
         }
         feed(&mut s, &data_msg(&classic(1, 9)));
         feed(&mut s, &data_msg(&classic(CAN_ERR_FLAG | 4, 8)));
         let mut fd = vec![0u8; CANFD_MTU];
         fd[4] = 65;
         feed(&mut s, &data_msg(&fd));
-        assert_eq!(s.process(t, &mut bus), Ok(RxState::Drained));
+        assert_eq!(s.process(t, &mut bus), Ok(Progress::Drained));
         assert!(bus.sent.is_empty());
-        assert_eq!(s.counters.drop_invalid, 254 + 2);
-        assert_eq!(s.counters.drop_error_frame, 1);
+        assert_eq!(s.io.counters.drop_invalid, 254 + 2);
+        assert_eq!(s.io.counters.drop_error_frame, 1);
         // Still usable.
         feed(&mut s, &data_msg(&classic(7, 2)));
         s.process(t, &mut bus).unwrap();
@@ -885,7 +824,7 @@ mod tests {
                 delivered,
                 "error_frames={error_frames} virtual={is_virtual}"
             );
-            assert_eq!(s.counters.drop_error_frame == 1, !delivered);
+            assert_eq!(s.io.counters.drop_error_frame == 1, !delivered);
         }
     }
 
@@ -922,15 +861,15 @@ mod tests {
         }
         let mut bus = StingyBus::default();
         let mut wakes = 0;
-        while s.process(t, &mut bus) == Ok(RxState::Parked) {
+        while s.process(t, &mut bus) == Ok(Progress::Parked) {
             // Each cut parks the head frame; the queue drains meanwhile.
             wakes += 1;
             assert!(wakes < 40, "no progress");
             t += ENOBUFS_RETRY;
         }
         assert_eq!(bus.0.sent, frames);
-        assert_eq!(s.counters.to_can, 40);
-        assert_eq!(s.counters.drop_stale, 0);
+        assert_eq!(s.io.counters.to_can, 40);
+        assert_eq!(s.io.counters.drop_stale, 0);
         assert!(bus.1 >= 13, "sent in batches, not one by one");
     }
 
@@ -956,7 +895,7 @@ mod tests {
             feed(&mut s, &data_msg(&classic(i, 1)));
         }
         let mut bus = MuteBatch::default();
-        assert_eq!(s.process(t, &mut bus), Ok(RxState::Parked));
+        assert_eq!(s.process(t, &mut bus), Ok(Progress::Parked));
         assert_eq!(bus.0, 1, "asked once, then parked");
         assert_eq!(s.parked(), Some(Wake::CanWritable));
     }
@@ -972,10 +911,13 @@ mod tests {
         feed(&mut s, &data_msg(&classic(4, 1)));
         bus.script
             .extend([CanTx::Sent, CanTx::Sent, CanTx::Refused]);
-        assert_eq!(s.process(t, &mut bus), Ok(RxState::Drained));
+        assert_eq!(s.process(t, &mut bus), Ok(Progress::Drained));
         assert_eq!(bus.sent, vec![classic(1, 1), classic(2, 1)]);
-        assert_eq!((s.counters.drop_invalid, s.counters.drop_refused), (1, 1));
-        assert_eq!(s.counters.to_can, 2);
+        assert_eq!(
+            (s.io.counters.drop_invalid, s.io.counters.drop_refused),
+            (1, 1)
+        );
+        assert_eq!(s.io.counters.to_can, 2);
     }
 
     #[test]
@@ -987,7 +929,10 @@ mod tests {
         feed(&mut s, &data_msg(&classic(1, 1)));
         feed(&mut s, &data_msg(&classic(2, 1)));
         s.process(t, &mut bus).unwrap();
-        assert_eq!((s.counters.drop_refused, s.counters.drop_bus_down), (1, 1));
+        assert_eq!(
+            (s.io.counters.drop_refused, s.io.counters.drop_bus_down),
+            (1, 1)
+        );
     }
 
     #[test]
@@ -1007,7 +952,7 @@ mod tests {
         let mut bus = FakeBus::default();
         s.process(t, &mut bus).unwrap();
         assert!(bus.sent.is_empty());
-        assert_eq!(s.counters.drop_read_only, 1);
+        assert_eq!(s.io.counters.drop_read_only, 1);
     }
 
     #[test]
@@ -1018,20 +963,20 @@ mod tests {
         bus.script.extend([CanTx::Busy, CanTx::Busy]);
         feed(&mut s, &data_msg(&classic(1, 1)));
         feed(&mut s, &data_msg(&classic(2, 1)));
-        assert_eq!(s.process(t, &mut bus), Ok(RxState::Parked));
+        assert_eq!(s.process(t, &mut bus), Ok(Progress::Parked));
         assert_eq!(s.parked(), Some(Wake::CanWritable));
         assert!(!s.wants_tcp_read());
         assert!(s.rx_spare().is_empty(), "no TCP reads while parked");
         // Woken by POLLOUT but the queue is still full: timer fallback.
         let t1 = t + Duration::from_millis(1);
-        assert_eq!(s.process(t1, &mut bus), Ok(RxState::Parked));
+        assert_eq!(s.process(t1, &mut bus), Ok(Progress::Parked));
         assert_eq!(s.parked(), Some(Wake::At(t1 + ENOBUFS_RETRY)));
         assert_eq!(s.on_timer(t1), Timer::Idle);
         assert_eq!(s.on_timer(t1 + ENOBUFS_RETRY), Timer::RetryParked);
         // The bus moves: both frames go, in order.
         assert_eq!(
             s.process(t1 + ENOBUFS_RETRY, &mut bus),
-            Ok(RxState::Drained)
+            Ok(Progress::Drained)
         );
         assert_eq!(bus.sent, vec![classic(1, 1), classic(2, 1)]);
         assert!(s.wants_tcp_read());
@@ -1046,12 +991,12 @@ mod tests {
         feed(&mut s, &data_msg(&classic(1, 1)));
         feed(&mut s, &data_msg(&classic(2, 1)));
         feed(&mut s, &data_msg(&classic(3, 1)));
-        assert_eq!(s.process(t, &mut bus), Ok(RxState::Parked));
+        assert_eq!(s.process(t, &mut bus), Ok(Progress::Parked));
         assert_eq!(s.next_deadline(), Some(t + Duration::from_millis(100)));
         let late = t + Duration::from_millis(100);
         // Frames 1 and 2 are stale and shed at once; frame 3 goes.
-        assert_eq!(s.process(late, &mut bus), Ok(RxState::Drained));
-        assert_eq!(s.counters.drop_stale, 2);
+        assert_eq!(s.process(late, &mut bus), Ok(Progress::Drained));
+        assert_eq!(s.io.counters.drop_stale, 2);
         assert_eq!(bus.sent, vec![classic(3, 1)]);
     }
 
@@ -1062,14 +1007,17 @@ mod tests {
         let proposal = c.tx_pending().len();
         c.tx_sent(proposal);
         let f = classic(0x7FF, 8);
-        assert!(c.queue_frame(&f), "dropped silently before agreement");
+        assert!(
+            c.queue_frame(&f, Stamp::default()),
+            "dropped silently before agreement"
+        );
         assert!(c.tx_pending().is_empty());
         feed(&mut c, &wire::encode_version(1));
         c.process(t, &mut FakeBus::default()).unwrap();
         assert!(c.tx_pending().is_empty(), "never answer our own proposal");
         let mut queued = 0;
         while c.tx_has_room() {
-            assert!(c.queue_frame(&f));
+            assert!(c.queue_frame(&f, Stamp::default()));
             queued += 1;
         }
         assert_eq!(
@@ -1111,7 +1059,7 @@ mod tests {
         let mut vcan = FakeBus::vcan();
         let mut t = t0 + Duration::from_secs(1);
         let frames = backlog(&mut s, t0);
-        assert_eq!(s.process(t, &mut vcan), Ok(RxState::Parked));
+        assert_eq!(s.process(t, &mut vcan), Ok(Progress::Parked));
         assert_eq!(vcan.sent.len(), crate::limits::REPLAY_BURST as usize);
         // Waiting for its turn, the session reads no TCP: TCP pushes back.
         assert!(s.rx_spare().is_empty());
@@ -1135,10 +1083,10 @@ mod tests {
         let mut vcan = FakeBus::vcan();
         let t = t0 + Duration::from_millis(844);
         let frames = backlog(&mut s, t);
-        assert_eq!(s.process(t, &mut vcan), Ok(RxState::Drained));
+        assert_eq!(s.process(t, &mut vcan), Ok(Progress::Drained));
         assert_eq!(vcan.sent, frames);
         assert_eq!(s.replay(), None);
-        assert_eq!(s.replays().replays, 0);
+        assert_eq!(s.replays().unwrap().replays, 0);
     }
 
     #[test]
@@ -1152,8 +1100,8 @@ mod tests {
         s.process(t, &mut vcan).unwrap();
         run_until_drained(&mut s, &mut t, &mut vcan);
         assert!(t > t0 + Duration::from_secs(1) + s.cfg.tx_timeout * 4);
-        assert_eq!(s.counters.drop_stale, 0);
-        assert_eq!(s.counters.to_can, frames.len() as u64);
+        assert_eq!(s.io.counters.drop_stale, 0);
+        assert_eq!(s.io.counters.to_can, frames.len() as u64);
     }
 
     #[test]
@@ -1163,7 +1111,7 @@ mod tests {
         let mut can0 = FakeBus::default();
         let frames = backlog(&mut s, t0);
         let t = t0 + Duration::from_secs(1);
-        assert_eq!(s.process(t, &mut can0), Ok(RxState::Drained));
+        assert_eq!(s.process(t, &mut can0), Ok(Progress::Drained));
         assert_eq!(can0.sent, frames);
         assert_eq!(s.replay(), None);
     }
@@ -1207,7 +1155,7 @@ mod tests {
             s.rx_arrived(at);
             assert_eq!(
                 s.process(Counted(at, &reads), &mut vcan),
-                Ok(RxState::Drained)
+                Ok(Progress::Drained)
             );
         }
         assert_eq!(vcan.sent.len(), 10);
@@ -1231,7 +1179,7 @@ mod tests {
         let t = t0 + Duration::from_secs(1);
         assert_eq!(
             s.process(Counted(t, &reads), &mut vcan),
-            Ok(RxState::Parked)
+            Ok(Progress::Parked)
         );
         assert!(reads.get() > 0, "the clock was read");
         assert!(s.replay().is_some(), "the backlog is paced");

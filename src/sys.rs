@@ -10,6 +10,7 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use crate::limits::CAN_BATCH;
+use crate::time::Stamp;
 use crate::wire::CANFD_MTU;
 
 pub use libc::pollfd as PollFd;
@@ -203,7 +204,7 @@ pub fn enable_timestamps(fd: RawFd) -> io::Result<()> {
 /// Reads what a stream socket holds into `buf` without blocking, with the
 /// kernel's receive time of the last data read (seconds, microseconds;
 /// zero without `SO_TIMESTAMP`): a read's time at no clock read.
-pub fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, (i64, u32))> {
+pub fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Stamp)> {
     let mut cmsg = [0u64; CMSG_ROOM / 8];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
@@ -218,7 +219,7 @@ pub fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, (i64, u32))
     // SAFETY: the header points at `buf` and `cmsg`, of the sizes given,
     // which outlive the call.
     let n = check(unsafe { libc::recvmsg(fd, &mut h, libc::MSG_DONTWAIT) })? as usize;
-    let mut stamp = (0, 0);
+    let mut stamp = Stamp::default();
     // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG macros
     // walk only within them.
     unsafe {
@@ -233,8 +234,9 @@ pub fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, (i64, u32))
     Ok((n, stamp))
 }
 
-/// One BCM message with one classic frame, laid out as the kernel reads it
-/// (the frame right after the header, both 8-byte aligned).
+/// One BCM message with one classic frame, laid out as the kernel reads and
+/// writes it (the frame right after the header, both 8-byte aligned):
+/// written by [`bcm_write`], read by [`bcm_changed_frame`].
 #[repr(C)]
 struct BcmOne {
     head: libc::bcm_msg_head,
@@ -276,6 +278,19 @@ pub fn bcm_write(
     Ok(())
 }
 
+/// The frame (host layout) an `RX_CHANGED` message read from a BCM socket
+/// carries, or `None` for any other message: read here, beside [`BcmOne`],
+/// where the message's layout is known. The frame is the message's last 16
+/// bytes: the head's size differs between targets, its end does not.
+pub fn bcm_changed_frame(msg: &[u8]) -> Option<&[u8]> {
+    let opcode = u32::from_ne_bytes(msg.get(..4)?.try_into().ok()?);
+    let head = mem::size_of::<libc::bcm_msg_head>();
+    if opcode != libc::RX_CHANGED || msg.len() != head + libc::CAN_MTU {
+        return None;
+    }
+    Some(&msg[head..])
+}
+
 /// Room for one `SO_RXQ_OVFL` control message (a u32, 24 bytes with its
 /// header) and one `SO_TIMESTAMP` message (a timeval, 32 bytes with its
 /// header) on sockets that asked for one.
@@ -289,7 +304,7 @@ pub struct CanBatch {
     pub lens: [usize; CAN_BATCH],
     /// Kernel receive time of each frame read, seconds and microseconds,
     /// on a socket with `SO_TIMESTAMP` on (else zero).
-    pub stamps: [(i64, u32); CAN_BATCH],
+    pub stamps: [Stamp; CAN_BATCH],
     cmsg: [[u64; CMSG_ROOM / 8]; CAN_BATCH],
 }
 
@@ -299,7 +314,7 @@ impl CanBatch {
         CanBatch {
             frames: [[0; CANFD_MTU]; CAN_BATCH],
             lens: [0; CAN_BATCH],
-            stamps: [(0, 0); CAN_BATCH],
+            stamps: [Stamp::default(); CAN_BATCH],
             cmsg: [[0; CMSG_ROOM / 8]; CAN_BATCH],
         }
     }
@@ -338,7 +353,7 @@ impl CanBatch {
         let stamps = self.stamps.iter_mut();
         for ((len, stamp), hdr) in self.lens.iter_mut().zip(stamps).zip(&hdrs[..n]) {
             *len = hdr.msg_len as usize;
-            *stamp = (0, 0);
+            *stamp = Stamp::default();
             let h = &hdr.msg_hdr;
             // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG
             // macros walk only within them.
@@ -366,7 +381,7 @@ impl CanBatch {
 ///
 /// # Safety
 /// `c` must be a control message header the kernel filled in.
-unsafe fn read_timeval(c: *const libc::cmsghdr) -> (i64, u32) {
+unsafe fn read_timeval(c: *const libc::cmsghdr) -> Stamp {
     let data = libc::CMSG_DATA(c);
     // cmsg_len is a usize on glibc and a u32 on musl: the cast is needed there.
     #[allow(clippy::unnecessary_cast)]
@@ -374,13 +389,19 @@ unsafe fn read_timeval(c: *const libc::cmsghdr) -> (i64, u32) {
     if len >= 16 {
         let sec = std::ptr::read_unaligned(data.cast::<i64>());
         let usec = std::ptr::read_unaligned(data.add(8).cast::<i64>());
-        (sec, usec as u32)
+        Stamp {
+            sec,
+            usec: usec as u32,
+        }
     } else if len >= 8 {
         let sec = std::ptr::read_unaligned(data.cast::<i32>());
         let usec = std::ptr::read_unaligned(data.add(4).cast::<i32>());
-        (i64::from(sec), usec as u32)
+        Stamp {
+            sec: i64::from(sec),
+            usec: usec as u32,
+        }
     } else {
-        (0, 0)
+        Stamp::default()
     }
 }
 
@@ -476,6 +497,23 @@ pub fn send_frames(fd: RawFd, frames: &[&[u8]]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_rx_changed_message_carries_a_frame_for_the_client() {
+        let head = std::mem::size_of::<libc::bcm_msg_head>();
+        let mut msg = vec![0u8; head + libc::CAN_MTU];
+        msg[..4].copy_from_slice(&libc::RX_CHANGED.to_ne_bytes());
+        msg[head..head + 4].copy_from_slice(&0x123u32.to_ne_bytes());
+        let frame = bcm_changed_frame(&msg).unwrap();
+        assert_eq!(frame.len(), libc::CAN_MTU);
+        assert_eq!(frame[..4], 0x123u32.to_ne_bytes());
+        msg[..4].copy_from_slice(&libc::RX_TIMEOUT.to_ne_bytes());
+        assert_eq!(bcm_changed_frame(&msg), None);
+        assert_eq!(bcm_changed_frame(&msg[..3]), None);
+        let mut short = msg[..head].to_vec();
+        short[..4].copy_from_slice(&libc::RX_CHANGED.to_ne_bytes());
+        assert_eq!(bcm_changed_frame(&short), None, "no frame after the head");
+    }
 
     #[test]
     fn a_failed_call_reports_its_errno() {

@@ -23,10 +23,15 @@ use std::time::{Duration, Instant};
 
 use argh::FromArgs;
 use libfuzzer_sys::fuzz_target;
+
+mod drive;
+use drive::{bus_frame, check_step, peer_takes, take, tcp_read};
 use tcpcan::cli::{Args, Config};
 use tcpcan::device::{CanSink, CanTx};
 use tcpcan::limits::TX_BUF;
-use tcpcan::session::{Role, Session, Timer};
+use tcpcan::protocol::{Protocol, Timer};
+use tcpcan::session::{Role, Session};
+use tcpcan::time::Stamp;
 use tcpcan::wire::{self, Decoded, Message, CANFD_MTU, CAN_MTU, HEADER_LEN};
 
 /// A bus whose answers follow a mode the program sets.
@@ -133,13 +138,6 @@ fn configs() -> &'static [Config; 2] {
     CONFIGS.get_or_init(|| [config(false), config(true)])
 }
 
-/// Pops `n` bytes off the program, or what is left.
-fn take<'a>(data: &mut &'a [u8], n: usize) -> &'a [u8] {
-    let (head, rest) = data.split_at(n.min(data.len()));
-    *data = rest;
-    head
-}
-
 fuzz_target!(|input: &[u8]| {
     check_decoder(input);
 
@@ -186,11 +184,7 @@ fuzz_target!(|input: &[u8]| {
             }
             // A TCP read of 1..=128 bytes.
             0x00..=0x7F => {
-                let bytes = take(&mut prog, usize::from(op) + 1);
-                let spare = session.rx_spare();
-                let n = bytes.len().min(spare.len());
-                spare[..n].copy_from_slice(&bytes[..n]);
-                session.rx_filled(n);
+                tcp_read(&mut session, take(&mut prog, usize::from(op) + 1));
                 session.process(now, &mut bus).map(|_| ())
             }
             // The bus changes how it answers.
@@ -205,43 +199,25 @@ fuzz_target!(|input: &[u8]| {
                     Timer::RetryParked | Timer::ReplayDue => {
                         session.process(now, &mut bus).map(|_| ())
                     }
-                    Timer::Idle => Ok(()),
+                    Timer::Idle | Timer::Stats => Ok(()),
                     Timer::Close(e) => Err(e),
                 }
             }
             // A frame read from CAN, classic or FD.
             0xC0..=0xDF => {
-                let size = if op & 1 == 0 { CAN_MTU } else { CANFD_MTU };
-                let mut frame = [0u8; CANFD_MTU];
-                let bytes = take(&mut prog, size);
-                frame[..bytes.len()].copy_from_slice(bytes);
+                let (frame, size) = bus_frame(&mut prog, op);
                 if session.tx_has_room() {
-                    assert!(session.queue_frame(&frame[..size]));
+                    assert!(session.queue_frame(&frame[..size], Stamp::default()));
                 }
                 Ok(())
             }
             // The TCP peer takes some of what is queued for it.
             0xE0..=0xFF => {
-                let n = session
-                    .tx_pending()
-                    .len()
-                    .min(usize::from(op & 0x1F) * 16 + 1);
-                emitted.extend_from_slice(&session.tx_pending()[..n]);
-                session.tx_sent(n);
+                peer_takes(&mut session, op, &mut emitted);
                 Ok(())
             }
         };
-        assert_eq!(
-            session.counters.to_can, bus.taken,
-            "to_can differs from what the bus took"
-        );
-        assert!(session.tx_pending().len() <= TX_BUF);
-        if read_only {
-            assert_eq!(bus.calls, 0, "--read-only wrote to the bus");
-        }
-        if session.parked().is_some() {
-            assert!(session.rx_spare().is_empty(), "reading TCP while parked");
-        }
+        check_step(&mut session, (bus.taken, bus.calls), read_only, TX_BUF);
         if result.is_err() {
             break;
         }

@@ -76,7 +76,7 @@ impl Beacon {
             return;
         }
         for (addr, brd) in targets(self.listen, &ifaces) {
-            let text = write_beacon(&self.host, addr, self.port, bus);
+            let text = write_beacon((&self.host, crate::VERSION), addr, self.port, bus);
             if let Err(e) = self.sock.send_to(text.as_bytes(), (brd, BEACON_PORT)) {
                 self.warn_once(format_args!("to {brd}: {e}"));
             }

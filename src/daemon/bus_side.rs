@@ -3,32 +3,22 @@
 //! a read failed, count what the kernel dropped, and under load leave the
 //! socket unread for a moment so the next read takes many frames
 //! ([`Coalesce`], timed by the kernel's receive stamps: no clock read). A
-//! [`BusSide`] does the reading; the session it reads for is an [`Outbox`].
+//! [`BusSide`] does the reading, for a session of either [`Protocol`].
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::poll_table::{PollTable, Slot};
-use super::port::PortSlot;
-use super::time::{stamp_us, Now};
-use crate::can::ReadError;
+use super::port::{PortSlot, Reopen};
+use super::time::Now;
+use crate::can::{CanOptions, ReadError};
 use crate::coalesce::{Coalesce, Side};
 use crate::counters::{Counters, RateLimit};
 use crate::limits::READS_PER_WAKEUP;
+use crate::protocol::Protocol;
 use crate::sys::CanBatch;
-
-/// Where frames read from the bus go: a session's output to its peer.
-pub trait Outbox {
-    /// Frames that fit in the output now (the CAN socket is not read
-    /// beyond: back-pressure).
-    fn room(&self) -> usize;
-    /// Queues one frame read at `stamp` (seconds, microseconds; zero
-    /// without `SO_TIMESTAMP`).
-    fn queue(&mut self, frame: &[u8], stamp: (i64, u32));
-    /// The session's counters.
-    fn counters(&mut self) -> &mut Counters;
-}
+use crate::time::Stamp;
 
 /// A connection's CAN socket (which may vanish), its drop warnings and its
 /// coalescing.
@@ -37,26 +27,54 @@ pub struct BusSide {
     pub can: PortSlot,
     overflow_warn: RateLimit,
     coalesce: Coalesce,
+    /// The session shows each frame's receive time (socketcand's lines):
+    /// stamps are asked for even when coalescing is off.
+    stamped: bool,
 }
 
 impl BusSide {
-    /// A side on `can`, coalescing reads within `budget` (zero: never).
-    pub fn new(can: PortSlot, budget: Duration) -> BusSide {
+    /// A side on `can`, coalescing reads within `budget` (zero: never);
+    /// `stamped`: the session needs every frame's receive time.
+    pub fn new(can: PortSlot, budget: Duration, stamped: bool) -> BusSide {
         let side = BusSide {
             can,
             overflow_warn: RateLimit::default(),
             coalesce: Coalesce::new(budget, Side::Can),
+            stamped,
         };
-        side.stamp_frames();
+        if let Err(e) = side.stamp_frames() {
+            log::warn!("no receive timestamps on the CAN socket: {e}");
+        }
         side
     }
 
-    /// Coalescing is timed by receive stamps: asks for them (again, after a
-    /// reopen). Without them a side is simply never left unread.
-    pub fn stamp_frames(&self) {
-        if let (true, Some(p)) = (self.coalesce.is_on(), self.can.port()) {
-            let _ = p.enable_timestamps();
+    /// Coalescing is timed by receive stamps, and socketcand's lines show
+    /// them: asks for them on a socket just opened. Without them a side is
+    /// simply never left unread, and a line shows time zero.
+    fn stamp_frames(&self) -> io::Result<()> {
+        match self.can.port() {
+            Some(p) if self.stamped || self.coalesce.is_on() => p.enable_timestamps(),
+            _ => Ok(()),
         }
+    }
+
+    /// Timer work: looks for a vanished interface again. True if it is
+    /// back, its new socket set up as the first was (the one reopen path
+    /// of every connection, so no setting is forgotten on one of them).
+    // Inline: asked every loop turn, and almost never due.
+    #[inline]
+    pub fn reopen_if_due(&mut self, canif: &str, opts: &CanOptions, now: &Now) -> bool {
+        self.can.due(now) && self.reopen(canif, opts, now)
+    }
+
+    fn reopen(&mut self, canif: &str, opts: &CanOptions, now: &Now) -> bool {
+        if self.can.on_due(canif, opts, now) != Reopen::Reopened {
+            return false;
+        }
+        if let Err(e) = self.stamp_frames() {
+            log::warn!("{canif}: no receive timestamps: {e}");
+        }
+        true
     }
 
     /// Adds the socket, as `slot`, waited on for `events` unless a
@@ -73,7 +91,7 @@ impl BusSide {
     pub fn on_readable(
         &mut self,
         revents: i16,
-        out: &mut dyn Outbox,
+        out: &mut impl Protocol,
         ctx: (SocketAddr, &Now, &str),
         batch: &mut CanBatch,
     ) {
@@ -91,12 +109,14 @@ impl BusSide {
         if revents & libc::POLLIN == 0 {
             return;
         }
-        let (mut frames, mut last) = (0, (0, 0));
+        let (mut frames, mut last) = (0, Stamp::default());
         for _ in 0..READS_PER_WAKEUP {
             let Some(port) = self.can.port_mut() else {
                 break;
             };
-            let room = out.room();
+            // Frames that fit in the output now (the CAN socket is not
+            // read beyond: back-pressure).
+            let room = out.tx_room_frames();
             if room == 0 {
                 break;
             }
@@ -105,10 +125,10 @@ impl BusSide {
                     // Only a drop needs the time (a clock read is a
                     // system call where the vDSO has no clock source).
                     if overflow > 0 {
-                        self.kernel_dropped(overflow, out, (peer, now.get(), canif));
+                        self.kernel_dropped(overflow, out.counters(), (peer, now.get(), canif));
                     }
                     for i in 0..n {
-                        out.queue(&batch.frames[i][..batch.lens[i]], batch.stamps[i]);
+                        out.queue_frame(&batch.frames[i][..batch.lens[i]], batch.stamps[i]);
                     }
                     frames += n;
                     last = batch.stamps[n.saturating_sub(1)];
@@ -124,7 +144,7 @@ impl BusSide {
             }
         }
         // A zero stamp is a socket without SO_TIMESTAMP: not measured.
-        self.coalesce.after_wake(frames, stamp_us(last));
+        self.coalesce.after_wake(frames, last.micros());
     }
 
     fn read_error(&mut self, e: ReadError, peer: SocketAddr, now: &Now, canif: &str) {
@@ -140,10 +160,10 @@ impl BusSide {
     }
 
     /// Asks the kernel for drops it has not yet reported with a frame.
-    pub fn poll_kernel_drops(&mut self, out: &mut dyn Outbox, ctx: (SocketAddr, Instant, &str)) {
+    pub fn poll_kernel_drops(&mut self, out: &mut impl Protocol, ctx: (SocketAddr, Instant, &str)) {
         if let Some(port) = self.can.port_mut() {
             let dropped = port.new_drops();
-            self.kernel_dropped(dropped, out, ctx);
+            self.kernel_dropped(dropped, out.counters(), ctx);
         }
     }
 
@@ -152,13 +172,13 @@ impl BusSide {
     fn kernel_dropped(
         &mut self,
         dropped: u32,
-        out: &mut dyn Outbox,
+        counters: &mut Counters,
         (peer, now, canif): (SocketAddr, Instant, &str),
     ) {
         if dropped == 0 {
             return;
         }
-        out.counters().drop_kernel_overflow += u64::from(dropped);
+        counters.drop_kernel_overflow += u64::from(dropped);
         if let Some(s) = self.overflow_warn.allow(now) {
             log::warn!(
                 "{peer}: kernel dropped {dropped} frames from {canif}: peer is not keeping up ({s} similar warnings suppressed)"

@@ -1,141 +1,57 @@
-//! What happens on one tunnel connection, and where do connections live?
-//! A [`Conn`] moves bytes between its TCP stream, its own CAN socket and its
-//! [`Session`]; a [`Table`] holds the connections in fixed slots.
+//! What happens on one connection, whatever protocol it speaks? A [`Conn`]
+//! moves bytes between its TCP stream, its own CAN socket (so it sees every
+//! other client's frames and the bus's), its BCM socket (socketcand's
+//! cyclic sends and subscriptions) and its session, a [`Protocol`]. It is
+//! written once for both protocols: one read path, one reopen path, one
+//! send path. [`AnyConn`] is the table's entry: a connection of either kind.
 
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
-use super::bus_side::{BusSide, Outbox};
+use super::bus_side::BusSide;
 use super::poll_table::{PollTable, Slot};
-use super::port::{open_error, PortSlot, Reopen};
-use super::time::{clocks, stamp_us, Now, StampClock};
-use crate::can::{CanPort, NoBus};
+use super::port::{open_error, PortSlot};
+use super::time::{clocks, Now, StampClock};
+use crate::can::{if_stats, BcmPort, CanPort, NoBus};
 use crate::cli::Config;
 use crate::close::Close;
 use crate::coalesce::{Coalesce, Side};
-use crate::counters::Counters;
 use crate::device::CanSink;
 use crate::limits::READS_PER_WAKEUP;
 use crate::net;
-use crate::session::{Role, RxState, Session, Timer, Wake};
-use crate::sys::{self, CanBatch};
+use crate::protocol::{Bus, Progress, Protocol, Timer, Wake};
+use crate::session::Session;
+use crate::socketcand::session::ScdSession;
+use crate::sys::{self, bcm_changed_frame, CanBatch};
 
-/// Connection slots. Reserved whole at start-up but filled only as far as
-/// the busiest moment needed, so an idle server's untouched slots cost no
-/// resident memory, and adding one never allocates.
-pub struct Table<T> {
-    slots: Vec<Option<T>>,
-    // Kept apart: `Vec::with_capacity` may reserve more than asked.
-    capacity: usize,
-}
-
-impl<T> Table<T> {
-    /// A table of at most `capacity` entries.
-    pub fn with_capacity(capacity: usize) -> Self {
-        Table {
-            slots: Vec::with_capacity(capacity),
-            capacity,
-        }
-    }
-
-    /// Most entries at once.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// A free slot, if there is capacity left: a vacated one first, else a
-    /// new one at the end.
-    pub fn free_slot(&mut self) -> Option<usize> {
-        if let Some(i) = self.slots.iter().position(Option::is_none) {
-            return Some(i);
-        }
-        if self.slots.len() < self.capacity() {
-            self.slots.push(None);
-            return Some(self.slots.len() - 1);
-        }
-        None
-    }
-
-    /// Fills slot `i` (from [`free_slot`](Self::free_slot)).
-    pub fn put(&mut self, i: usize, value: T) {
-        self.slots[i] = Some(value);
-    }
-
-    /// Empties slot `i`, returning what it held.
-    pub fn take(&mut self, i: usize) -> Option<T> {
-        self.slots.get_mut(i)?.take()
-    }
-
-    /// The entry in slot `i`.
-    pub fn get(&self, i: usize) -> Option<&T> {
-        self.slots.get(i)?.as_ref()
-    }
-
-    /// The entry in slot `i`, mutable.
-    pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
-        self.slots.get_mut(i)?.as_mut()
-    }
-
-    /// Slots touched so far (filled or vacated).
-    pub fn slots(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// The entries with their slot numbers.
-    pub fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| Some((i, s.as_ref()?)))
-    }
-
-    /// The entries, mutable.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.slots.iter_mut().flatten()
-    }
-
-    /// True if no slot is filled.
-    pub fn is_empty(&self) -> bool {
-        self.slots.iter().all(Option::is_none)
-    }
-}
-
-/// One tunnel connection: its TCP stream, its own CAN socket, its session.
-pub struct Conn {
+/// One connection: its TCP stream, its own CAN and BCM sockets, its session.
+pub struct Conn<P> {
     tcp: Socket,
     /// The peer hung up while frames still waited for the bus: deliver
     /// them, then close (poll would report the hang-up on every round).
     hung_up: bool,
     bus: BusSide,
-    session: Session,
+    session: P,
+    /// Jobs of the kernel's broadcast manager (socketcand's `add`,
+    /// `filter`, `subscribe`), ended with the connection; opened on first
+    /// use, so a v1 connection never opens it.
+    bcm: BcmPort,
     /// Coalescing of TCP reads, timed by the kernel's receive stamps.
     tcp_coalesce: Coalesce,
     /// Receive stamps on the loop's clock, for the session's pacer.
     stamps: StampClock,
 }
 
-impl Outbox for Session {
-    fn room(&self) -> usize {
-        self.tx_room_frames()
-    }
-
-    fn queue(&mut self, frame: &[u8], _stamp: (i64, u32)) {
-        self.queue_frame(frame);
-    }
-
-    fn counters(&mut self) -> &mut Counters {
-        &mut self.counters
-    }
-}
-
-impl Conn {
-    /// A connection on `tcp`, with its own CAN socket if the interface is
-    /// there (else frames from TCP are dropped until it is back).
-    pub fn open(tcp: Socket, peer: SocketAddr, role: Role, cfg: &Config, now: &Now) -> Conn {
+impl<P: Protocol> Conn<P> {
+    /// A connection on `tcp` for `session`, with its own CAN socket if the
+    /// interface is there (else frames from TCP are dropped until it is back).
+    pub fn open(tcp: Socket, session: P, cfg: &Config, now: &Now) -> Self {
+        let peer = session.peer();
         let (can, failed) = PortSlot::opened(CanPort::open(&cfg.canif, &cfg.can), now.get());
         if let Some(e) = failed {
             log::warn!(
@@ -143,17 +59,23 @@ impl Conn {
                 open_error(&cfg.canif, e)
             );
         }
-        let tcp_coalesce = Coalesce::new(cfg.wait_tcp(), Side::Tcp);
-        // Receive stamps time coalescing and a desk's live traffic. Without
-        // them the TCP side is never left unread and the pacer reads the
-        // clock: no harm done.
-        let _ = sys::enable_timestamps(tcp.as_raw_fd());
+        let tcp_budget = match P::STAMPED_READS {
+            true => cfg.wait_tcp(),
+            false => Duration::ZERO,
+        };
+        if P::STAMPED_READS {
+            // Receive stamps time coalescing and a desk's live traffic.
+            // Without them the TCP side is never left unread and the pacer
+            // reads the clock: no harm done.
+            let _ = sys::enable_timestamps(tcp.as_raw_fd());
+        }
         Conn {
             tcp,
             hung_up: false,
-            bus: BusSide::new(can, cfg.wait_can()),
-            session: Session::new(peer, role, cfg.session, now.get()),
-            tcp_coalesce,
+            bus: BusSide::new(can, cfg.wait_can(), P::FRAME_STAMPS),
+            session,
+            bcm: BcmPort::new(&cfg.canif),
+            tcp_coalesce: Coalesce::new(tcp_budget, Side::Tcp),
             stamps: StampClock::default(),
         }
     }
@@ -181,16 +103,21 @@ impl Conn {
         };
         // A coalescing wait is taken by this turn's poll, read or not.
         table.push_held(fd, ev, self.tcp_coalesce.take_hold(), Slot::Tcp(i));
-        let mut ev = 0;
-        // Capacity is back-pressure: a full TX buffer stops CAN reads
-        // and the kernel queue (with its overflow counter) takes over.
-        if s.tx_has_room() {
-            ev |= libc::POLLIN;
-        }
+        // Capacity is back-pressure: a full output stops CAN reads and the
+        // kernel queue (with its overflow counter) takes over.
+        let room = if s.tx_has_room() { libc::POLLIN } else { 0 };
+        let mut ev = room;
         if s.parked() == Some(Wake::CanWritable) {
             ev |= libc::POLLOUT;
         }
         self.bus.register(ev, Slot::Can(i), table);
+        // Asked first: a protocol without subscriptions (v1) says no at
+        // compile time, and its BCM socket is never looked at.
+        if s.wants_bcm() {
+            if let Some(fd) = self.bcm.open_fd() {
+                table.push(fd, room, Slot::Bcm(i));
+            }
+        }
     }
 
     /// True if `fd`, polled for `slot`, is still this connection's.
@@ -198,26 +125,22 @@ impl Conn {
         match slot {
             Slot::Tcp(_) => self.tcp.as_raw_fd() == fd,
             Slot::Can(_) => self.bus.can.port().is_some_and(|p| p.fd() == fd),
+            Slot::Bcm(_) => self.bcm.open_fd() == Some(fd),
             _ => false,
         }
     }
 
     /// The earliest time this connection has timer work.
     pub fn next_deadline(&self) -> Option<Instant> {
-        super::time::earliest(self.session.next_deadline(), self.bus.can.retry_at())
+        crate::time::earliest(self.session.next_deadline(), self.bus.can.retry_at())
     }
 
     /// Timer work: reopen a vanished interface, end a handshake that took
-    /// too long, retry a parked frame.
+    /// too long, retry a parked frame, queue statistics.
     pub fn on_timer(&mut self, cfg: &Config, now: &Now) -> Result<(), Close> {
-        if self.bus.can.due(now)
-            && self.bus.can.on_due(&cfg.canif, &cfg.can, now) == Reopen::Reopened
-        {
-            log::info!(
-                "{}: {} is back; carrying frames again",
-                self.peer(),
-                cfg.canif
-            );
+        if self.bus.reopen_if_due(&cfg.canif, &cfg.can, now) {
+            let peer = self.peer();
+            log::info!("{peer}: {} is back; carrying frames again", cfg.canif);
         }
         // Only sessions with a deadline need the time.
         if self.session.next_deadline().is_none() {
@@ -226,6 +149,10 @@ impl Conn {
         match self.session.on_timer(now.get()) {
             Timer::Close(why) => Err(why),
             Timer::RetryParked | Timer::ReplayDue => self.deliver(now, &cfg.canif),
+            Timer::Stats => {
+                self.session.queue_stats(if_stats(&cfg.canif));
+                self.flush(&cfg.canif)
+            }
             Timer::Idle => Ok(()),
         }
     }
@@ -243,13 +170,13 @@ impl Conn {
             let e = e.unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionReset));
             return Err(e.into());
         }
-        let before = self.session.counters.to_can;
+        let before = self.session.counters().to_can;
         let last_us = self.read_tcp(revents, now, canif)?;
         if self.tcp_coalesce.is_on() {
             // The frames this wake-up put on the bus, timed by when the
             // kernel received them: no clock read, which is a system call
             // where the vDSO has no clock (the Pi Zero's ARM11).
-            let frames = (self.session.counters.to_can - before) as usize;
+            let frames = (self.session.counters().to_can - before) as usize;
             self.tcp_coalesce.after_wake(frames, last_us);
         }
         self.flush(canif)
@@ -274,11 +201,12 @@ impl Conn {
             match sys::recv_stamped(self.tcp.as_raw_fd(), spare) {
                 Ok((0, _)) => return Err(Close::PeerClosed),
                 Ok((n, stamp)) => {
-                    // The peer may hold its next frame for this: the Python
-                    // original does (Nagle is on there).
+                    // The peer may hold its next frame or command for this:
+                    // the Python original and python-can's socketcand
+                    // interface at its defaults do (Nagle is on there).
                     net::ack_now(&self.tcp);
                     self.session.rx_filled(n);
-                    last_us = stamp_us(stamp);
+                    last_us = stamp.micros();
                     if let Some(us) = last_us {
                         self.session.rx_arrived(self.stamps.at(us, clocks));
                     }
@@ -295,17 +223,25 @@ impl Conn {
         Ok(last_us)
     }
 
-    /// Hands buffered TCP input to the bus (and answers negotiation).
+    /// Hands buffered TCP input to the session, frames to the bus.
     fn deliver(&mut self, now: &Now, canif: &str) -> Result<(), Close> {
         let mut no_bus = NoBus;
         let sink: &mut dyn CanSink = match self.bus.can.port_mut() {
             Some(p) => p,
             None => &mut no_bus,
         };
-        if self.session.process(now, sink)? == RxState::Drained && self.hung_up {
+        let bus = Bus {
+            can: sink,
+            bcm: &mut self.bcm,
+        };
+        let result = self.session.process_input(now, bus);
+        // A reply must reach the peer even if its command then ends the
+        // connection: it says why.
+        let flushed = self.flush(canif);
+        if result? == Progress::Drained && self.hung_up {
             return Err(Close::PeerClosed);
         }
-        self.flush(canif)
+        flushed
     }
 
     /// One send of everything queued for the peer.
@@ -343,6 +279,37 @@ impl Conn {
         self.flush(canif)
     }
 
+    /// The BCM socket is ready: frames a `filter` or `subscribe` let
+    /// through, read while there is room for them.
+    pub fn on_bcm(&mut self, revents: i16, canif: &str, batch: &mut CanBatch) -> Result<(), Close> {
+        if revents & (libc::POLLIN | libc::POLLERR) == 0 {
+            return Ok(());
+        }
+        for _ in 0..READS_PER_WAKEUP {
+            let room = self.session.tx_room_frames();
+            if room == 0 {
+                break;
+            }
+            let n = match self.bcm.recv(batch, room) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    log::warn!("{}: reading the BCM socket: {e}", self.peer());
+                    break;
+                }
+            };
+            for i in 0..n {
+                if let Some(frame) = bcm_changed_frame(&batch.frames[i][..batch.lens[i]]) {
+                    self.session.queue_subscribed(frame, batch.stamps[i]);
+                }
+            }
+            if n < room {
+                break;
+            }
+        }
+        self.flush(canif)
+    }
+
     /// Asks the kernel for drops it has not yet reported with a frame.
     fn poll_kernel_drops(&mut self, now: Instant, canif: &str) {
         let ctx = (self.session.peer(), now, canif);
@@ -352,13 +319,12 @@ impl Conn {
     /// Logs the counters, after asking the kernel for drops not yet seen.
     pub fn log_counters(&mut self, now: Instant, canif: &str) {
         self.poll_kernel_drops(now, canif);
-        log::info!("{}: {}", self.peer(), self.session.counters);
+        log::info!("{}: {}", self.peer(), CountersText(&self.session));
         if let Some(r) = self.session.replay() {
             log::info!("{}: replaying a backlog: {r} so far", self.peer());
         }
         // Only a desk writing into a virtual interface ever replays.
-        let replays = self.session.replays();
-        if replays.replays > 0 {
+        if let Some(replays) = self.session.replays().filter(|t| t.replays > 0) {
             log::info!("{}: {replays}", self.peer());
         }
     }
@@ -367,59 +333,96 @@ impl Conn {
     pub fn log_close(&self, why: Close) {
         let peer = self.peer();
         log::info!("{peer}: closed: {why}");
-        log::info!("{peer}: {}", self.session.counters);
+        log::info!("{peer}: {}", CountersText(&self.session));
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A session's counters, as its protocol writes them.
+struct CountersText<'a, P>(&'a P);
 
-    #[test]
-    fn slots_are_filled_lazily_up_to_the_capacity() {
-        let mut t: Table<&str> = Table::with_capacity(3);
-        assert_eq!(t.capacity(), 3);
-        assert_eq!(t.slots(), 0, "nothing touched before the first client");
-        let a = t.free_slot().unwrap();
-        t.put(a, "a");
-        assert_eq!(t.slots(), 1);
-        let b = t.free_slot().unwrap();
-        t.put(b, "b");
-        let c = t.free_slot().unwrap();
-        t.put(c, "c");
-        assert_eq!((a, b, c), (0, 1, 2));
-        assert_eq!(t.free_slot(), None, "full");
-        assert_eq!(t.slots(), 3);
+impl<P: Protocol> fmt::Display for CountersText<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt_counters(f)
     }
+}
 
-    #[test]
-    fn a_vacated_slot_is_reused_before_a_new_one() {
-        let mut t: Table<u32> = Table::with_capacity(4);
-        for v in 0..3 {
-            let i = t.free_slot().unwrap();
-            t.put(i, v);
+/// A connection of either protocol, as the table holds it.
+// Inline, not boxed: the table is reserved at start-up so that adding a
+// connection never allocates; the smaller kind leaves the rest of its slot
+// reserved but untouched, which costs no resident memory.
+#[allow(clippy::large_enum_variant)]
+pub enum AnyConn {
+    /// Protocol v1.
+    V1(Conn<Session>),
+    /// socketcand's protocol.
+    Scd(Conn<ScdSession>),
+}
+
+/// Runs `$body` with `$c` bound to the connection, whichever kind it is.
+macro_rules! each {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            AnyConn::V1($c) => $body,
+            AnyConn::Scd($c) => $body,
         }
-        assert_eq!(t.take(1), Some(1));
-        assert_eq!(t.take(1), None, "taken once");
-        assert_eq!(t.free_slot(), Some(1));
-        t.put(1, 10);
-        assert_eq!(t.slots(), 3, "no new slot while one was free");
-        let seen: std::vec::Vec<_> = t.iter().map(|(i, v)| (i, *v)).collect();
-        assert_eq!(seen, [(0, 0), (1, 10), (2, 2)]);
+    };
+}
+
+impl AnyConn {
+    /// See [`Conn::peer`].
+    pub fn peer(&self) -> SocketAddr {
+        each!(self, c => c.peer())
     }
 
-    #[test]
-    fn an_asked_for_but_unfilled_slot_is_offered_again() {
-        let mut t: Table<u32> = Table::with_capacity(1);
-        assert_eq!(t.free_slot(), Some(0));
-        assert!(t.is_empty());
-        assert_eq!(t.free_slot(), Some(0));
-        t.put(0, 7);
-        assert!(!t.is_empty());
-        assert_eq!(t.free_slot(), None);
-        assert_eq!(t.get(0), Some(&7));
-        *t.get_mut(0).unwrap() += 1;
-        assert_eq!(t.iter_mut().map(|v| *v).sum::<u32>(), 8);
-        assert_eq!(t.get(5), None);
+    /// See [`Conn::register`].
+    pub fn register(&self, i: usize, table: &mut PollTable) {
+        each!(self, c => c.register(i, table))
+    }
+
+    /// See [`Conn::owns`].
+    pub fn owns(&self, slot: Slot, fd: RawFd) -> bool {
+        each!(self, c => c.owns(slot, fd))
+    }
+
+    /// See [`Conn::next_deadline`].
+    pub fn next_deadline(&self) -> Option<Instant> {
+        each!(self, c => c.next_deadline())
+    }
+
+    /// See [`Conn::on_timer`].
+    pub fn on_timer(&mut self, cfg: &Config, now: &Now) -> Result<(), Close> {
+        each!(self, c => c.on_timer(cfg, now))
+    }
+
+    /// What poll reported for `slot` of this connection: its TCP stream,
+    /// its CAN socket or its BCM socket.
+    pub fn on_ready(
+        &mut self,
+        slot: Slot,
+        revents: i16,
+        now: &Now,
+        canif: &str,
+        batch: &mut CanBatch,
+    ) -> Result<(), Close> {
+        each!(self, c => match slot {
+            Slot::Tcp(_) => c.on_tcp(revents, now, canif),
+            Slot::Bcm(_) => c.on_bcm(revents, canif, batch),
+            _ => c.on_can(revents, now, canif, batch),
+        })
+    }
+
+    /// See [`Conn::flush`].
+    pub fn flush(&mut self, canif: &str) -> Result<(), Close> {
+        each!(self, c => c.flush(canif))
+    }
+
+    /// See [`Conn::log_counters`].
+    pub fn log_counters(&mut self, now: Instant, canif: &str) {
+        each!(self, c => c.log_counters(now, canif))
+    }
+
+    /// See [`Conn::log_close`].
+    pub fn log_close(&self, why: Close) {
+        each!(self, c => c.log_close(why))
     }
 }

@@ -4,11 +4,11 @@
 //! how a TCP stream arrives ([`Mode`]); both feed the same connections.
 //!
 //! The rooms: [`signals`], [`server`] (accept, `--allow`, capacity),
-//! [`client`] (dial, retry, back-off), [`conn`] (a connection and the table
-//! of them), [`scd_conn`] (a socketcand connection), [`bus_side`] (the
-//! CAN socket of either), [`beacon`]
-//! (`--beacon`), [`monitor`] (bus state), [`port`] (a CAN port that may
-//! vanish), [`poll_table`] and [`time`].
+//! [`client`] (dial, retry, back-off), [`conn`] (a connection of either
+//! protocol), [`table`] (the connections' slots), [`bus_side`] (a
+//! connection's CAN socket), [`beacon`] (`--beacon`), [`monitor`] (bus
+//! state), [`port`] (a CAN port that may vanish), [`poll_table`] and
+//! [`time`].
 
 pub mod beacon;
 pub mod bus_side;
@@ -17,9 +17,9 @@ pub mod conn;
 pub mod monitor;
 pub mod poll_table;
 pub mod port;
-pub mod scd_conn;
 pub mod server;
 pub mod signals;
+pub mod table;
 pub mod time;
 
 use std::net::SocketAddr;
@@ -29,24 +29,29 @@ use socket2::Socket;
 
 use self::beacon::Beacon;
 use self::client::{Client, Dialer};
-use self::conn::{Conn, Table};
+use self::conn::{AnyConn, Conn};
 use self::monitor::Monitor;
 use self::poll_table::{PollTable, Ready, Slot};
-use self::scd_conn::ScdConn;
-use self::server::{Accepted, Server};
+use self::server::{Accepted, Server, Speaks};
 use self::signals::Signals;
-use self::time::{earliest, ms_until, Now};
+use self::table::Table;
+use self::time::{ms_until, Now};
 use crate::cli::{Config, ModeConfig};
 use crate::close::Close;
 use crate::error::Error;
 use crate::net;
-use crate::session::Role;
+use crate::session::{Role, Session};
+use crate::socketcand::session::{ScdConfig, ScdSession};
 use crate::sys::CanBatch;
+use crate::time::earliest;
 
 /// How TCP streams arrive: accepted, or dialed.
+// One value for the whole run: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Mode {
-    /// `--serve`: accept clients.
-    Server(Server),
+    /// `--serve`: accept clients, of protocol v1 and (`--socketcand`) of
+    /// socketcand's, on a listening socket each.
+    Server(heapless::Vec<Server, 2>),
     /// Dial one server.
     Client(Client),
 }
@@ -57,11 +62,8 @@ pub struct Daemon {
     signals: Signals,
     mode: Mode,
     monitor: Monitor,
-    conns: Table<Conn>,
-    /// `--socketcand`: its listener and its connections, which share
-    /// `--max-clients` with `conns`.
-    scd: Option<Server>,
-    scd_conns: Table<ScdConn>,
+    /// Connections of both protocols: they share `--max-clients`.
+    conns: Table<AnyConn>,
     beacon: Option<Beacon>,
     batch: Box<CanBatch>,
     table: PollTable,
@@ -75,41 +77,37 @@ impl Daemon {
         let monitor = Monitor::open(&cfg.canif, cfg.wait)?;
         let addrs =
             net::resolve(&cfg.host, cfg.port).map_err(|e| Error::Resolve(cfg.host.clone(), e))?;
+        let mut beacon = None;
         let (mode, capacity) = match &cfg.mode {
             ModeConfig::Server { allow, max_clients } => {
-                let server = Server::listen(&addrs, &cfg.canif, allow.clone(), cfg.keepalive)?;
-                (Mode::Server(server), *max_clients)
+                let listen = |addrs, speaks| {
+                    Server::listen(addrs, &cfg.canif, allow.clone(), cfg.keepalive, speaks)
+                };
+                let mut servers = heapless::Vec::new();
+                let _ = servers.push(listen(&addrs, Speaks::V1)?);
+                if let Some((host, port)) = &cfg.socketcand {
+                    let addrs =
+                        net::resolve(host, *port).map_err(|e| Error::Resolve(host.clone(), e))?;
+                    let scd = listen(&addrs, Speaks::Socketcand)?;
+                    if cfg.beacon {
+                        let b = Beacon::new(scd.addr(), Instant::now())
+                            .map_err(|e| Error::Io("cannot open the beacon's UDP socket", e))?;
+                        beacon = Some(b);
+                    }
+                    let _ = servers.push(scd);
+                }
+                (Mode::Server(servers), *max_clients)
             }
             ModeConfig::Client { retry } => {
                 let dialer = Dialer::new(addrs, *retry, Instant::now());
                 (Mode::Client(Client::new(dialer)), 1)
             }
         };
-        let scd = match (&cfg.socketcand, &cfg.mode) {
-            (Some((host, port)), ModeConfig::Server { allow, .. }) => {
-                let addrs =
-                    net::resolve(host, *port).map_err(|e| Error::Resolve(host.clone(), e))?;
-                let s =
-                    Server::listen_socketcand(&addrs, &cfg.canif, allow.clone(), cfg.keepalive)?;
-                Some(s)
-            }
-            _ => None,
-        };
-        let scd_capacity = if scd.is_some() { capacity } else { 0 };
-        let beacon = match &scd {
-            Some(s) if cfg.beacon => Some(
-                Beacon::new(s.addr(), Instant::now())
-                    .map_err(|e| Error::Io("cannot open the beacon's UDP socket", e))?,
-            ),
-            _ => None,
-        };
         Ok(Daemon {
             cfg,
             signals,
             mode,
             monitor,
-            scd,
-            scd_conns: Table::with_capacity(scd_capacity),
             beacon,
             conns: Table::with_capacity(capacity),
             batch: Box::default(),
@@ -123,8 +121,9 @@ impl Daemon {
         crate::can::log_receive_queue(&self.cfg.canif);
         loop {
             self.build_poll_table();
+            let conns_due = self.conns_deadline();
             let timeout = self
-                .next_deadline()
+                .next_deadline(conns_due)
                 .map(|t| Duration::from_millis(ms_until(Instant::now(), t) as u64));
             self.table
                 .poll(timeout)
@@ -151,7 +150,7 @@ impl Daemon {
                 }
                 self.dispatch(ready, now)?;
             }
-            self.run_timers(now)?;
+            self.run_timers(now, conns_due.is_some())?;
         }
     }
 
@@ -169,38 +168,19 @@ impl Daemon {
         let Ready { slot, fd, revents } = ready;
         match slot {
             Slot::Signal => Ok(()),
-            Slot::Listener => self.accept(now),
+            Slot::Listener(n) => self.accept(n, now),
             Slot::Monitor => {
                 self.monitor
                     .on_readable(&self.cfg.canif, &mut self.batch, revents, now);
                 Ok(())
             }
             Slot::Dial => self.dialed(now),
-            Slot::ScdListener => self.accept_scd(now),
-            Slot::ScdTcp(c) | Slot::ScdCan(c) | Slot::ScdBcm(c) => {
-                let Some(conn) = self.scd_conns.get_mut(c).filter(|conn| conn.owns(slot, fd))
-                else {
-                    return Ok(());
-                };
-                let canif = &self.cfg.canif;
-                let result = match slot {
-                    Slot::ScdTcp(_) => conn.on_tcp(revents, now, canif),
-                    Slot::ScdBcm(_) => conn.on_bcm(revents, &mut self.batch),
-                    _ => conn.on_can(revents, now, canif, &mut self.batch),
-                };
-                self.close_scd_on_error(c, result);
-                Ok(())
-            }
-            Slot::Tcp(c) | Slot::Can(c) => {
+            Slot::Tcp(c) | Slot::Can(c) | Slot::Bcm(c) => {
                 // The slot may have been closed, or even reused, since poll.
                 let Some(conn) = self.conns.get_mut(c).filter(|conn| conn.owns(slot, fd)) else {
                     return Ok(());
                 };
-                let canif = &self.cfg.canif;
-                let result = match slot {
-                    Slot::Tcp(_) => conn.on_tcp(revents, now, canif),
-                    _ => conn.on_can(revents, now, canif, &mut self.batch),
-                };
+                let result = conn.on_ready(slot, revents, now, &self.cfg.canif, &mut self.batch);
                 self.close_on_error(c, result)
             }
         }
@@ -210,11 +190,10 @@ impl Daemon {
         let t = &mut self.table;
         t.clear();
         t.push(self.signals.fd(), libc::POLLIN, Slot::Signal);
-        if let Mode::Server(s) = &self.mode {
-            t.push(s.fd(), libc::POLLIN, Slot::Listener);
-        }
-        if let Some(s) = &self.scd {
-            t.push(s.fd(), libc::POLLIN, Slot::ScdListener);
+        if let Mode::Server(servers) = &self.mode {
+            for (n, s) in servers.iter().enumerate() {
+                t.push(s.fd(), libc::POLLIN, Slot::Listener(n));
+            }
         }
         if let Some(fd) = self.monitor.fd() {
             t.push(fd, libc::POLLIN, Slot::Monitor);
@@ -228,28 +207,32 @@ impl Daemon {
         for (i, conn) in self.conns.iter() {
             conn.register(i, t);
         }
-        for (i, conn) in self.scd_conns.iter() {
-            conn.register(i, t);
-        }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        let dial = match &self.mode {
-            Mode::Client(c) => c.retry_at(),
-            Mode::Server(_) => None,
-        };
-        let mut t = earliest(self.monitor.retry_at(), dial);
-        t = earliest(t, self.beacon.as_ref().map(Beacon::due_at));
+    /// The earliest timer work of any connection.
+    fn conns_deadline(&self) -> Option<Instant> {
+        let mut t = None;
         for (_, conn) in self.conns.iter() {
-            t = earliest(t, conn.next_deadline());
-        }
-        for (_, conn) in self.scd_conns.iter() {
             t = earliest(t, conn.next_deadline());
         }
         t
     }
 
-    fn run_timers(&mut self, now: &Now) -> Result<(), Error> {
+    /// The earliest timer work of all, given the connections'.
+    fn next_deadline(&self, conns: Option<Instant>) -> Option<Instant> {
+        let dial = match &self.mode {
+            Mode::Client(c) => c.retry_at(),
+            Mode::Server(_) => None,
+        };
+        let t = earliest(self.monitor.retry_at(), dial);
+        let t = earliest(t, self.beacon.as_ref().map(Beacon::due_at));
+        earliest(t, conns)
+    }
+
+    /// Timer work due at `now`; the connections' only if one of them had a
+    /// deadline when the turn began (one set since lies ahead: the next
+    /// turn's poll waits for it), so a turn without any asks none of them.
+    fn run_timers(&mut self, now: &Now, conns_due: bool) -> Result<(), Error> {
         if self.monitor.due(now) {
             self.monitor.on_due(&self.cfg.canif, now);
         }
@@ -262,6 +245,9 @@ impl Daemon {
                 client.dial(self.cfg.keepalive, connected, now)?;
             }
         }
+        if !conns_due {
+            return Ok(());
+        }
         for c in 0..self.conns.slots() {
             let Some(conn) = self.conns.get_mut(c) else {
                 continue;
@@ -269,63 +255,29 @@ impl Daemon {
             let result = conn.on_timer(&self.cfg, now);
             self.close_on_error(c, result)?;
         }
-        for c in 0..self.scd_conns.slots() {
-            let Some(conn) = self.scd_conns.get_mut(c) else {
-                continue;
-            };
-            let result = conn.on_timer(&self.cfg, now);
-            self.close_scd_on_error(c, result);
-        }
         Ok(())
     }
 
-    /// Accepts pending clients, at most a table's worth per wake-up.
-    fn accept(&mut self, now: &Now) -> Result<(), Error> {
+    /// Accepts clients pending on listening socket `n`, at most a table's
+    /// worth per wake-up.
+    fn accept(&mut self, n: usize, now: &Now) -> Result<(), Error> {
         for _ in 0..self.conns.capacity() {
-            let Mode::Server(server) = &self.mode else {
+            let Some(server) = (match &self.mode {
+                Mode::Server(servers) => servers.get(n),
+                Mode::Client(_) => None,
+            }) else {
                 return Ok(());
             };
-            let others = self.scd_conns.iter().count();
-            match server.accept_beside(&mut self.conns, others) {
+            let speaks = server.speaks();
+            match server.accept(&mut self.conns) {
                 Accepted::Peer(slot, sock, peer) => {
-                    self.add_conn(slot, sock, peer, Role::Server, now)?
+                    self.add_conn(slot, sock, peer, (speaks, Role::Server), now)?
                 }
                 Accepted::Skipped => {}
                 Accepted::Done => break,
             }
         }
         Ok(())
-    }
-
-    /// Accepts pending socketcand clients, within the shared capacity.
-    fn accept_scd(&mut self, now: &Now) -> Result<(), Error> {
-        for _ in 0..self.scd_conns.capacity() {
-            let Some(server) = &self.scd else {
-                return Ok(());
-            };
-            let others = self.conns.iter().count();
-            match server.accept_beside(&mut self.scd_conns, others) {
-                Accepted::Peer(slot, sock, peer) => {
-                    let mut conn = ScdConn::open(sock, peer, &self.cfg, now);
-                    let result = conn.flush();
-                    self.scd_conns.put(slot, conn);
-                    self.close_scd_on_error(slot, result);
-                }
-                Accepted::Skipped => {}
-                Accepted::Done => break,
-            }
-        }
-        Ok(())
-    }
-
-    /// Ends socketcand connection `c` if `result` says why.
-    fn close_scd_on_error(&mut self, c: usize, result: Result<(), Close>) {
-        let Err(why) = result else {
-            return;
-        };
-        if let Some(conn) = self.scd_conns.take(c) {
-            conn.log_close(why);
-        }
     }
 
     /// A client's connection attempt finished.
@@ -338,7 +290,7 @@ impl Daemon {
         };
         // A client has one slot, and dials only while it is free.
         if let Some(slot) = self.conns.free_slot() {
-            self.add_conn(slot, sock, addr, Role::Client, now)?;
+            self.add_conn(slot, sock, addr, (Speaks::V1, Role::Client), now)?;
         }
         Ok(())
     }
@@ -348,11 +300,22 @@ impl Daemon {
         slot: usize,
         tcp: Socket,
         peer: SocketAddr,
-        role: Role,
+        (speaks, role): (Speaks, Role),
         now: &Now,
     ) -> Result<(), Error> {
-        let mut conn = Conn::open(tcp, peer, role, &self.cfg, now);
-        let result = conn.flush(&self.cfg.canif);
+        let cfg = &self.cfg;
+        let mut conn = match speaks {
+            Speaks::V1 => {
+                let session = Session::new(peer, role, cfg.session, now.get());
+                AnyConn::V1(Conn::open(tcp, session, cfg, now))
+            }
+            Speaks::Socketcand => {
+                log::info!("{peer}: speaks socketcand");
+                let session = ScdSession::new(peer, scd_config(cfg));
+                AnyConn::Scd(Conn::open(tcp, session, cfg, now))
+            }
+        };
+        let result = conn.flush(&cfg.canif);
         self.conns.put(slot, conn);
         self.close_on_error(slot, result)
     }
@@ -374,15 +337,23 @@ impl Daemon {
     }
 
     fn log_counters(&mut self) {
-        let n = self.conns.iter().count() + self.scd_conns.iter().count();
+        let n = self.conns.iter().count();
         log::info!("{n} connection(s)");
         let now = Instant::now();
         for conn in self.conns.iter_mut() {
             conn.log_counters(now, &self.cfg.canif);
         }
-        for conn in self.scd_conns.iter_mut() {
-            conn.log_counters(now, &self.cfg.canif);
-        }
+    }
+}
+
+/// A socketcand session's switches from the command line.
+fn scd_config(cfg: &Config) -> ScdConfig {
+    ScdConfig {
+        read_only: cfg.session.read_only,
+        error_frames: cfg.session.error_frames,
+        tx_timeout: cfg.session.tx_timeout,
+        filters: cfg.can.filters.clone(),
+        bus: cfg.canif.clone(),
     }
 }
 

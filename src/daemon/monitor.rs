@@ -9,8 +9,9 @@ use std::time::Instant;
 use super::port::{open_error, PortSlot, Reopen};
 use super::time::Now;
 use crate::busstate::{state_from_error_frame, BusState, STATE_ERRORS};
-use crate::can::{CanOptions, CanPort, Filters, OpenError, ReadError};
+use crate::can::{CanOptions, CanPort, OpenError, ReadError};
 use crate::error::Error;
+use crate::filter::Filters;
 use crate::limits::CAN_BATCH;
 use crate::sys::{self, CanBatch};
 

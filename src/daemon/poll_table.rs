@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use crate::limits::MAX_CLIENTS;
 use crate::sys::{self, PollFd};
+use crate::time::earliest;
 
-/// Signal pipe, listener, socketcand listener, monitor, dialing socket, then
-/// per client (of either protocol: they share the capacity) TCP + CAN, and
-/// a socketcand client's BCM socket while it holds subscriptions.
+/// Signal pipe, two listeners (v1, socketcand), monitor, dialing socket,
+/// then per client (of either protocol: they share the capacity) TCP + CAN,
+/// and a BCM socket while it holds subscriptions.
 pub const MAX_POLL: usize = 5 + 3 * MAX_CLIENTS;
 
 /// What an entry of the poll table stands for.
@@ -19,8 +20,8 @@ pub const MAX_POLL: usize = 5 + 3 * MAX_CLIENTS;
 pub enum Slot {
     /// The signal self-pipe.
     Signal,
-    /// The server's listening socket.
-    Listener,
+    /// Listening socket `n` of a server (protocol v1's, socketcand's).
+    Listener(usize),
     /// The bus-state monitor's CAN socket.
     Monitor,
     /// A client's connection attempt in progress.
@@ -29,14 +30,9 @@ pub enum Slot {
     Tcp(usize),
     /// The CAN socket of connection `n`.
     Can(usize),
-    /// The socketcand listening socket.
-    ScdListener,
-    /// The TCP stream of socketcand connection `n`.
-    ScdTcp(usize),
-    /// The CAN socket of socketcand connection `n`.
-    ScdCan(usize),
-    /// The BCM socket of socketcand connection `n` (its subscriptions).
-    ScdBcm(usize),
+    /// The BCM socket of connection `n`, while frames come back through it
+    /// (socketcand's subscriptions).
+    Bcm(usize),
 }
 
 /// One descriptor poll found ready.
@@ -83,7 +79,7 @@ impl PollTable {
         let hold = hold.filter(|_| events & libc::POLLIN != 0);
         if let Some(wait) = hold {
             events &= !libc::POLLIN;
-            self.wait = Some(self.wait.map_or(wait, |w| w.min(wait)));
+            self.wait = earliest(self.wait, Some(wait));
         }
         // Cannot overflow: MAX_POLL covers every descriptor we can own.
         let _ = self.fds.push(PollFd {
@@ -104,10 +100,7 @@ impl PollTable {
     /// EAGAIN, and the next turn polls it as usual). A poll that something
     /// else ended leaves them for the next turn, which polls them.
     pub fn poll(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
-        let timeout = match (timeout, self.wait) {
-            (Some(t), Some(w)) => Some(t.min(w)),
-            (t, w) => t.or(w),
-        };
+        let timeout = earliest(timeout, self.wait);
         let ready = sys::poll(&mut self.fds, timeout)?;
         if ready > 0 || self.wait.is_none() {
             return Ok(ready);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use socket2::Socket;
 
-use super::conn::Table;
+use super::table::Table;
 use crate::error::Error;
 use crate::limits::MAX_ALLOW;
 use crate::net::{self, Addrs, Cidr};
@@ -23,55 +23,53 @@ pub enum Accepted {
     Done,
 }
 
+/// The protocol a listening socket's clients speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaks {
+    /// Protocol v1 (the Python `tcpcan`'s).
+    V1,
+    /// socketcand's (`--socketcand`).
+    Socketcand,
+}
+
 /// A server's listening socket and who it lets in.
 pub struct Server {
     listener: Socket,
     allow: heapless::Vec<Cidr, MAX_ALLOW>,
     keepalive: Duration,
     addr: SocketAddr,
+    speaks: Speaks,
 }
 
 impl Server {
-    /// Listens on the address `addrs` gives for serving `canif`.
+    /// Listens on the address `addrs` gives for clients speaking `speaks`
+    /// about `canif`; the same `--allow` list applies to either protocol.
     pub fn listen(
         addrs: &Addrs,
         canif: &str,
         allow: heapless::Vec<Cidr, MAX_ALLOW>,
         keepalive: Duration,
-    ) -> Result<Server, Error> {
-        let server = Server::bind(addrs, allow, keepalive)?;
-        log::info!("listening on {}, serving {canif}", server.addr);
-        Ok(server)
-    }
-
-    /// Listens for socketcand clients; the same `--allow` list applies.
-    pub fn listen_socketcand(
-        addrs: &Addrs,
-        canif: &str,
-        allow: heapless::Vec<Cidr, MAX_ALLOW>,
-        keepalive: Duration,
-    ) -> Result<Server, Error> {
-        let server = Server::bind(addrs, allow, keepalive)?;
-        log::info!(
-            "listening on {} for socketcand clients, serving {canif}",
-            server.addr
-        );
-        Ok(server)
-    }
-
-    fn bind(
-        addrs: &Addrs,
-        allow: heapless::Vec<Cidr, MAX_ALLOW>,
-        keepalive: Duration,
+        speaks: Speaks,
     ) -> Result<Server, Error> {
         let addr = net::listen_addr(addrs);
         let listener = net::listen(addr).map_err(|e| Error::Listen(addr, e))?;
+        let who = match speaks {
+            Speaks::V1 => "",
+            Speaks::Socketcand => " for socketcand clients",
+        };
+        log::info!("listening on {addr}{who}, serving {canif}");
         Ok(Server {
             listener,
             allow,
             keepalive,
             addr,
+            speaks,
         })
+    }
+
+    /// The protocol its clients speak.
+    pub fn speaks(&self) -> Speaks {
+        self.speaks
     }
 
     /// The address listened on.
@@ -90,14 +88,9 @@ impl Server {
     }
 
     /// Accepts one pending connection and decides whether it may stay; a
-    /// peer admitted gets a free slot of `conns`.
+    /// peer admitted gets a free slot of `conns`, whose capacity clients
+    /// of both protocols share.
     pub fn accept<T>(&self, conns: &mut Table<T>) -> Accepted {
-        self.accept_beside(conns, 0)
-    }
-
-    /// As [`accept`](Self::accept), when `others` clients of another
-    /// protocol share the `--max-clients` capacity of `conns`.
-    pub fn accept_beside<T>(&self, conns: &mut Table<T>, others: usize) -> Accepted {
         let (sock, addr) = match self.listener.accept() {
             Ok(x) => x,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::Done,
@@ -115,9 +108,7 @@ impl Server {
             log::warn!("{peer}: refused: not in the --allow list");
             return Accepted::Skipped;
         }
-        let full = others + conns.iter().count() >= conns.capacity();
-        let slot = if full { None } else { conns.free_slot() };
-        let Some(slot) = slot else {
+        let Some(slot) = conns.free_slot() else {
             log::warn!(
                 "{peer}: refused: already serving {} clients (--max-clients)",
                 conns.capacity()

@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::limits::STAMP_MAPPING;
-use crate::session::Clock;
+use crate::time::Clock;
 
 /// The time, read from the clock at most once per loop turn and only when a
 /// path needs it: where the vDSO has no clock source (UML, ARM boards without
@@ -99,25 +99,11 @@ pub fn clocks() -> (Instant, u64) {
     (mono, real)
 }
 
-/// A receive stamp (seconds, microseconds) in microseconds; `None` for
-/// zero, a read without one.
-pub fn stamp_us((sec, usec): (i64, u32)) -> Option<u64> {
-    ((sec, usec) != (0, 0)).then(|| sec as u64 * 1_000_000 + u64::from(usec))
-}
-
 /// Milliseconds from `now` until `t`, rounded up so we never wake early and spin.
 pub fn ms_until(now: Instant, t: Instant) -> i32 {
     let d = t.saturating_duration_since(now);
     let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
     ms.min(60_000) as i32
-}
-
-/// The sooner of two optional deadlines.
-pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 #[cfg(test)]
@@ -187,14 +173,5 @@ mod tests {
         assert_eq!(ms_until(t, t + Duration::from_millis(7)), 7);
         assert_eq!(ms_until(t + Duration::from_secs(1), t), 0);
         assert_eq!(ms_until(t, t + Duration::from_secs(3600)), 60_000);
-    }
-
-    #[test]
-    fn the_earliest_of_two_deadlines() {
-        let t = Instant::now();
-        let u = t + Duration::from_secs(1);
-        assert_eq!(earliest(Some(u), Some(t)), Some(t));
-        assert_eq!(earliest(None, Some(u)), Some(u));
-        assert_eq!(earliest(None, None), None);
     }
 }

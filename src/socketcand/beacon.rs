@@ -14,9 +14,10 @@ pub const BEACON_PORT: u16 = 42000;
 /// address and a port, with the XML around them.
 pub const MAX_BEACON: usize = 320;
 
-/// One beacon: the URL of our listener at `ip:port`, one bus.
+/// One beacon: `version` of tcpcan on `host`, the URL of its listener at
+/// `ip:port`, one bus.
 pub fn write_beacon(
-    host: &str,
+    (host, version): (&str, &str),
     ip: Ipv4Addr,
     port: u16,
     bus: &str,
@@ -26,8 +27,7 @@ pub fn write_beacon(
     push_name(&mut s, host);
     let _ = write!(
         s,
-        "\" type=\"SocketCAN\" description=\"tcpcan {}\"><URL>can://{ip}:{port}</URL><Bus name=\"",
-        crate::VERSION
+        "\" type=\"SocketCAN\" description=\"tcpcan {version}\"><URL>can://{ip}:{port}</URL><Bus name=\""
     );
     push_name(&mut s, bus);
     let _ = s.push_str("\"/></CANBeacon>");
@@ -62,9 +62,11 @@ mod tests {
 
     #[test]
     fn a_beacon_names_the_host_the_url_and_the_bus() {
-        let b = write_beacon("gw-1", Ipv4Addr::new(10, 0, 0, 1), 29536, "can0");
+        let b = write_beacon(("gw-1", "1.2.3"), Ipv4Addr::new(10, 0, 0, 1), 29536, "can0");
         assert!(
-            b.starts_with("<CANBeacon name=\"gw-1\" type=\"SocketCAN\" description=\"tcpcan "),
+            b.starts_with(
+                "<CANBeacon name=\"gw-1\" type=\"SocketCAN\" description=\"tcpcan 1.2.3\">"
+            ),
             "{b}"
         );
         assert!(
@@ -75,11 +77,11 @@ mod tests {
 
     #[test]
     fn names_cannot_break_the_xml_and_the_longest_beacon_fits() {
-        let b = write_beacon("a\"<b>&c", Ipv4Addr::new(1, 2, 3, 4), 1, "x");
+        let b = write_beacon(("a\"<b>&c", "1"), Ipv4Addr::new(1, 2, 3, 4), 1, "x");
         assert!(b.contains("name=\"a__b__c\""), "{b}");
         let long = "h".repeat(300);
         let b = write_beacon(
-            &long,
+            (&long, "10.20.30-longest.version"),
             Ipv4Addr::new(255, 255, 255, 255),
             65535,
             "vcan0123456789a",

@@ -23,7 +23,10 @@ pub mod session;
 
 use core::fmt;
 
+use crate::close::{BadInput, Close};
 use crate::limits::SCD_MAX_LINE;
+use crate::time::Stamp;
+use crate::wire::HostFrame;
 
 /// Why the byte stream cannot be read as commands: the connection ends
 /// (nothing after it can be trusted to start a command).
@@ -113,13 +116,43 @@ pub enum ScdError {
     NoSuchBus,
 }
 
+// The sentence for a line too long names the limit.
+const _: () = assert!(SCD_MAX_LINE == 256, "say the new limit in ScdError::said");
+
+impl ScdError {
+    /// The reason the connection ends, as its log line says it.
+    pub fn said(self) -> BadInput {
+        let (what, byte) = match self {
+            ScdError::Line(LineError::TooLong) => ("socketcand line longer than 256 bytes", None),
+            ScdError::Line(LineError::Garbage(b)) => ("socketcand: byte {} outside < >", Some(b)),
+            ScdError::Line(LineError::Binary(b)) => {
+                ("socketcand: non-ASCII byte {} in a command", Some(b))
+            }
+            ScdError::Number(e) => (
+                match e {
+                    NumberError::Id => "socketcand: malformed CAN ID",
+                    NumberError::Dlc => "socketcand: malformed DLC",
+                    NumberError::Byte => "socketcand: malformed data byte",
+                    NumberError::Interval => "socketcand: malformed interval",
+                    NumberError::Missing => "socketcand: missing field",
+                },
+                None,
+            ),
+            ScdError::NoSuchBus => ("socketcand: asked to open a bus not served", None),
+        };
+        BadInput { what, byte }
+    }
+}
+
 impl fmt::Display for ScdError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ScdError::Line(e) => e.fmt(f),
-            ScdError::Number(e) => write!(f, "socketcand: {e}"),
-            ScdError::NoSuchBus => f.write_str("socketcand: asked to open a bus not served"),
-        }
+        self.said().fmt(f)
+    }
+}
+
+impl From<ScdError> for Close {
+    fn from(e: ScdError) -> Self {
+        Close::Input(e.said())
     }
 }
 
@@ -136,11 +169,16 @@ pub struct SendFrame {
     pub given: usize,
 }
 
-/// One command of a client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command<'a> {
+/// A bus name as `< open >` gives it: at most 16 bytes, as the protocol
+/// says; a longer one is left empty, so it matches no bus.
+pub type BusName = heapless::String<16>;
+
+/// One command of a client, detached from the input it was read from (so
+/// the input can be consumed once the command ran).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
     /// `< open BUS >`
-    Open(&'a str),
+    Open(BusName),
     /// `< rawmode >`
     RawMode,
     /// `< bcmmode >`
@@ -182,12 +220,12 @@ pub enum Command<'a> {
     /// `< unsubscribe ID >`: ends the filter or subscription for ID.
     Unsubscribe(u32),
     /// A command with more fields than it takes: answered, not carried out.
-    Surplus(&'a str),
+    Surplus(&'static str),
     /// A command of the protocol this server does not carry out
     /// (multiplex filters, ISO-TP, CAN FD sends).
-    Unsupported(&'a str),
+    Unsupported(&'static str),
     /// A word the protocol does not have.
-    Unknown(&'a str),
+    Unknown,
 }
 
 /// Commands the protocol defines that are not carried out here; answered
@@ -195,13 +233,13 @@ pub enum Command<'a> {
 const UNSUPPORTED: &[&str] = &["muxfilter", "isotpmode", "isotpconf", "sendpdu", "fdsend"];
 
 /// Parses the text between `<` and `>`.
-pub fn parse(text: &str) -> Result<Command<'_>, NumberError> {
+pub fn parse(text: &str) -> Result<Command, NumberError> {
     let mut words = text.split_ascii_whitespace();
     let Some(word) = words.next() else {
-        return Ok(Command::Unknown(""));
+        return Ok(Command::Unknown);
     };
     Ok(match word {
-        "open" => Command::Open(words.next().ok_or(NumberError::Missing)?),
+        "open" => Command::Open(bus_name(words.next().ok_or(NumberError::Missing)?)),
         "rawmode" => Command::RawMode,
         "bcmmode" => Command::BcmMode,
         "echo" => Command::Echo,
@@ -229,20 +267,30 @@ pub fn parse(text: &str) -> Result<Command<'_>, NumberError> {
             let interval = (parse_dec(words.next())?, parse_dec(words.next())?);
             let can_id = parse_id(words.next().ok_or(NumberError::Missing)?)?;
             match words.next() {
-                Some(_) => Command::Surplus(word),
+                Some(_) => Command::Surplus("subscribe"),
                 None => Command::Subscribe { interval, can_id },
             }
         }
         "unsubscribe" => {
             let can_id = parse_id(words.next().ok_or(NumberError::Missing)?)?;
             match words.next() {
-                Some(_) => Command::Surplus(word),
+                Some(_) => Command::Surplus("unsubscribe"),
                 None => Command::Unsubscribe(can_id),
             }
         }
-        w if UNSUPPORTED.contains(&w) => Command::Unsupported(w),
-        w => Command::Unknown(w),
+        w => match UNSUPPORTED.iter().find(|&&u| u == w) {
+            Some(u) => Command::Unsupported(u),
+            None => Command::Unknown,
+        },
     })
+}
+
+fn bus_name(text: &str) -> BusName {
+    let mut name = BusName::new();
+    if name.push_str(text).is_err() {
+        name.clear();
+    }
+    name
 }
 
 fn parse_send<'a>(
@@ -303,15 +351,6 @@ fn parse_hex(s: &str, max_digits: usize) -> Option<u32> {
     u32::from_str_radix(s, 16).ok()
 }
 
-/// A kernel receive time, as `SO_TIMESTAMP` gives it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stamp {
-    /// Seconds since the epoch.
-    pub sec: i64,
-    /// Microseconds, 0..1_000_000.
-    pub usec: u32,
-}
-
 /// Longest line [`write_frame`] produces: `< frame 1FFFFFFF ` + a 20-digit
 /// second count + `.123456 ` + 16 hex digits + `>`, rounded up.
 pub const MAX_FRAME_LINE: usize = 80;
@@ -330,11 +369,12 @@ pub enum Out {
 /// Writes the line for one frame in host layout (16 or 72 bytes) into
 /// `out`, which must hold [`MAX_FRAME_LINE`] bytes.
 pub fn write_frame(frame: &[u8], stamp: Stamp, error_frames: bool, out: &mut [u8]) -> Out {
+    // Anything but a classic frame (an FD frame is 72 bytes) has no line.
     if frame.len() != libc::CAN_MTU {
         return Out::Fd;
     }
-    let raw = u32::from_ne_bytes([frame[0], frame[1], frame[2], frame[3]]);
-    let len = usize::from(frame[4]).min(8);
+    let frame = HostFrame::new_unchecked(frame);
+    let raw = frame.can_id();
     let mut w = Cursor { out, at: 0 };
     if raw & libc::CAN_ERR_FLAG != 0 {
         if !error_frames {
@@ -356,9 +396,9 @@ pub fn write_frame(frame: &[u8], stamp: Stamp, error_frames: bool, out: &mut [u8
     w.stamp(stamp);
     w.text(" ");
     if rtr {
-        w.dec(len as u64);
+        w.dec(u64::from(frame.len().min(8)));
     } else {
-        for &b in &frame[8..8 + len] {
+        for &b in frame.data() {
             w.hex(u32::from(b), 2);
         }
     }
@@ -543,7 +583,10 @@ mod tests {
 
     #[test]
     fn the_commands_python_can_sends_are_understood() {
-        assert_eq!(parse(" open vcan0 "), Ok(Command::Open("vcan0")));
+        assert_eq!(
+            parse(" open vcan0 "),
+            Ok(Command::Open("vcan0".try_into().unwrap()))
+        );
         assert_eq!(parse(" rawmode "), Ok(Command::RawMode));
         assert_eq!(
             parse(" send 123 3 1 a2 FF "),
@@ -665,7 +708,7 @@ mod tests {
             Ok(Command::Unsupported("muxfilter"))
         );
         assert_eq!(parse(" isotpmode "), Ok(Command::Unsupported("isotpmode")));
-        assert_eq!(parse(" frobnicate "), Ok(Command::Unknown("frobnicate")));
-        assert_eq!(parse("  "), Ok(Command::Unknown("")));
+        assert_eq!(parse(" frobnicate "), Ok(Command::Unknown));
+        assert_eq!(parse("  "), Ok(Command::Unknown));
     }
 }

@@ -8,17 +8,21 @@
 //! `< filter >` or `< subscribe >` asked the kernel's BCM for are
 //! forwarded), RAW (every frame of the bus is forwarded) and CONTROL.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::MAX_FRAME_LINE;
-use super::{next_line, parse, write_frame, Command, Out, ScdError, SendFrame, Stamp};
-use crate::buf::ByteBuf;
-use crate::can::Filters;
+use super::{next_line, parse, write_frame, Command, Out, ScdError, SendFrame};
 use crate::close::Close;
-use crate::counters::{Counters, DropReason};
+use crate::counters::DropReason;
 use crate::device::{CanSink, CanTx, CyclicSink};
+use crate::filter::Filters;
 use crate::limits::{SCD_MAX_REPLY, SCD_MAX_SUBSCRIPTIONS, SCD_RX_BUF, SCD_TX_BUF};
+use crate::protocol::{stream_access, Bus, IfStats, Protocol, Stream};
+pub use crate::protocol::{Progress, Timer, Wake};
+use crate::time::{earliest, Clock, Stamp};
+use crate::wire::HostFrame;
 
 /// The protocol's modes that this server serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,15 +48,8 @@ pub struct ScdConfig {
     pub tx_timeout: Duration,
     /// `--filter`: a subscription may not reach frames these hide.
     pub filters: Filters,
-}
-
-/// What [`ScdSession::process`] left behind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// Every complete line was handled (or output has no room for a reply).
-    Drained,
-    /// A frame waits for a busy bus: try again at this time.
-    Parked(Instant),
+    /// The bus served: the one `< open >` may name.
+    pub bus: String,
 }
 
 /// One socketcand connection, without its sockets.
@@ -60,10 +57,7 @@ pub struct ScdSession {
     peer: SocketAddr,
     cfg: ScdConfig,
     mode: Mode,
-    rx: ByteBuf<SCD_RX_BUF>,
-    tx: ByteBuf<SCD_TX_BUF>,
-    /// Since when the head `< send >` has waited for the bus.
-    busy_since: Option<Instant>,
+    io: Stream<SCD_RX_BUF, SCD_TX_BUF>,
     /// When a parked frame is tried again.
     retry_at: Option<Instant>,
     fd_warned: bool,
@@ -71,8 +65,6 @@ pub struct ScdSession {
     stats: Option<(Duration, Instant)>,
     /// IDs with a receive job in the kernel's BCM (`filter`, `subscribe`).
     subs: heapless::Vec<u32, SCD_MAX_SUBSCRIPTIONS>,
-    /// Traffic and drops of this connection.
-    pub counters: Counters,
     /// CAN FD frames not forwarded: the protocol cannot say them.
     pub fd_not_sent: u64,
 }
@@ -91,59 +83,20 @@ impl ScdSession {
             peer,
             cfg,
             mode: Mode::NoBus,
-            rx: ByteBuf::new(),
-            tx: ByteBuf::new(),
-            busy_since: None,
+            io: Stream::new(),
             retry_at: None,
             fd_warned: false,
             stats: None,
             subs: heapless::Vec::new(),
-            counters: Counters::default(),
             fd_not_sent: 0,
         };
         s.reply("< hi >");
         s
     }
 
-    /// The peer's address, for log lines.
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
-    }
-
     /// The mode the client is in.
     pub fn mode(&self) -> Mode {
         self.mode
-    }
-
-    /// True while the kernel's BCM may pass frames back for this client.
-    pub fn has_subscriptions(&self) -> bool {
-        !self.subs.is_empty()
-    }
-
-    /// Free space for the next TCP read.
-    pub fn rx_spare(&mut self) -> &mut [u8] {
-        self.rx.spare()
-    }
-
-    /// `n` bytes were read into [`rx_spare`](Self::rx_spare).
-    pub fn rx_filled(&mut self, n: usize) {
-        self.rx.fill(n);
-        self.counters.bytes_in += n as u64;
-    }
-
-    /// True when more TCP input can be taken: not while a frame waits for
-    /// the bus, nor while a reply would not fit.
-    pub fn wants_tcp_read(&self) -> bool {
-        self.retry_at.is_none() && self.rx.free() > 0 && self.tx.free() >= SCD_MAX_REPLY
-    }
-
-    /// When a parked frame is due for another try, or statistics are due.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        let stats = self.stats.map(|(_, at)| at);
-        match (self.retry_at, stats) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
     }
 
     /// True (and the next time set) when a `< stat >` line is due; a line
@@ -152,51 +105,40 @@ impl ScdSession {
         match &mut self.stats {
             Some((ival, at)) if now >= *at => {
                 *at = now + *ival;
-                self.tx.free() >= SCD_MAX_REPLY
+                self.io.tx.free() >= SCD_MAX_REPLY
             }
             _ => false,
         }
-    }
-
-    /// Queues `< stat RBYTES RPACKETS TBYTES TPACKETS >` (the interface's).
-    pub fn queue_stats(&mut self, rx_bytes: u64, rx_packets: u64, tx_bytes: u64, tx_packets: u64) {
-        let mut line = heapless::String::<SCD_MAX_REPLY>::new();
-        let _ = core::fmt::Write::write_fmt(
-            &mut line,
-            format_args!("< stat {rx_bytes} {rx_packets} {tx_bytes} {tx_packets} >"),
-        );
-        self.reply(&line);
     }
 
     /// Carries out every complete command in the input, in order.
     pub fn process(
         &mut self,
         now: Instant,
-        bus: &str,
         can: &mut dyn CanSink,
         bcm: &mut dyn CyclicSink,
     ) -> Result<Progress, Close> {
         self.retry_at = None;
         loop {
-            if self.tx.free() < SCD_MAX_REPLY {
+            if self.io.tx.free() < SCD_MAX_REPLY {
                 return Ok(Progress::Drained);
             }
-            let (cmd, used) = match next_line(self.rx.data()) {
+            let (cmd, used) = match next_line(self.io.rx.data()) {
                 Err(e) => return Err(ScdError::Line(e).into()),
                 Ok(None) => return Ok(Progress::Drained),
                 Ok(Some((text, used))) => match parse(text) {
-                    Ok(cmd) => (Owned::from(cmd), used),
+                    Ok(cmd) => (cmd, used),
                     Err(e) => {
                         self.reply_error(&e.to_string());
                         return Err(ScdError::Number(e).into());
                     }
                 },
             };
-            match self.command(cmd, now, bus, can, bcm)? {
-                Step::Done => self.rx.consume(used),
+            match self.command(cmd, now, can, bcm)? {
+                Step::Done => self.io.rx.consume(used),
                 Step::Parked(at) => {
                     self.retry_at = Some(at);
-                    return Ok(Progress::Parked(at));
+                    return Ok(Progress::Parked);
                 }
             }
         }
@@ -204,68 +146,58 @@ impl ScdSession {
 
     fn command(
         &mut self,
-        cmd: Owned,
+        cmd: Command,
         now: Instant,
-        bus: &str,
         can: &mut dyn CanSink,
         bcm: &mut dyn CyclicSink,
     ) -> Result<Step, Close> {
         match (self.mode, cmd) {
-            (_, Owned::Echo) => self.reply("< echo >"),
-            (Mode::NoBus, Owned::Open(ref name)) if name.as_str() == bus => {
-                log::info!("{}: socketcand client opened {bus}", self.peer);
+            (_, Command::Echo) => self.reply("< echo >"),
+            (Mode::NoBus, Command::Open(ref name)) if name.as_str() == self.cfg.bus => {
+                log::info!("{}: socketcand client opened {}", self.peer, self.cfg.bus);
                 self.mode = Mode::Bcm;
                 self.reply("< ok >");
             }
-            (Mode::NoBus, Owned::Open(_)) => {
+            (Mode::NoBus, Command::Open(_)) => {
                 self.reply_error("no such bus");
                 return Err(ScdError::NoSuchBus.into());
             }
             (Mode::NoBus, _) => self.reply_error("no bus open"),
-            (_, Owned::Open(_)) => self.reply_error("a bus is already open"),
-            (_, Owned::RawMode) => {
-                self.end_subscriptions(bcm);
-                self.mode = Mode::Raw;
-                self.reply("< ok >");
-            }
-            (_, Owned::BcmMode) => {
-                self.mode = Mode::Bcm;
-                self.reply("< ok >");
-            }
-            (_, Owned::ControlMode) => {
-                self.end_subscriptions(bcm);
-                self.mode = Mode::Control;
-                self.reply("< ok >");
-            }
-            (Mode::Control, Owned::Statistics(ms)) => {
+            (_, Command::Open(_)) => self.reply_error("a bus is already open"),
+            (_, Command::RawMode) => self.switch(Mode::Raw, bcm),
+            (_, Command::BcmMode) => self.switch(Mode::Bcm, bcm),
+            (_, Command::ControlMode) => self.switch(Mode::Control, bcm),
+            (Mode::Control, Command::Statistics(ms)) => {
                 // The first line comes at once, so a client sees it works.
                 let ival = Duration::from_millis(u64::from(ms)).max(MIN_STATS_INTERVAL);
                 self.stats = (ms != 0).then_some((ival, now));
             }
-            (_, Owned::Statistics(_)) => self.reply_error("statistics only in control mode"),
+            (_, Command::Statistics(_)) => self.reply_error("statistics only in control mode"),
             (
                 Mode::Control,
-                Owned::Send(_) | Owned::Add(..) | Owned::Update(_) | Owned::Delete(_),
+                Command::Send(_) | Command::Add { .. } | Command::Update(_) | Command::Delete(_),
             ) => self.reply_error("not in control mode"),
-            (_, Owned::Send(f)) => return Ok(self.send(f, now, can)),
-            (_, Owned::Add(interval, f)) => self.cyclic(f, Some(interval), bcm),
-            (_, Owned::Update(f)) => self.cyclic(f, None, bcm),
-            (_, Owned::Delete(id)) => {
+            (_, Command::Send(f)) => return Ok(self.send(f, now, can)),
+            (_, Command::Add { interval, frame }) => self.cyclic(frame, Some(interval), bcm),
+            (_, Command::Update(f)) => self.cyclic(f, None, bcm),
+            (_, Command::Delete(id)) => {
                 if bcm.delete(id).is_err() {
                     self.reply_error("no such cyclic send");
                 }
             }
-            (Mode::Bcm, Owned::Filter(interval, f)) => {
-                self.subscribe(f.can_id, interval, Some(f), bcm)
+            (Mode::Bcm, Command::Filter { interval, frame }) => {
+                self.subscribe(frame.can_id, interval, Some(frame), bcm)
             }
-            (Mode::Bcm, Owned::Subscribe(interval, id)) => self.subscribe(id, interval, None, bcm),
-            (Mode::Bcm, Owned::Unsubscribe(id)) => self.unsubscribe(id, bcm),
-            (_, Owned::Filter(..) | Owned::Subscribe(..) | Owned::Unsubscribe(_)) => {
+            (Mode::Bcm, Command::Subscribe { interval, can_id }) => {
+                self.subscribe(can_id, interval, None, bcm)
+            }
+            (Mode::Bcm, Command::Unsubscribe(id)) => self.unsubscribe(id, bcm),
+            (_, Command::Filter { .. } | Command::Subscribe { .. } | Command::Unsubscribe(_)) => {
                 self.reply_error("subscriptions only in BCM mode")
             }
-            (_, Owned::Surplus) => self.reply_error("too many fields"),
-            (_, Owned::Unsupported) => self.reply_error("command not supported"),
-            (_, Owned::Unknown) => self.reply_error("unknown command"),
+            (_, Command::Surplus(_)) => self.reply_error("too many fields"),
+            (_, Command::Unsupported(_)) => self.reply_error("command not supported"),
+            (_, Command::Unknown) => self.reply_error("unknown command"),
         }
         Ok(Step::Done)
     }
@@ -275,12 +207,12 @@ impl ScdSession {
     /// is counted, with an error line for a broken rule.
     fn frame_for_bus(&mut self, f: SendFrame) -> Option<[u8; libc::CAN_MTU]> {
         if let Some(p) = frame_problem(&f) {
-            self.counters.count_drop(DropReason::Invalid);
+            self.io.counters.count_drop(DropReason::Invalid);
             self.reply_error(p);
             return None;
         }
         if self.cfg.read_only {
-            self.counters.count_drop(DropReason::ReadOnly);
+            self.io.counters.count_drop(DropReason::ReadOnly);
             return None;
         }
         Some(host_frame(&f))
@@ -345,14 +277,17 @@ impl ScdSession {
         }
     }
 
-    /// Leaving BCM mode ends its receive jobs, as socketcand's closing of
-    /// its BCM socket does; RAW mode forwards every frame anyway.
-    fn end_subscriptions(&mut self, bcm: &mut dyn CyclicSink) {
-        for &id in &self.subs {
-            // Nothing to tell the client: the job is gone either way.
-            let _ = bcm.rx_delete(id);
+    /// `< rawmode >`, `< bcmmode >`, `< controlmode >`. A change of mode
+    /// ends every job of the mode before, cyclic sends and subscriptions,
+    /// as socketcand's closing of its BCM socket does: a cyclic frame that
+    /// outlived the mode that made it would be one nobody is watching.
+    fn switch(&mut self, mode: Mode, bcm: &mut dyn CyclicSink) {
+        if mode != self.mode {
+            bcm.end_all();
+            self.subs.clear();
+            self.mode = mode;
         }
-        self.subs.clear();
+        self.reply("< ok >");
     }
 
     /// Checks a `< send >` against the bus's rules and writes it.
@@ -362,45 +297,127 @@ impl ScdSession {
         };
         match can.send(&frame) {
             CanTx::Sent => {
-                self.busy_since = None;
-                self.counters.to_can += 1;
+                self.io.bus_moved();
+                self.io.counters.to_can += 1;
             }
             CanTx::Busy => {
-                let since = *self.busy_since.get_or_insert(now);
-                if now.duration_since(since) < self.cfg.tx_timeout {
+                if self.io.may_wait(now, self.cfg.tx_timeout) {
                     return Step::Parked(now + BUSY_RETRY);
                 }
                 // Not reset: until the bus moves, later frames are shed too.
-                self.counters.count_drop(DropReason::Stale);
+                self.io.counters.count_drop(DropReason::Stale);
             }
-            CanTx::Refused => self.counters.count_drop(DropReason::Refused),
-            CanTx::Down => self.counters.count_drop(DropReason::BusDown),
+            CanTx::Refused => self.io.counters.count_drop(DropReason::Refused),
+            CanTx::Down => self.io.counters.count_drop(DropReason::BusDown),
         }
         Step::Done
     }
 
-    /// True while another `< frame >` line fits in the output.
-    pub fn tx_has_room(&self) -> bool {
-        self.tx.free() >= MAX_FRAME_LINE
+    fn reply(&mut self, line: &str) {
+        // Room was checked before the command was taken.
+        let _ = self.io.tx.push(line.as_bytes());
     }
 
-    /// How many more frames can be taken from the bus now.
-    pub fn tx_room_frames(&self) -> usize {
-        self.tx.free() / MAX_FRAME_LINE
+    fn reply_error(&mut self, text: &str) {
+        log::debug!("{}: socketcand error: {text}", self.peer);
+        let mut line = heapless::String::<SCD_MAX_REPLY>::new();
+        let _ = line.push_str("< error ");
+        let _ = line.push_str(&text[..text.len().min(SCD_MAX_REPLY - 12)]);
+        let _ = line.push_str(" >");
+        self.reply(&line);
+    }
+}
+
+impl Protocol for ScdSession {
+    type Tcp = Stream<SCD_RX_BUF, SCD_TX_BUF>;
+    const FRAME_ROOM: usize = MAX_FRAME_LINE;
+    const STAMPED_READS: bool = false;
+    const FRAME_STAMPS: bool = true;
+    stream_access!(io);
+
+    fn process_input(&mut self, clock: impl Clock, bus: Bus<'_>) -> Result<Progress, Close> {
+        self.process(clock.now(), bus.can, bus.bcm)
+    }
+
+    fn on_timer(&mut self, now: Instant) -> Timer {
+        if self.stats_due(now) {
+            Timer::Stats
+        } else if self.retry_at.is_some_and(|t| now >= t) {
+            Timer::RetryParked
+        } else {
+            Timer::Idle
+        }
+    }
+
+    fn fmt_counters(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "socketcand: {} fd_not_sent={}",
+            self.io.counters, self.fd_not_sent
+        )
+    }
+
+    /// The peer's address, for log lines.
+    fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// True while the kernel's BCM may pass frames back for this client.
+    fn wants_bcm(&self) -> bool {
+        !self.subs.is_empty()
+    }
+
+    /// Free space for the next TCP read.
+    fn rx_spare(&mut self) -> &mut [u8] {
+        if !self.wants_tcp_read() {
+            return &mut [];
+        }
+        self.io.rx.spare()
+    }
+
+    /// `n` bytes were read into [`rx_spare`](Self::rx_spare).
+    fn rx_filled(&mut self, n: usize) {
+        self.io.filled(n);
+    }
+
+    /// True when more TCP input can be taken: not while a frame waits for
+    /// the bus, nor while a reply would not fit.
+    fn wants_tcp_read(&self) -> bool {
+        self.retry_at.is_none() && self.io.rx.free() > 0 && self.io.tx.free() >= SCD_MAX_REPLY
+    }
+
+    /// How a parked session wants to be woken, if it is parked.
+    fn parked(&self) -> Option<Wake> {
+        self.retry_at.map(Wake::At)
+    }
+
+    /// When a parked frame is due for another try, or statistics are due.
+    fn next_deadline(&self) -> Option<Instant> {
+        earliest(self.retry_at, self.stats.map(|(_, at)| at))
+    }
+
+    /// Queues `< stat RBYTES RPACKETS TBYTES TPACKETS >` (the interface's).
+    fn queue_stats(&mut self, [rx_bytes, rx_packets, tx_bytes, tx_packets]: IfStats) {
+        let mut line = heapless::String::<SCD_MAX_REPLY>::new();
+        let _ = core::fmt::Write::write_fmt(
+            &mut line,
+            format_args!("< stat {rx_bytes} {rx_packets} {tx_bytes} {tx_packets} >"),
+        );
+        self.reply(&line);
     }
 
     /// Takes one frame (host layout) read from the bus at `stamp`: a line
     /// in RAW mode, nothing otherwise. Returns false if it did not fit.
-    pub fn queue_frame(&mut self, frame: &[u8], stamp: Stamp) -> bool {
+    fn queue_frame(&mut self, frame: &[u8], stamp: Stamp) -> bool {
         if self.mode != Mode::Raw {
             return true;
         }
         let mut line = [0u8; MAX_FRAME_LINE];
         match write_frame(frame, stamp, self.cfg.error_frames, &mut line) {
             Out::Line(n) => {
-                let ok = self.tx.push(&line[..n]);
+                let ok = self.io.tx.push(&line[..n]);
                 if ok {
-                    self.counters.to_tcp += 1;
+                    self.io.counters.to_tcp += 1;
                 }
                 ok
             }
@@ -423,7 +440,7 @@ impl ScdSession {
     /// for a `filter` or `subscribe`, received at `stamp`: a line in BCM
     /// mode; one still queued when the client left BCM mode is dropped.
     /// Returns false if it did not fit.
-    pub fn queue_subscribed(&mut self, frame: &[u8], stamp: Stamp) -> bool {
+    fn queue_subscribed(&mut self, frame: &[u8], stamp: Stamp) -> bool {
         if self.mode != Mode::Bcm {
             return true;
         }
@@ -431,36 +448,11 @@ impl ScdSession {
         let Out::Line(n) = write_frame(frame, stamp, false, &mut line) else {
             return true;
         };
-        let ok = self.tx.push(&line[..n]);
+        let ok = self.io.tx.push(&line[..n]);
         if ok {
-            self.counters.to_tcp += 1;
+            self.io.counters.to_tcp += 1;
         }
         ok
-    }
-
-    /// Bytes waiting to be sent.
-    pub fn tx_pending(&self) -> &[u8] {
-        self.tx.data()
-    }
-
-    /// `n` bytes of [`tx_pending`](Self::tx_pending) were sent.
-    pub fn tx_sent(&mut self, n: usize) {
-        self.tx.consume(n);
-        self.counters.bytes_out += n as u64;
-    }
-
-    fn reply(&mut self, line: &str) {
-        // Room was checked before the command was taken.
-        let _ = self.tx.push(line.as_bytes());
-    }
-
-    fn reply_error(&mut self, text: &str) {
-        log::debug!("{}: socketcand error: {text}", self.peer);
-        let mut line = heapless::String::<SCD_MAX_REPLY>::new();
-        let _ = line.push_str("< error ");
-        let _ = line.push_str(&text[..text.len().min(SCD_MAX_REPLY - 12)]);
-        let _ = line.push_str(" >");
-        self.reply(&line);
     }
 }
 
@@ -482,15 +474,13 @@ fn frame_problem(f: &SendFrame) -> Option<&'static str> {
     }
 }
 
-/// A checked frame in host layout.
+/// A checked frame in host layout (a remote request carries no data).
 fn host_frame(f: &SendFrame) -> [u8; libc::CAN_MTU] {
-    let mut frame = [0u8; libc::CAN_MTU];
-    frame[..4].copy_from_slice(&f.can_id.to_ne_bytes());
-    frame[4] = f.dlc;
-    if f.can_id & libc::CAN_RTR_FLAG == 0 {
-        frame[8..8 + usize::from(f.dlc)].copy_from_slice(&f.data[..usize::from(f.dlc)]);
-    }
-    frame
+    let carried = match f.can_id & libc::CAN_RTR_FLAG {
+        0 => usize::from(f.dlc),
+        _ => 0,
+    };
+    HostFrame::classic(f.can_id, f.dlc, &f.data[..carried]).into_inner()
 }
 
 /// A protocol interval, seconds and microseconds.
@@ -502,59 +492,6 @@ fn duration((secs, usecs): (u32, u32)) -> Duration {
 enum Step {
     Done,
     Parked(Instant),
-}
-
-/// A command detached from the input buffer, so the buffer can be consumed
-/// after the command ran (a bus name is at most 16 bytes, as the protocol
-/// says; a longer one cannot be ours).
-enum Owned {
-    Open(heapless::String<16>),
-    RawMode,
-    BcmMode,
-    Echo,
-    Send(SendFrame),
-    Add((u32, u32), SendFrame),
-    Update(SendFrame),
-    Delete(u32),
-    ControlMode,
-    Statistics(u32),
-    Filter((u32, u32), SendFrame),
-    Subscribe((u32, u32), u32),
-    Unsubscribe(u32),
-    Surplus,
-    Unsupported,
-    Unknown,
-}
-
-impl From<Command<'_>> for Owned {
-    fn from(c: Command<'_>) -> Self {
-        match c {
-            Command::Open(name) => {
-                let mut s = heapless::String::new();
-                // Too long for the protocol: left empty, so it matches no bus.
-                let _ = s.push_str(name);
-                if s.len() != name.len() {
-                    s.clear();
-                }
-                Owned::Open(s)
-            }
-            Command::RawMode => Owned::RawMode,
-            Command::BcmMode => Owned::BcmMode,
-            Command::Echo => Owned::Echo,
-            Command::Send(f) => Owned::Send(f),
-            Command::Add { interval, frame } => Owned::Add(interval, frame),
-            Command::Update(f) => Owned::Update(f),
-            Command::Delete(id) => Owned::Delete(id),
-            Command::ControlMode => Owned::ControlMode,
-            Command::Statistics(ms) => Owned::Statistics(ms),
-            Command::Filter { interval, frame } => Owned::Filter(interval, frame),
-            Command::Subscribe { interval, can_id } => Owned::Subscribe(interval, can_id),
-            Command::Unsubscribe(id) => Owned::Unsubscribe(id),
-            Command::Surplus(_) => Owned::Surplus,
-            Command::Unsupported(_) => Owned::Unsupported,
-            Command::Unknown(_) => Owned::Unknown,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -586,6 +523,8 @@ mod tests {
         rx: Vec<(u32, Duration, Option<Vec<u8>>)>,
         rx_deleted: Vec<u32>,
         refuse_rx: bool,
+        /// Times every job was ended at once (the socket closed).
+        ended: usize,
     }
 
     impl CyclicSink for Jobs {
@@ -624,6 +563,12 @@ mod tests {
             self.rx_deleted.push(can_id);
             Ok(())
         }
+
+        fn end_all(&mut self) {
+            self.setups.clear();
+            self.rx.clear();
+            self.ended += 1;
+        }
     }
 
     fn bus() -> Bus {
@@ -639,6 +584,7 @@ mod tests {
             error_frames: false,
             tx_timeout: Duration::from_millis(100),
             filters: Filters::All,
+            bus: "vcan0".into(),
         }
     }
 
@@ -658,7 +604,7 @@ mod tests {
         jobs: &mut Jobs,
     ) -> Result<String, Close> {
         feed(s, input);
-        s.process(Instant::now(), "vcan0", can, jobs)?;
+        s.process(Instant::now(), can, jobs)?;
         Ok(take(s))
     }
 
@@ -710,11 +656,11 @@ mod tests {
         let mut s = session();
         take(&mut s);
         let r = talk(&mut s, "< open can7 >", &mut bus());
-        assert_eq!(r, Err(Close::Socketcand(ScdError::NoSuchBus)));
+        assert_eq!(r, Err(Close::from(ScdError::NoSuchBus)));
         assert_eq!(take(&mut s), "< error no such bus >");
         let long = "< open vcan0vcan0vcan0vcan0 >";
         let r = talk(&mut session(), long, &mut bus());
-        assert_eq!(r, Err(Close::Socketcand(ScdError::NoSuchBus)));
+        assert_eq!(r, Err(Close::from(ScdError::NoSuchBus)));
     }
 
     #[test]
@@ -736,7 +682,7 @@ mod tests {
         talk(&mut s, "< send 1AAAAAAA 0 >", &mut b).unwrap();
         let ext = frame(0x1AAA_AAAA | libc::CAN_EFF_FLAG, &[]);
         assert_eq!(b.sent[1], ext.to_vec());
-        assert_eq!(s.counters.to_can, 2);
+        assert_eq!(s.io.counters.to_can, 2);
     }
 
     #[test]
@@ -767,7 +713,7 @@ mod tests {
         let out = talk(&mut s, "< send 800 0 >", &mut b).unwrap();
         assert_eq!(out, "< error standard ID above 7FF >");
         assert!(b.sent.is_empty());
-        assert_eq!(s.counters.drop_invalid, 3);
+        assert_eq!(s.io.counters.drop_invalid, 3);
         talk(&mut s, "< send 123 0 >", &mut b).unwrap();
         assert_eq!(b.sent.len(), 1, "still served");
     }
@@ -776,7 +722,7 @@ mod tests {
     fn a_malformed_number_gets_an_error_line_then_the_connection_ends() {
         let (mut s, mut b) = opened_raw();
         let r = talk(&mut s, "< send 12G 1 00 >", &mut b);
-        let want = Close::Socketcand(ScdError::Number(NumberError::Id));
+        let want = Close::from(ScdError::Number(NumberError::Id));
         assert_eq!(r, Err(want));
         assert_eq!(take(&mut s), "< error malformed CAN ID >");
         assert_eq!(want.to_string(), "socketcand: malformed CAN ID");
@@ -796,17 +742,11 @@ mod tests {
     fn garbage_or_an_endless_line_ends_the_connection() {
         let (mut s, mut b) = opened_raw();
         let r = talk(&mut s, "\x00\x7f\x01", &mut b);
-        assert_eq!(
-            r,
-            Err(Close::Socketcand(ScdError::Line(LineError::Garbage(0))))
-        );
+        assert_eq!(r, Err(Close::from(ScdError::Line(LineError::Garbage(0)))));
         let (mut s, mut b) = opened_raw();
         let long = format!("< send {}", " ".repeat(300));
         let r = talk(&mut s, &long, &mut b);
-        assert_eq!(
-            r,
-            Err(Close::Socketcand(ScdError::Line(LineError::TooLong)))
-        );
+        assert_eq!(r, Err(Close::from(ScdError::Line(LineError::TooLong))));
     }
 
     #[test]
@@ -870,11 +810,10 @@ mod tests {
         assert_eq!(s.mode(), Mode::Control);
         let t0 = Instant::now();
         feed(&mut s, "< statistics 1000 >");
-        s.process(t0, "vcan0", &mut b, &mut Jobs::default())
-            .unwrap();
+        s.process(t0, &mut b, &mut Jobs::default()).unwrap();
         assert_eq!(s.next_deadline(), Some(t0));
         assert!(s.stats_due(t0), "the first line at once");
-        s.queue_stats(1, 2, 3, 4);
+        s.queue_stats([1, 2, 3, 4]);
         assert_eq!(take(&mut s), "< stat 1 2 3 4 >");
         assert!(!s.stats_due(t0 + Duration::from_millis(999)));
         assert!(s.stats_due(t0 + Duration::from_millis(1000)));
@@ -910,7 +849,7 @@ mod tests {
                 (ext, Duration::from_millis(1500), None)
             ]
         );
-        assert!(s.has_subscriptions());
+        assert!(s.wants_bcm());
     }
 
     #[test]
@@ -925,7 +864,7 @@ mod tests {
         let out = talk_jobs(&mut s, "< subscribe 0 0 800 >", &mut b, &mut jobs);
         assert_eq!(out.unwrap(), "< error standard ID above 7FF >");
         assert_eq!(jobs.rx.len(), 1, "a bad filter reaches no kernel");
-        assert_eq!(s.counters.drop_invalid, 0, "no frame was dropped");
+        assert_eq!(s.io.counters.drop_invalid, 0, "no frame was dropped");
     }
 
     #[test]
@@ -935,7 +874,7 @@ mod tests {
         let t = Stamp { sec: 7, usec: 8 };
         assert!(s.queue_subscribed(&frame(0x123, &[0xAB, 0xCD]), t));
         assert_eq!(take(&mut s), "< frame 123 7.000008 ABCD >");
-        assert_eq!(s.counters.to_tcp, 1);
+        assert_eq!(s.io.counters.to_tcp, 1);
     }
 
     #[test]
@@ -945,7 +884,7 @@ mod tests {
         let out = talk_jobs(&mut s, "< unsubscribe 123 >", &mut b, &mut jobs);
         assert_eq!(out.unwrap(), "");
         assert_eq!(jobs.rx_deleted, [0x123]);
-        assert!(!s.has_subscriptions());
+        assert!(!s.wants_bcm());
         let out = talk_jobs(&mut s, "< unsubscribe 123 >", &mut b, &mut jobs);
         assert_eq!(out.unwrap(), "< error no such subscription >");
         assert_eq!(jobs.rx_deleted, [0x123], "nothing asked of the kernel");
@@ -1012,8 +951,9 @@ mod tests {
             talk_jobs(&mut s, "< rawmode >", &mut b, &mut jobs).unwrap(),
             "< ok >"
         );
-        assert_eq!(jobs.rx_deleted, [0x123, 0x456]);
-        assert!(!s.has_subscriptions());
+        assert_eq!(jobs.ended, 1, "every job ended at once");
+        assert!(jobs.rx.is_empty());
+        assert!(!s.wants_bcm());
         let late = frame(0x123, &[1]);
         assert!(s.queue_subscribed(&late, Stamp::default()));
         assert_eq!(
@@ -1026,7 +966,24 @@ mod tests {
         talk_jobs(&mut s, "< bcmmode >", &mut b, &mut jobs).unwrap();
         talk_jobs(&mut s, "< subscribe 0 0 123 >", &mut b, &mut jobs).unwrap();
         talk_jobs(&mut s, "< controlmode >", &mut b, &mut jobs).unwrap();
-        assert_eq!(jobs.rx_deleted, [0x123, 0x456, 0x123]);
+        assert_eq!(jobs.ended, 3, "into BCM mode, and out of it");
+        assert!(jobs.rx.is_empty());
+    }
+
+    #[test]
+    fn a_change_of_mode_ends_the_cyclic_sends_and_the_same_mode_keeps_them() {
+        let (mut s, mut b, mut jobs) = opened_bcm(cfg());
+        talk_jobs(&mut s, "< add 0 20000 123 1 11 >", &mut b, &mut jobs).unwrap();
+        let out = talk_jobs(&mut s, "< bcmmode >", &mut b, &mut jobs).unwrap();
+        assert_eq!(out, "< ok >");
+        assert_eq!(jobs.ended, 0, "no change of mode, no job ended");
+        assert_eq!(jobs.setups.len(), 1);
+        for (mode, ended) in [("rawmode", 1), ("rawmode", 1), ("controlmode", 2)] {
+            let out = talk_jobs(&mut s, &format!("< {mode} >"), &mut b, &mut jobs);
+            assert_eq!(out.unwrap(), "< ok >");
+            assert_eq!(jobs.ended, ended, "after < {mode} >");
+            assert!(jobs.setups.is_empty(), "the cyclic send outlived its mode");
+        }
     }
 
     #[test]
@@ -1037,7 +994,7 @@ mod tests {
         jobs.refuse_rx = true;
         let out = talk_jobs(&mut s, "< subscribe 0 0 123 >", &mut b, &mut jobs);
         assert_eq!(out.unwrap(), "< error subscription refused >");
-        assert!(!s.has_subscriptions(), "a refused job is not held");
+        assert!(!s.wants_bcm(), "a refused job is not held");
         assert_eq!(
             talk_jobs(&mut s, "< echo >", &mut b, &mut jobs).unwrap(),
             "< echo >"
@@ -1056,7 +1013,7 @@ mod tests {
         let mut b = bus();
         talk(&mut s, "< open vcan0 >< send 123 0 >", &mut b).unwrap();
         assert!(b.sent.is_empty());
-        assert_eq!(s.counters.drop_read_only, 1);
+        assert_eq!(s.io.counters.drop_read_only, 1);
     }
 
     #[test]
@@ -1065,20 +1022,19 @@ mod tests {
         b.answer = CanTx::Busy;
         feed(&mut s, "< send 123 0 >< echo >");
         let t0 = Instant::now();
-        let r = s
-            .process(t0, "vcan0", &mut b, &mut Jobs::default())
-            .unwrap();
-        assert_eq!(r, Progress::Parked(t0 + BUSY_RETRY));
+        let r = s.process(t0, &mut b, &mut Jobs::default()).unwrap();
+        assert_eq!(r, Progress::Parked);
+        assert_eq!(s.parked(), Some(Wake::At(t0 + BUSY_RETRY)));
+        assert_eq!(s.on_timer(t0 + BUSY_RETRY), Timer::RetryParked);
         assert!(!s.wants_tcp_read(), "no more input while parked");
         assert_eq!(take(&mut s), "", "later commands wait their turn");
         let r = s.process(
             t0 + Duration::from_millis(100),
-            "vcan0",
             &mut b,
             &mut Jobs::default(),
         );
         assert_eq!(r.unwrap(), Progress::Drained);
-        assert_eq!(s.counters.drop_stale, 1);
+        assert_eq!(s.io.counters.drop_stale, 1);
         assert_eq!(take(&mut s), "< echo >");
     }
 
@@ -1094,7 +1050,7 @@ mod tests {
         talk(&mut s, "< rawmode >", &mut b).unwrap();
         assert!(s.queue_frame(&frame(0x10, &[1]), t));
         assert_eq!(take(&mut s), "< frame 010 5.000006 01 >");
-        assert_eq!(s.counters.to_tcp, 1);
+        assert_eq!(s.io.counters.to_tcp, 1);
     }
 
     #[test]
@@ -1103,7 +1059,7 @@ mod tests {
         let fd = [0u8; libc::CANFD_MTU];
         assert!(s.queue_frame(&fd, Stamp::default()));
         assert!(s.queue_frame(&fd, Stamp::default()));
-        assert_eq!((s.fd_not_sent, s.counters.to_tcp), (2, 0));
+        assert_eq!((s.fd_not_sent, s.io.counters.to_tcp), (2, 0));
         assert_eq!(take(&mut s), "");
     }
 

@@ -13,11 +13,13 @@ use core::fmt;
 use core::ops::Range;
 
 pub mod frame;
+pub mod host;
 
 pub use frame::{
     check_frame, is_valid_fd_len, swap_layout, wire_can_id, Frame, FrameError, FrameKind,
     FrameText, CANFD_MTU, CAN_EFF_FLAG, CAN_ERR_FLAG, CAN_MTU, CAN_RTR_FLAG,
 };
+pub use host::HostFrame;
 
 /// A run of bytes inside a message or frame, as the byte tables name them.
 type Field = Range<usize>;

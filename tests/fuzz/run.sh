@@ -1,16 +1,17 @@
 #!/bin/bash
-# Fuzz the protocol core (fuzz/fuzz_targets/protocol.rs) for a bounded time
-# and print how many inputs ran. Fails on a crash, a broken invariant or a
-# build failure; the crashing input is kept in fuzz/artifacts/protocol/.
+# Fuzz both protocol cores, each for a bounded time, and print how many
+# inputs ran: protocol v1's (fuzz/fuzz_targets/protocol.rs) and socketcand's
+# (fuzz/fuzz_targets/socketcand.rs). Fails on a crash, a broken invariant or
+# a build failure; the crashing input is kept in fuzz/artifacts/TARGET/.
 #
-# Env: TCPCAN_FUZZ_SECONDS (default 60).
-# New corpus entries go to a temporary directory: the committed seed corpus
-# (fuzz/corpus/protocol) stays small and hand-made.
+# Env: TCPCAN_FUZZ_SECONDS (default 60, per target).
+# New corpus entries go to a temporary directory: the committed seed corpora
+# (fuzz/corpus/TARGET) stay small and hand-made.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 secs=${TCPCAN_FUZZ_SECONDS:-60}
-target=protocol
+targets=(protocol socketcand)
 # The nightly the release is built with (one nightly is enough).
 # shellcheck source=scripts/release-toolchain.env
 . scripts/release-toolchain.env
@@ -22,7 +23,6 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "fuzz/artifacts/$target"
 
 # Built the way `cargo fuzz run -a` builds it (libFuzzer's coverage passes,
 # AddressSanitizer, debug assertions so overflows and debug_assert! count as
@@ -42,22 +42,28 @@ flags=(
 	-Cdebug-assertions
 	-Ccodegen-units=1
 )
-status=0
-RUSTFLAGS="${flags[*]}" cargo +"$RELEASE_TOOLCHAIN" build --quiet --locked --release \
-	--manifest-path fuzz/Cargo.toml --target "$host" --bin "$target" >"$work/log" 2>&1 || status=$?
-if [ "$status" -eq 0 ]; then
-	# -max_total_time bounds the run; new corpus entries go to $work.
-	ASAN_OPTIONS=detect_odr_violation=0 "fuzz/target/$host/release/$target" \
-		"$work" "fuzz/corpus/$target" -max_total_time="$secs" \
-		-artifact_prefix="fuzz/artifacts/$target/" >>"$work/log" 2>&1 || status=$?
-fi
-
-runs=$(sed -n 's/^Done \([0-9]*\) runs in .*/\1/p' "$work/log" | tail -n 1)
-if [ "$status" -ne 0 ] || [ -z "$runs" ]; then
-	tail -n 40 "$work/log" >&2
-	echo "fuzz: $target FAILED (exit status $status); inputs kept in fuzz/artifacts/$target/" >&2
-	echo "0 passed, 1 failed"
-	exit 1
-fi
-echo "fuzz: $target: $runs executions in ${secs} s without a crash ($(find "$work" -maxdepth 1 -type f ! -name log | wc -l) new corpus entries)"
-echo "1 passed, 0 failed"
+passed=0
+failed=0
+for target in "${targets[@]}"; do
+	mkdir -p "fuzz/artifacts/$target" "$work/$target"
+	status=0
+	RUSTFLAGS="${flags[*]}" cargo +"$RELEASE_TOOLCHAIN" build --quiet --locked --release \
+		--manifest-path fuzz/Cargo.toml --target "$host" --bin "$target" >"$work/$target.log" 2>&1 || status=$?
+	if [ "$status" -eq 0 ]; then
+		# -max_total_time bounds the run; new corpus entries go to $work.
+		ASAN_OPTIONS=detect_odr_violation=0 "fuzz/target/$host/release/$target" \
+			"$work/$target" "fuzz/corpus/$target" -max_total_time="$secs" \
+			-artifact_prefix="fuzz/artifacts/$target/" >>"$work/$target.log" 2>&1 || status=$?
+	fi
+	runs=$(sed -n 's/^Done \([0-9]*\) runs in .*/\1/p' "$work/$target.log" | tail -n 1)
+	if [ "$status" -ne 0 ] || [ -z "$runs" ]; then
+		tail -n 40 "$work/$target.log" >&2
+		echo "fuzz: $target FAILED (exit status $status); inputs kept in fuzz/artifacts/$target/" >&2
+		failed=$((failed + 1))
+		continue
+	fi
+	echo "fuzz: $target: $runs executions in ${secs} s without a crash ($(find "$work/$target" -maxdepth 1 -type f | wc -l) new corpus entries)"
+	passed=$((passed + 1))
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -9,12 +9,14 @@ fewer wake-ups per frame are fewer system calls per frame. The counter costs
 the daemon nothing, unlike strace, whose slowdown would batch frames by itself.
 """
 
+import re
 import socket
 import struct
 import time
 
 import pytest
 from conftest import Bus, Peer, classic, wait_peer_path, wait_tunnel
+from faultlib import links, make_vcan, sh  # noqa: F401  (links: a fixture)
 
 RATE = 5000  # frames/s: above the 2,000/s where coalescing starts (limits::COALESCE_RATE)
 FRAMES = 4000  # 0.8 s of it
@@ -78,23 +80,29 @@ def server_wakeups_per_frame(daemons, vcan, port, budget, direction):
     extra = () if budget is None else ("--latency-budget", budget)
     server = daemons.server(canif, p, extra=extra)
     peer = Peer.connect(p)
-    peer.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
-        wait_peer_path(peer, canif)
-        frames = numbered(FRAMES)
-        with big_queue(Bus(canif)) as bus:
-            before = wakeups(server)
-            if direction == "CAN -> TCP":
-                paced(bus.send, frames, RATE)
-                got = [peer.recv_frame(5) for _ in frames]
-            else:
-                paced(peer.send_frame, frames, RATE)
-                got = bus.recv_n(FRAMES, timeout=5)
-            woken = wakeups(server) - before
+        return stream_wakeups(server, peer, canif, direction, budget)
     finally:
         peer.close()
-    assert got == frames, "budget %s, %s: %d of %d frames arrived, or out of order" % (
-        budget,
+
+
+def stream_wakeups(server, peer, canif, direction, what):
+    """Wake-ups per frame of `server` carrying a 5 kfps stream between canif
+    and `peer` in `direction`, after checking it arrived whole and in order."""
+    peer.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    wait_peer_path(peer, canif)
+    frames = numbered(FRAMES)
+    with big_queue(Bus(canif)) as bus:
+        before = wakeups(server)
+        if direction == "CAN -> TCP":
+            paced(bus.send, frames, RATE)
+            got = [peer.recv_frame(5) for _ in frames]
+        else:
+            paced(peer.send_frame, frames, RATE)
+            got = bus.recv_n(FRAMES, timeout=5)
+        woken = wakeups(server) - before
+    assert got == frames, "%s, %s: %d of %d frames arrived, or out of order" % (
+        what,
         direction,
         sum(f is not None for f in got),
         FRAMES,
@@ -121,6 +129,29 @@ def test_a_5kfps_stream_arrives_whole_with_fewer_wakeups_per_frame_than_without_
     # side) and 10 ms (about a batch).
     assert two < 0.8 * off, "%s: %.3f wake-ups per frame with a 2 ms budget, %.3f without" % (direction, two, off)
     assert ten < 0.4 * off, "%s: %.3f wake-ups per frame with a 10 ms budget, %.3f without" % (direction, ten, off)
+
+
+def test_after_the_interface_is_deleted_and_recreated_a_stream_wakes_the_server_no_more_often(daemons, links, port):
+    # Coalescing is timed by the CAN socket's receive stamps: the socket
+    # opened when the interface came back must ask for them too, or its
+    # side is never left unread again (the CPU cost of --latency-budget 0).
+    # 10 ms: a budget whose wake-ups differ from none well beyond the noise.
+    canif, p = links(), port()
+    make_vcan(canif)
+    server = daemons.server(canif, p, extra=("--latency-budget", "10"))
+    peer = Peer.connect(p)
+    try:
+        before = stream_wakeups(server, peer, canif, "CAN -> TCP", "before the flap")
+        sh("ip", "link", "del", "dev", canif)
+        server.wait_log(re.escape(canif) + r" disappeared")
+        make_vcan(canif)
+        server.wait_log(re.escape(canif) + r" is back")
+        after = stream_wakeups(server, peer, canif, "CAN -> TCP", "after the flap")
+    finally:
+        peer.close()
+    print("CAN -> TCP wake-ups per frame at %d frames/s, budget 10 ms: %.3f before the interface flapped, %.3f after"
+          % (RATE, before, after))
+    assert after < 1.5 * before, "%.3f wake-ups per frame after the flap, %.3f before" % (after, before)
 
 
 def test_an_isolated_frame_is_not_delayed_by_a_large_budget(daemons, vcan, port):

@@ -339,6 +339,28 @@ def test_cyclic_sends_repeat_in_the_kernel_until_deleted_or_the_client_leaves(da
         assert not bus.quiet(0.3), "a job outlived its connection"
 
 
+@pytest.mark.parametrize("mode", ["rawmode", "controlmode"])
+def test_a_mode_change_ends_the_cyclic_sends_of_the_mode_before(daemons, vcan, port, mode):
+    # As socketcand, which closes its BCM socket on a mode change: a job
+    # that outlived the mode that made it would send frames nobody watches.
+    canif = vcan()
+    _, scd = serve(daemons, canif, port)
+    c = Scd(scd).opened(canif, raw=False)
+    with Bus(canif) as bus:
+        c.send("< add 0 20000 123 2 42 43 >")
+        assert bus.recv_n(3, 1.0) == [classic(0x123, b"\x42\x43")] * 3, "the job runs"
+        assert c.ask("< %s >" % mode) == "< ok >"
+        # What the job sent before the < ok > may still be queued here.
+        time.sleep(0.05)
+        bus.drain()
+        assert bus.quiet(0.3) == [], "a cyclic send outlived < %s >" % mode
+        # RAW mode may still forward what the bus carried before the switch.
+        c.send("< echo >")
+        replies = [c.line() for _ in range(20)]
+        assert "< echo >" in replies, "the connection stays: %r" % replies
+    c.close()
+
+
 @pytest.mark.parametrize("flag", [True, False], ids=["error-frames", "default"])
 def test_error_frames_reach_python_can_only_with_the_flag(daemons, vcan, port, flag):
     canif = vcan()
