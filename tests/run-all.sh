@@ -38,7 +38,7 @@ step format cargo fmt --check
 # Every shell script we ship or run, including the init script (POSIX sh).
 shell_lint() {
 	git ls-files -z -- '*.sh' .ci/run | xargs -0 shellcheck -x &&
-		shellcheck -s sh init/tcpcan.init
+		shellcheck -x -s sh init/tcpcan.init
 }
 step shell-lint shell_lint
 step clippy cargo clippy --locked --all-targets -- -D warnings
