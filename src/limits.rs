@@ -145,6 +145,12 @@ pub const REPLAY_MULTIPLE: u32 = 2;
 /// default reader queue, so a reader descheduled for a moment keeps up.
 pub const REPLAY_BURST: u32 = CAN_BATCH as u32;
 
+/// Within [`REPLAY_RESUME`] of a replay that caught up, a read after a
+/// silence bigger than a burst of classic frames (18 bytes each in
+/// protocol v1) is the rest of the backlog, even if it did not fill its
+/// space: written at once it would overrun readers that a burst does not.
+pub const RESUME_READ: usize = REPLAY_BURST as usize * 18;
+
 /// How much lateness a replay's wake-up may make up for (two
 /// [`PACE_TICK`]s: a coarse timer, as UML's, wakes a loop a tick late), so
 /// a fast pace is not cut to a burst per timer tick.

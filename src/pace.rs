@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 use crate::limits::{
     BACKLOG_AGE, BACKLOG_READ, BACKLOG_SILENCE, FAR_STOCK, MAX_REPLAY_RATE, PACE_TICK,
     RATE_GLIMPSE, RATE_MEMORY, RATE_WINDOW, REPLAY_BURST, REPLAY_CATCH_UP, REPLAY_ESCAPE,
-    REPLAY_FLOOR, REPLAY_LATENESS, REPLAY_MULTIPLE, REPLAY_RESUME,
+    REPLAY_FLOOR, REPLAY_LATENESS, REPLAY_MULTIPLE, REPLAY_RESUME, RESUME_READ,
 };
 
 /// How backlogs are paced (`--replay-rate`).
@@ -376,7 +376,7 @@ impl Pacer {
         }
         // Most reads are live traffic's and end here, with no arithmetic
         // on times: this runs for every read of a desk.
-        if !could_be_backlog(got, offered) {
+        if !could_be_backlog(got, offered) && !self.may_resume(now, got) {
             return None;
         }
         let silence = now.saturating_duration_since(last_data);
@@ -432,6 +432,18 @@ impl Pacer {
         self.backlog = None;
         self.tally.overtaken += 1;
         Some(Overtaken { replay, arriving })
+    }
+
+    /// Whether a read of `got` bytes that did not fill its space may still
+    /// be the rest of the backlog a replay just caught up with: TCP resends
+    /// what the stalled desk had no room for in lumps of its own choosing
+    /// (818 frames, seen on Linux 7.2), and such a lump written at once
+    /// overruns a default reader queue (238 frames there).
+    fn may_resume(&self, now: Instant, got: usize) -> bool {
+        got > RESUME_READ
+            && self
+                .caught_up
+                .is_some_and(|t| now.saturating_duration_since(t) < REPLAY_RESUME)
     }
 
     /// The pace of a replay, in frames per second.
@@ -746,6 +758,24 @@ mod tests {
         let mut p = caught_up(&mut t);
         let later = t + REPLAY_RESUME;
         assert_eq!(p.on_read(read(later, Some(later), RX_BUF)), None);
+    }
+
+    #[test]
+    fn a_lump_of_the_rest_smaller_than_a_full_read_is_paced_too() {
+        // 818 classic frames, as TCP resent them on Linux 7.2: far from
+        // filling the read, but more than a default reader queue holds.
+        let lump = 818 * 18;
+        let mut t = Instant::now();
+        let mut p = caught_up(&mut t);
+        let resumed = t + ms(500);
+        assert!(started(p.on_read(read(resumed, Some(resumed), lump))).is_some());
+        // A burst's worth is live, and so is the lump once the window closed.
+        let mut p = caught_up(&mut t);
+        let at = t + ms(500);
+        assert_eq!(p.on_read(read(at, Some(at), RESUME_READ)), None);
+        let mut p = caught_up(&mut t);
+        let later = t + REPLAY_RESUME;
+        assert_eq!(p.on_read(read(later, Some(later), lump)), None);
     }
 
     #[test]
