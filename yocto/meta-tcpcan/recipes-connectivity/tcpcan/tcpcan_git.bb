@@ -33,7 +33,7 @@ TCPCAN_GIT_URI ??= "git://${@os.path.normpath(d.getVar('FILE_DIRNAME') + '/../..
 # and then regenerates tcpcan-crates.inc (see the layer README).
 PV = "0.1.0+git"
 SRC_URI = "${TCPCAN_GIT_URI};nobranch=1;destsuffix=${BP}"
-SRCREV = "68c0b90d2a172ac4f831bbecddf8ea3d9dcb5bc2"
+SRCREV = "8ead2ac9335a8e333a2f08437f33af4fd370e143"
 
 inherit cargo cargo-update-recipe-crates update-rc.d systemd useradd
 
