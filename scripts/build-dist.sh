@@ -54,15 +54,19 @@ target_flags() { # <target>
 }
 
 # Size budgets in KiB for the stripped binary. aarch64's 400 KiB is the
-# project's promise (issue 4). The others are about 1.5 times what they
-# weighed when set (0.1.0: 198-222 KiB), so growth is a decision, not an
+# project's promise (issue 4). The others were set at about 1.5 times what
+# they weighed then (0.1.0: 198-222 KiB), so growth is a decision, not an
 # accident; the likeliest accident, std's backtrace symbolizer coming back
-# (+220 KiB), fails every target.
+# (+220 KiB), fails every target. Raised from 300 to 340 KiB by decision:
+# ARMv6 stood at 298 KiB with socketcand, BCM and coalescing, and the SSH
+# transport (--stdio, --via: ~16 KiB) and protocol version 2 (~16 KiB) are
+# each asked for by an issue; 340 keeps them and about 10 KiB of margin,
+# still below aarch64's promise.
 budget_kib() {
     case $1 in
         aarch64-unknown-linux-musl) echo 400 ;;
         x86_64-unknown-linux-musl | armv7-unknown-linux-musleabihf | arm-unknown-linux-musleabi)
-            echo 300 ;;
+            echo 340 ;;
         *) echo "unknown target $1" >&2; return 1 ;;
     esac
 }
