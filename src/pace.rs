@@ -60,6 +60,7 @@ use crate::limits::{
     RATE_GLIMPSE, RATE_MEMORY, RATE_WINDOW, REPLAY_BURST, REPLAY_CATCH_UP, REPLAY_ESCAPE,
     REPLAY_FLOOR, REPLAY_LATENESS, REPLAY_MULTIPLE, REPLAY_RESUME, RESUME_READ,
 };
+use crate::time::Clock;
 
 /// How backlogs are paced (`--replay-rate`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +76,7 @@ pub enum Pacing {
 
 /// How many frames may go to the interface now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Allowance {
+enum Allowance {
     /// As many as there are: no replay is in progress.
     Unlimited,
     /// At most this many (at least one).
@@ -86,7 +87,7 @@ pub enum Allowance {
 
 /// One TCP read, as the pacer is shown it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Read {
+struct Read {
     /// When it was read: the clock if [`Pacer::needs_read_time`] says so,
     /// else when its data arrived.
     pub at: Instant,
@@ -115,6 +116,8 @@ pub enum Event {
     /// Frames kept arriving as fast as the replay released them: it ended,
     /// and frames are written as they come.
     Overtaken(Overtaken),
+    /// The replay caught up and ended.
+    Done(Replay),
 }
 
 /// A replay that just began, for the log.
@@ -302,10 +305,35 @@ struct Backlog {
     new_bytes: u64,
 }
 
+/// The last TCP read, noted as it happens, until [`Pacer::time_read`]
+/// times it on the same loop turn.
+#[derive(Debug, Clone, Copy, Default)]
+struct Note {
+    /// Bytes of space offered to it.
+    offered: usize,
+    /// Bytes it brought; `None` once timed.
+    got: Option<usize>,
+    /// When its newest data arrived (the kernel's receive stamp), if known.
+    arrived: Option<Instant>,
+}
+
 /// The pacer of one connection's frames into a virtual interface.
+///
+/// The session tells it about each TCP read as it happens
+/// ([`note_offer`](Self::note_offer), [`note_read`](Self::note_read),
+/// [`note_arrival`](Self::note_arrival)), and then, on every pass over its
+/// input, calls [`time_read`](Self::time_read) first, which alone decides
+/// when to read the clock, then [`limit`](Self::limit) before writing and
+/// [`released`](Self::released) after.
 #[derive(Debug, Clone)]
 pub struct Pacer {
     pacing: Pacing,
+    note: Note,
+    /// Whether this pass writes to a virtual interface (set by
+    /// [`time_read`](Self::time_read)): only those are paced.
+    is_virtual: bool,
+    /// When the data of this pass's read arrived, if it had a stamp.
+    arrived: Option<Instant>,
     last_data: Instant,
     window: Option<Window>,
     /// The busiest live window recently seen (frames/s) and when it ended.
@@ -321,6 +349,9 @@ impl Pacer {
     pub fn new(pacing: Pacing, now: Instant) -> Self {
         Pacer {
             pacing,
+            note: Note::default(),
+            is_virtual: false,
+            arrived: None,
             last_data: now,
             window: None,
             peak: None,
@@ -346,19 +377,94 @@ impl Pacer {
         self.tally
     }
 
+    /// Notes the space offered to the next TCP read.
+    pub fn note_offer(&mut self, offered: usize) {
+        self.note.offered = offered;
+    }
+
+    /// Notes a TCP read of `got` bytes, to be timed by the next
+    /// [`time_read`](Self::time_read) (the same loop turn).
+    pub fn note_read(&mut self, got: usize) {
+        self.note.got = Some(got);
+        self.note.arrived = None;
+    }
+
+    /// Notes when the data of the last read arrived (the kernel's receive
+    /// stamp, on the loop's clock).
+    pub fn note_arrival(&mut self, at: Instant) {
+        self.note.arrived = Some(at);
+    }
+
+    /// The one entry point for timing a read, called first on every pass
+    /// over the session's input, into an interface that `is_virtual` or
+    /// not. Times the read noted since the last pass (only a virtual
+    /// interface needs it) by when its data arrived, reading the clock only
+    /// if it could reveal a backlog or a replay runs, and ends a replay that
+    /// has caught up whatever the interface is now, so an ended replay
+    /// never stays due. Returns what changed, for the log.
+    pub fn time_read(&mut self, clock: &impl Clock, is_virtual: bool) -> Option<Event> {
+        let note = core::mem::take(&mut self.note);
+        self.is_virtual = is_virtual;
+        self.arrived = note.arrived;
+        let mut event = None;
+        if let (Some(got), true) = (note.got, is_virtual) {
+            let at = match note.arrived {
+                Some(t) if !self.needs_read_time(got, note.offered) => t,
+                _ => clock.now(),
+            };
+            event = self.on_read(Read {
+                at,
+                arrived: note.arrived,
+                got,
+                offered: note.offered,
+            });
+        }
+        if self.is_replaying() {
+            event = self.finish(clock.now()).map(Event::Done).or(event);
+        }
+        event
+    }
+
+    /// How many frames may be written now (`usize::MAX` outside a replay
+    /// or into a real interface), or until when the next waits its turn.
+    pub fn limit(&mut self, clock: &impl Clock) -> Result<usize, Instant> {
+        if !self.is_virtual || !self.is_replaying() {
+            return Ok(usize::MAX);
+        }
+        match self.allowance(clock.now()) {
+            Allowance::Unlimited => Ok(usize::MAX),
+            Allowance::Frames(n) => Ok(n),
+            Allowance::WaitUntil(t) => Err(t),
+        }
+    }
+
+    /// Records `n` frames written this pass. Live traffic's rate is counted
+    /// by when its data arrived (no clock read); a replay's pace by the
+    /// clock.
+    pub fn released(&mut self, clock: &impl Clock, n: usize) {
+        if !self.is_virtual {
+            return;
+        }
+        let at = match self.arrived {
+            Some(t) if !self.is_replaying() => t,
+            _ => clock.now(),
+        };
+        self.sent(at, n);
+    }
+
     /// True if a TCP read of `got` bytes into `offered` bytes of space
     /// needs the time it was read at: one that could reveal a backlog (how
     /// long its data waited is measured to it), or any read during a
     /// replay. Any other read may be timed by when its data arrived (the
     /// kernel's receive stamp), which tells the same about live traffic:
     /// its rate, and that data still flows.
-    pub fn needs_read_time(&self, got: usize, offered: usize) -> bool {
+    fn needs_read_time(&self, got: usize, offered: usize) -> bool {
         self.is_replaying() || could_be_backlog(got, offered)
     }
 
     /// Records a TCP read: `Some` if a replay begins, or if live traffic
     /// ended the one in progress.
-    pub fn on_read(&mut self, read: Read) -> Option<Event> {
+    fn on_read(&mut self, read: Read) -> Option<Event> {
         let Read {
             at: now,
             got,
@@ -460,7 +566,7 @@ impl Pacer {
     }
 
     /// How many frames may be written now.
-    pub fn allowance(&mut self, now: Instant) -> Allowance {
+    fn allowance(&mut self, now: Instant) -> Allowance {
         let interval = interval(self.rate());
         let Some(b) = self.backlog.as_mut() else {
             return Allowance::Unlimited;
@@ -480,7 +586,7 @@ impl Pacer {
     }
 
     /// Records `n` frames written to the interface.
-    pub fn sent(&mut self, now: Instant, n: usize) {
+    fn sent(&mut self, now: Instant, n: usize) {
         if n == 0 {
             return;
         }
@@ -532,7 +638,7 @@ impl Pacer {
     /// [`REPLAY_RESUME`] after the end, a full read after a silence is the
     /// rest of it, whatever its age). Returns its figures,
     /// unless it released nothing (the interface went away meanwhile).
-    pub fn finish(&mut self, now: Instant) -> Option<Replay> {
+    fn finish(&mut self, now: Instant) -> Option<Replay> {
         if self.deadline().map_or(true, |t| t > now) {
             return None;
         }
@@ -631,6 +737,70 @@ mod tests {
             }
         }
         *t - start
+    }
+
+    // ----- the one entry point, as a session calls it
+
+    /// A clock that counts how often it is read.
+    struct Counting(Instant, core::cell::Cell<u32>);
+
+    impl Clock for Counting {
+        fn now(&self) -> Instant {
+            self.1.set(self.1.get() + 1);
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_live_read_is_timed_by_its_arrival_without_reading_the_clock() {
+        let t = Instant::now();
+        let mut p = Pacer::new(Pacing::Learned, t);
+        let clock = Counting(t + ms(5), Default::default());
+        p.note_offer(RX_BUF);
+        p.note_read(18);
+        p.note_arrival(t + ms(5));
+        assert_eq!(p.time_read(&clock, true), None);
+        assert_eq!(p.limit(&clock), Ok(usize::MAX));
+        p.released(&clock, 1);
+        assert_eq!(clock.1.get(), 0, "no clock read for live traffic");
+    }
+
+    #[test]
+    fn a_backlog_read_through_the_entry_point_starts_a_replay_then_reports_it_done() {
+        let t = Instant::now();
+        let mut p = Pacer::new(Pacing::Learned, t);
+        p.note_offer(RX_BUF);
+        p.note_read(RX_BUF);
+        p.note_arrival(t);
+        let read_at = t + ms(1000);
+        let started = started(p.time_read(&read_at, true)).expect("a backlog");
+        assert_eq!(started.waited, ms(1000));
+        // Paced: a burst now, then the rest waits for its turn.
+        let burst = p.limit(&read_at).unwrap();
+        p.released(&read_at, burst);
+        let wait = p.limit(&read_at).unwrap_err();
+        assert!(wait > read_at);
+        // A later pass with no new read ends the replay once caught up.
+        let due = p.deadline().unwrap();
+        match p.time_read(&due, true) {
+            Some(Event::Done(done)) => assert_eq!(done.frames, burst as u64),
+            other => panic!("not done: {other:?}"),
+        }
+        assert!(!p.is_replaying());
+    }
+
+    #[test]
+    fn a_real_interface_is_never_paced_and_its_reads_teach_nothing() {
+        let t = Instant::now();
+        let mut p = Pacer::new(Pacing::Learned, t);
+        p.note_offer(RX_BUF);
+        p.note_read(RX_BUF);
+        p.note_arrival(t);
+        assert_eq!(p.time_read(&(t + ms(1000)), false), None);
+        assert_eq!(p.limit(&(t + ms(1000))), Ok(usize::MAX));
+        p.released(&(t + ms(1000)), 100);
+        assert_eq!(p.learned(), None);
+        assert!(!p.is_replaying());
     }
 
     // ----- what is a backlog
