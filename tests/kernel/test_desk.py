@@ -20,6 +20,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -360,8 +361,18 @@ def test_a_burst_after_silence_is_live_traffic_not_a_backlog(daemons, vcan, port
         # The flaw: the burst's first read, after the quiet, taken for a
         # backlog and paced.
         assert not [s for s in r["silences"] if s >= 500], "the desk paced the burst after the quiet: %s" % r
-        assert r["desk_got"] >= worst_got - FLOOD_SLACK, "the desk wrote %d of %d frames (--replay-rate 0: %d): %s" % (r["desk_got"], r["sent"], worst_got, r)
-        assert r["gateway_dropped"] <= worst_dropped + FLOOD_SLACK, "the gateway dropped %d (--replay-rate 0: %d): %s" % (r["gateway_dropped"], worst_dropped, r)
+        # A run that replayed nothing held no frame back: it ran the same
+        # path as --replay-rate 0, and what it lost is the host's doing (on
+        # a host shared with other builds, one such run lost 14 %). What a
+        # replay costs is judged run by run, and the runs as a whole below.
+        if r["replays"]:
+            assert r["desk_got"] >= worst_got - FLOOD_SLACK, "the desk wrote %d of %d frames (--replay-rate 0: %d): %s" % (r["desk_got"], r["sent"], worst_got, r)
+            assert r["gateway_dropped"] <= worst_dropped + FLOOD_SLACK, "the gateway dropped %d (--replay-rate 0: %d): %s" % (r["gateway_dropped"], worst_dropped, r)
+    # Pacing that throttled the flood, logged or not, shows in the middle
+    # run: the flaw delivered 6.7 to 9.7 % in one run out of three.
+    middle_paced = statistics.median(r["desk_got"] for r in paced)
+    middle_unpaced = statistics.median(r["desk_got"] for r in unpaced)
+    assert middle_paced >= middle_unpaced - FLOOD_SLACK, "defaults delivered a median %d frames, --replay-rate 0 %d" % (middle_paced, middle_unpaced)
     print(
         "flood after quiet, %d runs: unpaced delivered %s, default %s"
         % (len(runs), [r["desk_got"] for r in unpaced], [r["desk_got"] for r in paced])

@@ -66,6 +66,11 @@ def test_a_request_turn_through_the_reference_waits_for_no_delayed_acknowledgeme
         "request turn over %d turns each, mean: %s"
         % (len(took["ours alone"]), ", ".join("%s %.2f ms" % kv for kv in mean.items()))
     )
+    # A delayed acknowledgement costs a turn at least the kernel's minimum
+    # delayed-ACK time, 40 ms (without the quick ACK: 56.7 ms against 11.0
+    # ms through ours alone). What the reference's Python adds on a loaded
+    # host is a few ms (6.6 ms against 2.5 ms seen), so the bound is on the
+    # time added, at half the ACK timer, not on a ratio that load moves.
     for name in list(pairs)[1:]:
-        ratio = mean[name] / mean["ours alone"]
-        assert ratio <= 2, "%s: a request turn takes %.1f x as long as through ours alone" % (name, ratio)
+        added = mean[name] - mean["ours alone"]
+        assert added < 20, "%s: a request turn takes %.1f ms more than through ours alone (%.1f x): a delayed acknowledgement" % (name, added, mean[name] / mean["ours alone"])
