@@ -494,6 +494,46 @@ pub fn send_frames(fd: RawFd, frames: &[&[u8]]) -> io::Result<usize> {
     Ok(sent as usize)
 }
 
+/// Makes reads and writes on `fd` return `EAGAIN` instead of blocking: the
+/// loop's pipe ends (`--stdio`, `--via`), which std opens blocking.
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL and F_SETFL take and change only the descriptor's
+    // status flags; a bad descriptor is an error, not undefined behaviour.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    Ok(())
+}
+
+/// Sends `sig` to every process of the group that `pid` leads: a `--via`
+/// command and whatever it started (`sh -c` need not exec its command).
+/// The caller must not have reaped `pid` yet, so the group cannot be
+/// another's.
+pub fn kill_group(pid: u32, sig: libc::c_int) -> io::Result<()> {
+    let pgid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: kill(2) takes plain integers; a negative pid names a group.
+    check(unsafe { libc::kill(-pgid, sig) })?;
+    Ok(())
+}
+
+/// Makes the command, once spawned, lead a session of its own: no
+/// controlling terminal (ssh cannot stop on a password prompt that no
+/// one sees; it fails and says so) and its own process group, which
+/// [`kill_group`] ends as a whole and a terminal's Ctrl-C does not reach
+/// (tcpcan ends it itself).
+pub fn detach_on_spawn(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed: setsid(2) is one, and it
+    // neither allocates nor takes a lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            check(libc::setsid())?;
+            Ok(())
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
