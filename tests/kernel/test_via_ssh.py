@@ -309,3 +309,34 @@ def test_no_retry_exits_1_when_the_command_ends(tmp_path, daemons, vcan):
     assert d.wait_exit(5) == 1
     assert "via: refused" in d.log()
     assert re.search(r"tcpcan: `echo refused >&2; exit 3` ended \(exit status: 3\)", d.log()), d.log()
+
+
+def descendants_of(pid):
+    found, todo = [], [pid]
+    while todo:
+        kids = children_of(todo.pop())
+        found += kids
+        todo += kids
+    return found
+
+
+def test_a_dead_link_is_noticed_by_ssh_and_the_command_started_again(gateway, tmp_path, daemons, vcan):
+    """A session that stops answering (its processes stopped, as a link that
+    went dead would look): ssh's ServerAliveInterval gives up on it, and the
+    desk starts a new one."""
+    gw, dk, key, d = up(gateway, tmp_path, daemons, vcan)
+    frozen = descendants_of(gateway.daemon.pid)
+    assert frozen, "no session process of %s found" % gateway.kind
+    try:
+        start = time.monotonic()
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        d.wait_log(r"via: .*(Timeout, server .* not responding|ended \(exit status: 255\))", timeout=10)
+        wait_tunnel(dk, gw, timeout=10)
+        print("%s: a dead session noticed and replaced after %.1f s" % (gateway.kind, time.monotonic() - start))
+    finally:
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
