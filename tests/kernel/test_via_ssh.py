@@ -14,6 +14,7 @@ only ~/.ssh/authorized_keys, reads the test's.
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from conftest import (
     Bus,
     classic,
     fd,
+    listening,
     our_bin,
     payload,
     shows,
@@ -340,3 +342,32 @@ def test_a_dead_link_is_noticed_by_ssh_and_the_command_started_again(gateway, tm
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_a_key_gets_the_tunnel_only_whatever_the_desk_asks(gateway, tmp_path, daemons, vcan, port):
+    """`restrict` and the forced command: another command asked for runs
+    tcpcan --stdio all the same (which then sees the end of its input), and
+    a port forward is refused."""
+    gw = vcan()
+    key, pub = user_key(tmp_path, "desk")
+    gateway.authorize(pub, gw, "--read-only")
+    ssh = gateway.ssh(key).split()
+    done = subprocess.run(ssh + ["echo shell-ran; id"], stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    assert b"shell-ran" not in done.stdout and b"uid=" not in done.stdout, done.stdout
+    assert done.returncode == 0, "the forced tcpcan --stdio did not end cleanly: %r" % done.stderr
+    assert b"stdio: closed: peer closed the connection" in done.stderr, done.stderr
+    local = port()
+    fwd = subprocess.Popen(
+        ssh + ["-N", "-o", "ExitOnForwardFailure=no", "-L", "127.0.0.1:%d:127.0.0.1:%d" % (local, gateway.port)],
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(lambda: listening(local), 15, "ssh's local forward to listen")
+        with socket.create_connection(("127.0.0.1", local), 5) as s:
+            s.settimeout(5)
+            got = s.recv(100)
+        assert not got.startswith(b"SSH-"), "a restricted key forwarded a port"
+    finally:
+        fwd.kill()
+        fwd.wait()
