@@ -4,8 +4,9 @@
 # user-space TCP tunnel costs on this rig), side by side in ONE boot of
 # User-Mode Linux, printed as one table; then, from the same boot, tcpcan's
 # server with socketcand clients beside v1 clients (issue 13) and its
-# coalescing budgets (issue 14), each "n/a" when the binary lacks the option,
-# and a desk's request round trip through it (issue 26).
+# coalescing budgets (issue 14), a desk's request round trip through it
+# (issue 26) and the path through ssh (--stdio behind dropbear and sshd,
+# --via ssh; issue 23), each "n/a" when the binary lacks the option.
 # Not part of the test suite; see docs/benchmark.md for what each figure
 # means and how to read it.
 #
@@ -15,7 +16,8 @@
 #   --compare BINARY     also measure another build of tcpcan (e.g. a patched
 #                        copy) in the same boot, with a ratio column
 #   --label TEXT         what to call that column (default: its path)
-# env: TCPCAN_BIN (default target/release/tcpcan, built here if missing)
+# env: TCPCAN_BIN (default target/release/tcpcan, built here if missing),
+#      BENCH_ONLY=via (only the ssh rows of issue 23, while working on them)
 #
 # Output: the tables on stdout, also in bench/target/report.md; raw results
 # in bench/target/results.json, daemon logs in bench/target/logs/.
