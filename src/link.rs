@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use socket2::Socket;
 
@@ -45,9 +45,7 @@ impl Link {
     /// A link over our standard input and output (copies of them, so
     /// nothing else in the process writes to the peer's stream by mistake).
     pub fn stdio() -> io::Result<Link> {
-        let rx = io::stdin().as_fd().try_clone_to_owned()?;
-        let tx = io::stdout().as_fd().try_clone_to_owned()?;
-        Link::pipes(rx, tx)
+        Link::pipes(sys::dup_std(0)?, sys::dup_std(1)?)
     }
 
     /// The descriptor polled for input (and, for TCP, output too).

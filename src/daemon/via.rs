@@ -11,18 +11,17 @@
 //! same way as the one before (a refused key, a missing command: one line
 //! per second) is logged at debug level only, as the dialer does for TCP.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::ffi::CString;
+use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
-use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use super::time::Now;
 use crate::error::Error;
 use crate::limits::{RETRY_INTERVAL, VIA_END_GRACE, VIA_LINE, VIA_LINES_REMEMBERED};
 use crate::link::Link;
-use crate::sys;
+use crate::sys::{self, Exit};
 
 /// Hashes of the stderr lines of one attempt.
 type Lines = heapless::Vec<u64, VIA_LINES_REMEMBERED>;
@@ -30,9 +29,12 @@ type Lines = heapless::Vec<u64, VIA_LINES_REMEMBERED>;
 /// The command, its running instance, and when to start it again.
 pub struct Via {
     cmd: String,
+    /// The same, for exec.
+    cmd_c: CString,
     retry: bool,
-    child: Option<Child>,
-    stderr: Option<ChildStderr>,
+    /// The running command's pid, until it is reaped.
+    child: Option<libc::pid_t>,
+    stderr: Option<File>,
     /// The stderr line being read.
     line: heapless::Vec<u8, VIA_LINE>,
     started: Option<Instant>,
@@ -43,15 +45,18 @@ pub struct Via {
     /// This attempt said something the one before did not.
     news: bool,
     /// How the attempt before ended, to tell a new failure from the same.
-    ended_before: Option<ExitStatus>,
+    ended_before: Option<Exit>,
 }
 
 impl Via {
     /// Runs `cmd` on the first turn of the loop; `retry` is false with
     /// `--no-retry`.
     pub fn new(cmd: String, retry: bool, now: Instant) -> Via {
+        // From the command line, which holds no NUL; one would end it there.
+        let cmd_c = CString::new(cmd.split('\0').next().unwrap_or_default()).unwrap_or_default();
         Via {
             cmd,
+            cmd_c,
             retry,
             child: None,
             stderr: None,
@@ -83,6 +88,9 @@ impl Via {
         match self.spawn() {
             Ok(link) => Ok(Some(link)),
             Err(e) => {
+                // A command started whose pipes then failed goes at once.
+                let status = self.end();
+                self.stderr = None;
                 let text = format!("cannot run `{}`: {e}", self.cmd);
                 if !self.retry {
                     return Err(Error::Via(text));
@@ -90,32 +98,21 @@ impl Via {
                 let h = hash(text.as_bytes());
                 self.news |= !self.said_before.contains(&h);
                 let _ = self.said.push(h);
-                self.end_attempt(None, false, &text, now.get());
+                self.end_attempt(status, false, &text, now.get());
                 Ok(None)
             }
         }
     }
 
     fn spawn(&mut self) -> io::Result<Link> {
-        let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c")
-            .arg(&self.cmd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        sys::detach_on_spawn(&mut cmd);
-        let mut child = cmd.spawn()?;
-        let pipes = (child.stdin.take(), child.stdout.take(), child.stderr.take());
-        // The child is ours from here: ended and reaped even if the
-        // pipes cannot be set up.
-        self.child = Some(child);
-        let (Some(stdin), Some(stdout), Some(stderr)) = pipes else {
-            return Err(io::Error::from(io::ErrorKind::BrokenPipe));
-        };
-        sys::set_nonblocking(stderr.as_raw_fd())?;
-        self.stderr = Some(stderr);
+        let c = sys::spawn_shell(&self.cmd_c)?;
+        // The child is ours from here: ended and reaped even if the pipes
+        // cannot be set up.
+        self.child = Some(c.pid);
+        sys::set_nonblocking(c.stderr.as_raw_fd())?;
+        self.stderr = Some(File::from(c.stderr));
         log::debug!("via: started `{}`", self.cmd);
-        Link::pipes(stdout, stdin)
+        Link::pipes(c.stdout, c.stdin)
     }
 
     /// The command's stderr is readable: log its complete lines.
@@ -194,7 +191,7 @@ impl Via {
 
     /// Plans the next start after an attempt that ended with `status`,
     /// and says so: warned if it is news, else at debug level.
-    fn end_attempt(&mut self, status: Option<ExitStatus>, heard: bool, how: &str, now: Instant) {
+    fn end_attempt(&mut self, status: Option<Exit>, heard: bool, how: &str, now: Instant) {
         let started = self.started.unwrap_or(now);
         let (at, when) = if heard {
             // A link that worked: at once, but not twice within a second.
@@ -224,15 +221,15 @@ impl Via {
     /// Ends the command, if it runs, and reaps it: SIGTERM to its process
     /// group (so ssh goes even where `sh -c` did not exec it), SIGKILL after
     /// [`VIA_END_GRACE`]. Its exit status, if it could be had.
-    fn end(&mut self) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        if let Ok(Some(status)) = child.try_wait() {
+    fn end(&mut self) -> Option<Exit> {
+        let pid = self.child.take()?;
+        if let Ok(Some(status)) = sys::reap(pid, false) {
             return Some(status);
         }
-        let _ = sys::kill_group(child.id(), libc::SIGTERM);
+        let _ = sys::kill_group(pid, libc::SIGTERM);
         let deadline = Instant::now() + VIA_END_GRACE;
         loop {
-            match child.try_wait() {
+            match sys::reap(pid, false) {
                 Ok(Some(status)) => return Some(status),
                 Ok(None) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(2));
@@ -243,8 +240,8 @@ impl Via {
                         self.cmd,
                         VIA_END_GRACE.as_millis()
                     );
-                    let _ = sys::kill_group(child.id(), libc::SIGKILL);
-                    return child.wait().ok();
+                    let _ = sys::kill_group(pid, libc::SIGKILL);
+                    return sys::reap(pid, true).ok().flatten();
                 }
                 Err(_) => return None,
             }
@@ -263,8 +260,9 @@ impl Drop for Via {
     }
 }
 
+/// FNV-1a: enough to tell lines apart, and a few bytes of code.
 fn hash(bytes: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
