@@ -110,17 +110,7 @@ impl Link {
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Link::Tcp(s) => net::send_some(s, buf),
-            Link::Pipes { tx, .. } => match (&*tx).write(buf) {
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    Ok(0)
-                }
-                sent => sent,
-            },
+            Link::Pipes { tx, .. } => net::full_is_zero((&*tx).write(buf)),
         }
     }
 

@@ -52,8 +52,8 @@ impl Via {
     /// Runs `cmd` on the first turn of the loop; `retry` is false with
     /// `--no-retry`.
     pub fn new(cmd: String, retry: bool, now: Instant) -> Via {
-        // From the command line, which holds no NUL; one would end it there.
-        let cmd_c = CString::new(cmd.split('\0').next().unwrap_or_default()).unwrap_or_default();
+        // From the command line, which cannot hold a NUL.
+        let cmd_c = CString::new(cmd.as_str()).unwrap_or_default();
         Via {
             cmd,
             cmd_c,
@@ -201,13 +201,12 @@ impl Via {
         };
         self.retry_at = Some(at);
         let same = !heard && !self.news && self.ended_before == status;
-        if same {
-            log::debug!("via: {how}; starting it {when}");
-        } else if heard {
-            log::info!("via: {how}; starting it {when}");
-        } else {
-            log::warn!("via: {how}; starting it {when}");
-        }
+        let level = match (same, heard) {
+            (true, _) => log::Level::Debug,
+            (false, true) => log::Level::Info,
+            (false, false) => log::Level::Warn,
+        };
+        log::log!(level, "via: {how}; starting it {when}");
         // A link that worked makes the next failure news again.
         self.ended_before = if heard { None } else { status };
         self.said_before = match heard {
@@ -232,7 +231,8 @@ impl Via {
             match sys::reap(pid, false) {
                 Ok(Some(status)) => return Some(status),
                 Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(2));
+                    // A poll on nothing: the loop's one way to sleep.
+                    let _ = sys::poll(&mut [], Some(Duration::from_millis(2)));
                 }
                 Ok(None) => {
                     log::warn!(

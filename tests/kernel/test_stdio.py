@@ -15,40 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Bus, classic, fd, our_bin, payload, shows, wait_until
+from conftest import Bus, Daemon, classic, fd, our_bin, payload, shows
 from faultlib import parse_counters, wait_new_log
 from v1proto import HELLO, hello, message, split
 
 
-class Stdio:
+class Stdio(Daemon):
     """A `tcpcan --stdio` process and our ends of its pipes."""
 
     def __init__(self, tmp_path, canif, *extra, name="stdio"):
-        self.log_path = tmp_path / ("%s.log" % name)
-        self.log_file = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [our_bin(), "--stdio", *extra, canif],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log_file,
-        )
-        self.pid = self.proc.pid
+        argv = [our_bin(), "--stdio", *extra, canif]
+        super().__init__(name, argv, tmp_path / ("%s.log" % name), pipes=True)
         self.buf = b""
-        self.name = self.proc.args
-
-    def log(self):
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def wait_log(self, pattern, timeout=5.0):
-        regex = re.compile(pattern, re.I)
-        return wait_until(
-            lambda: next((line for line in self.log().splitlines() if regex.search(line)), None),
-            timeout,
-            "--stdio to log /%s/" % pattern,
-        )
 
     def send(self, data):
         try:

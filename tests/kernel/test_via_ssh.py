@@ -57,34 +57,26 @@ def user_key(tmp, name):
     return key, (tmp / (name + ".pub")).read_text().strip()
 
 
+def processes(name):
+    """(pid, text of /proc/PID/NAME) of every process still there."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                yield int(entry), Path("/proc/%s/%s" % (entry, name)).read_bytes()
+            except OSError:
+                pass
+
+
 def pids_of(pattern):
     """Pids whose command line matches the regex (NULs read as spaces)."""
     regex = re.compile(pattern)
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            raw = Path("/proc/%s/cmdline" % entry).read_bytes()
-        except OSError:
-            continue
-        if raw and regex.search(raw.replace(b"\0", b" ").decode(errors="replace")):
-            found.append(int(entry))
-    return found
+    text = lambda raw: raw.replace(b"\0", b" ").decode(errors="replace")
+    return [pid for pid, raw in processes("cmdline") if raw and regex.search(text(raw))]
 
 
 def children_of(pid):
-    kids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path("/proc/%s/stat" % entry).read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            kids.append(int(entry))
-    return kids
+    parent = lambda stat: int(stat.rsplit(b")", 1)[1].split()[1])
+    return [kid for kid, stat in processes("stat") if parent(stat) == pid]
 
 
 class Gateway:
