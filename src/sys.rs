@@ -155,7 +155,6 @@ pub fn can_raw_available() -> io::Result<()> {
 /// A `CAN_BCM` socket connected to interface `index`, non-blocking, with
 /// receive timestamps on.
 pub fn bcm_open(index: u32) -> io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
     // SAFETY: plain socket(2); the descriptor is owned at once.
     let fd = check(unsafe {
         libc::socket(
