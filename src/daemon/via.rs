@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use super::time::Now;
 use crate::error::Error;
-use crate::limits::{RETRY_INTERVAL, VIA_END_GRACE, VIA_LINE, VIA_LINES_REMEMBERED};
+use crate::limits::{
+    READS_PER_WAKEUP, RETRY_INTERVAL, VIA_END_GRACE, VIA_LINE, VIA_LINES_REMEMBERED,
+};
 use crate::link::Link;
 use crate::sys::{self, Exit};
 
@@ -121,7 +123,9 @@ impl Via {
             return;
         };
         let mut chunk = [0u8; 512];
-        loop {
+        // A few reads per wake-up, as for every descriptor: a command that
+        // writes without end cannot hold the loop.
+        for _ in 0..READS_PER_WAKEUP {
             match stderr.read(&mut chunk) {
                 Ok(0) => {
                     self.flush_line();
@@ -148,8 +152,8 @@ impl Via {
         self.stderr = Some(stderr);
     }
 
-    /// Logs the stderr line read so far: at info level, unless the attempt
-    /// before said the same.
+    /// Logs the stderr line read so far: at info level, unless this
+    /// attempt or the one before said the same (then at debug level).
     fn flush_line(&mut self) {
         let raw = core::mem::take(&mut self.line);
         let text = String::from_utf8_lossy(&raw);
@@ -158,15 +162,14 @@ impl Via {
             return;
         }
         let h = hash(text.as_bytes());
-        if self.said_before.contains(&h) {
+        if self.said.contains(&h) || self.said_before.contains(&h) {
+            // Said already, by this attempt or the one before.
             log::debug!("via: {text}");
-        } else {
-            log::info!("via: {text}");
-            self.news = true;
+            return;
         }
-        if !self.said.contains(&h) {
-            let _ = self.said.push(h);
-        }
+        log::info!("via: {text}");
+        self.news = true;
+        let _ = self.said.push(h);
     }
 
     /// The link ended (`heard`: after the command had sent something): end

@@ -363,3 +363,14 @@ def test_a_key_gets_the_tunnel_only_whatever_the_desk_asks(gateway, tmp_path, da
     finally:
         fwd.kill()
         fwd.wait()
+
+
+def test_a_command_that_writes_stderr_without_end_neither_floods_the_log_nor_holds_the_desk(tmp_path, daemons, vcan):
+    d = daemons.ours("--via", "yes via-noise >&2", vcan(), name="desk")
+    d.wait_log(r"via: via-noise")
+    time.sleep(1)
+    assert count_log(d, r"via-noise") == 1, "a repeated line is logged again"
+    status, took = d.signal_and_reap(signal.SIGTERM)
+    assert status == 0, "desk did not stop on SIGTERM (status %s)" % status
+    assert not pids_of(r"^yes via-noise"), "the command outlived the desk"
+    print("stopped %.3f s after SIGTERM while its command wrote without end" % took)
