@@ -162,14 +162,19 @@ impl Via {
             return;
         }
         let h = hash(text.as_bytes());
-        if self.said.contains(&h) || self.said_before.contains(&h) {
-            // Said already, by this attempt or the one before.
+        if self.said.contains(&h) {
+            // Said already by this attempt.
             log::debug!("via: {text}");
             return;
         }
-        log::info!("via: {text}");
-        self.news = true;
+        // Remembered as this attempt's, for the next to compare with.
         let _ = self.said.push(h);
+        if self.said_before.contains(&h) {
+            log::debug!("via: {text}");
+        } else {
+            log::info!("via: {text}");
+            self.news = true;
+        }
     }
 
     /// The link ended (`heard`: after the command had sent something): end
