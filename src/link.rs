@@ -98,6 +98,9 @@ impl Link {
     /// Reads what the peer sent into `buf`, without blocking: how many
     /// bytes (0 at the end of the stream), and their receive stamp if the
     /// link has them.
+    // Inline, as the send below: per read, and in place of the plain call
+    // to the TCP read they wrap.
+    #[inline]
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, Stamp)> {
         match self {
             Link::Tcp(s) => sys::recv_stamped(s.as_raw_fd(), buf),
@@ -107,6 +110,7 @@ impl Link {
 
     /// Sends what it can of `buf` without blocking (and without SIGPIPE,
     /// which std ignores in the whole process): 0 when the stream is full.
+    #[inline]
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Link::Tcp(s) => net::send_some(s, buf),

@@ -115,6 +115,7 @@ pub fn send_some(sock: &Socket, buf: &[u8]) -> io::Result<usize> {
 
 /// A non-blocking send's result, with a full stream (or a signal first)
 /// as 0 bytes sent rather than an error: for TCP and pipes alike.
+#[inline]
 pub fn full_is_zero(sent: io::Result<usize>) -> io::Result<usize> {
     match sent {
         Err(e)

@@ -511,6 +511,7 @@ impl Protocol for Session {
     }
 
     /// The earliest time at which [`on_timer`](Self::on_timer) has work.
+    #[inline]
     fn next_deadline(&self) -> Option<Instant> {
         let handshake = (!self.is_agreed()).then_some(self.handshake_deadline);
         let retry = match self.parked {

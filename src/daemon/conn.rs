@@ -149,12 +149,16 @@ impl<P: Protocol> Conn<P> {
     }
 
     /// The earliest time this connection has timer work.
+    #[inline]
     pub fn next_deadline(&self) -> Option<Instant> {
         crate::time::earliest(self.session.next_deadline(), self.bus.can.retry_at())
     }
 
     /// Timer work: reopen a vanished interface, end a handshake that took
     /// too long, retry a parked frame, queue statistics.
+    // Inline: it runs for every connection on every turn, and almost
+    // always finds nothing due.
+    #[inline]
     pub fn on_timer(&mut self, cfg: &Config, now: &Now) -> Result<(), Close> {
         if self.bus.reopen_if_due(&cfg.canif, &cfg.can, now) {
             let peer = self.peer();
@@ -421,11 +425,13 @@ impl AnyConn {
     }
 
     /// See [`Conn::next_deadline`].
+    #[inline]
     pub fn next_deadline(&self) -> Option<Instant> {
         each!(self, c => c.next_deadline())
     }
 
     /// See [`Conn::on_timer`].
+    #[inline]
     pub fn on_timer(&mut self, cfg: &Config, now: &Now) -> Result<(), Close> {
         each!(self, c => c.on_timer(cfg, now))
     }

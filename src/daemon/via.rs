@@ -84,6 +84,9 @@ impl Via {
 
     /// At the due time: starts the command, and returns the link over its
     /// pipes. A failure to start is an attempt that failed.
+    // Cold, here and below: kept out of the loop's hot body, whose
+    // inlining (and so its cost per frame) they would otherwise change.
+    #[cold]
     pub fn start(&mut self, now: &Now) -> Result<Option<Link>, Error> {
         self.retry_at = None;
         self.started = Some(now.get());
@@ -118,6 +121,7 @@ impl Via {
     }
 
     /// The command's stderr is readable: log its complete lines.
+    #[cold]
     pub fn on_stderr(&mut self) {
         let Some(mut stderr) = self.stderr.take() else {
             return;
@@ -180,6 +184,7 @@ impl Via {
     /// The link ended (`heard`: after the command had sent something): end
     /// and reap the command, say how it ended, and plan the next start;
     /// with `--no-retry` that is fatal.
+    #[cold]
     pub fn lost(&mut self, heard: bool, now: Instant) -> Result<(), Error> {
         let status = self.end();
         // What it wrote before it ended comes before the line that says so.
