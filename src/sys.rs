@@ -138,7 +138,6 @@ pub fn ipv4_broadcasts<const N: usize>(
 /// (`EAFNOSUPPORT`: no CAN; `EPROTONOSUPPORT`: CAN without `can_raw`). Asked
 /// only when an interface cannot be found, to say what is really missing.
 pub fn can_raw_available() -> io::Result<()> {
-    use std::os::fd::FromRawFd;
     // SAFETY: plain socket(2); the descriptor is owned at once.
     let fd = check(unsafe {
         libc::socket(
