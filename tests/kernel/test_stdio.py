@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Bus, Daemon, classic, fd, our_bin, payload, shows
+from conftest import Bus, Daemon, Peer, classic, fd, our_bin, payload, shows
 from faultlib import parse_counters, wait_new_log
-from v1proto import HELLO, hello, message, split
+from v1proto import HELLO, hello, message
 
 
 class Stdio(Daemon):
@@ -27,6 +27,7 @@ class Stdio(Daemon):
         argv = [our_bin(), "--stdio", *extra, canif]
         super().__init__(name, argv, tmp_path / ("%s.log" % name), pipes=True)
         self.buf = b""
+        self.closed = False
 
     def send(self, data):
         try:
@@ -35,25 +36,25 @@ class Stdio(Daemon):
         except BrokenPipeError:
             pass  # it ended on us mid-write, as it may
 
-    def recv_msg(self, timeout=3.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            whole = split(self.buf)
-            if whole is not None:
-                kind, body, self.buf = whole
-                return kind, body
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
-                return None
-            chunk = os.read(self.proc.stdout.fileno(), 65536)
-            if not chunk:
-                return None
-            self.buf += chunk
+    def _read(self, timeout):
+        """Takes what waits on our end of its stdout into buf, as
+        conftest.Peer does from its socket; False at a timeout or the end."""
+        if not select.select([self.proc.stdout], [], [], timeout)[0]:
+            return False
+        chunk = os.read(self.proc.stdout.fileno(), 65536)
+        if not chunk:
+            self.closed = True
+            return False
+        self.buf += chunk
+        return True
+
+    # Messages are split as on TCP: only the reads differ.
+    recv_msg = Peer.recv_msg
 
     def agree(self):
         """Propose version 1 and see it echoed."""
         self.send(HELLO)
-        msg = self.recv_msg()
+        msg = self.recv_msg(3.0)
         assert msg is not None and message(*msg) == HELLO, "no version agreement, got %r" % (msg,)
         self.wait_log(r"stdio: agreed protocol version 1")
 
