@@ -270,6 +270,14 @@ fn secs(name: &str, v: u64) -> Result<Duration, String> {
 /// The mode and its flags; a flag the other mode takes is a usage error,
 /// not something to ignore silently.
 fn mode_config(a: &Args) -> Result<ModeConfig, String> {
+    if a.replay_rate.is_some() && (a.stdio || a.via.is_some()) {
+        // Pacing starts only on proof that data waited in the kernel (a
+        // TCP receive stamp); a pipe has none, so the flag would do nothing.
+        let mode = if a.stdio { "--stdio" } else { "--via" };
+        return Err(format!(
+            "--replay-rate cannot apply with {mode}: pipes carry no receive stamps, so no backlog is ever replayed"
+        ));
+    }
     if a.stdio {
         return stdio_config(a);
     }
@@ -611,6 +619,22 @@ mod tests {
             assert_eq!(
                 e,
                 format!("{flag} cannot apply with --stdio, which serves one peer on standard input and output")
+            );
+        }
+    }
+
+    #[test]
+    fn replay_rate_is_refused_over_pipes_which_never_replay() {
+        for (mode, args) in [
+            ("--stdio", &["--stdio", "--replay-rate", "0", "vcan0"][..]),
+            (
+                "--via",
+                &["--via", "ssh gw", "--replay-rate", "2000", "vcan0"][..],
+            ),
+        ] {
+            assert_eq!(
+                parse(args).unwrap_err(),
+                format!("--replay-rate cannot apply with {mode}: pipes carry no receive stamps, so no backlog is ever replayed")
             );
         }
     }

@@ -215,7 +215,7 @@ def test_stdio_opens_no_network_socket(stdio, vcan):
             assert not inodes & used, "--stdio holds a %s socket" % table
 
 
-@pytest.mark.parametrize("flag", [["--host", "h"], ["--port", "1"], ["--allow", "10.0.0.0/8"], ["--max-clients", "2"], ["--socketcand", "29536"]])
+@pytest.mark.parametrize("flag", [["--host", "h"], ["--port", "1"], ["--allow", "10.0.0.0/8"], ["--max-clients", "2"], ["--socketcand", "29536"], ["--replay-rate", "0"]])
 def test_socket_flags_are_refused_in_one_line(vcan, flag):
     done = subprocess.run([our_bin(), "--stdio", *flag, "vcan0"], capture_output=True, text=True, timeout=5)
     assert done.returncode == 2
