@@ -231,7 +231,9 @@ impl<P: Protocol> Conn<P> {
                     if let Some(us) = last_us {
                         self.session.rx_arrived(self.stamps.at(us, clocks));
                     } else if !self.link.is_stamped() {
-                        // A pipe: the loop's time of this turn stands in.
+                        // A pipe: the loop's time of this turn stands in,
+                        // which tells the pacer its data did not wait (no
+                        // proof it did), so a backlog is never replayed.
                         let t = now.get();
                         last_us = Some(t.duration_since(self.opened).as_micros() as u64);
                         self.session.rx_arrived(t);
