@@ -25,8 +25,7 @@ and v1 clients.
 usage: bench.py RESULTS.json
 env: TCPCAN_BIN, BENCH_QUICK=1 (short run), BENCH_ALT (another build to
 compare), BENCH_STATIC (the static build, for its idle memory),
-BENCH_ONLY=round-trip (those rows alone), BENCH_ONLY=via (only the ssh rows,
-while working on them)
+BENCH_ONLY=round-trip or via (those rows alone: bench/run.sh --only)
 """
 
 import contextlib

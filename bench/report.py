@@ -2,7 +2,7 @@
 the main one, then socketcand clients beside v1 clients (issue 13),
 tcpcan's coalescing budgets (issue 14), a desk's request round trip
 (issue 26) and the path through ssh (--stdio / --via, issue 23), all from
-the same boot; with --only round-trip, the round trip alone.
+the same boot; with --only round-trip or --only via, those rows alone.
 
 usage: report.py RESULTS.json HOST.json
 """
@@ -379,7 +379,7 @@ def main():
     res = json.load(open(sys.argv[1]))
     host = json.load(open(sys.argv[2]))
     if "candidates" not in res:
-        # BENCH_ONLY=via: the ssh rows alone.
+        # --only via: the ssh rows alone.
         print("\n".join(via_table(res) + [f"{res['uml_seconds']:.0f} s in UML" + (" — QUICK run" if res.get("quick") else "") + "."]))
         return
     compare = "alt" in res["candidates"]

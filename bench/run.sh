@@ -10,14 +10,14 @@
 # Not part of the test suite; see docs/benchmark.md for what each figure
 # means and how to read it.
 #
-# usage: bench/run.sh [--quick] [--only round-trip] [--compare OTHER_TCPCAN [--label TEXT]]
+# usage: bench/run.sh [--quick] [--only round-trip|via] [--compare OTHER_TCPCAN [--label TEXT]]
 #   --quick              one run per figure, shorter runs (~5 min instead of ~10)
 #   --only round-trip    the round-trip rows alone (~1 min), no size figures
+#   --only via           the rows through ssh alone (issue 23), no size figures
 #   --compare BINARY     also measure another build of tcpcan (e.g. a patched
 #                        copy) in the same boot, with a ratio column
 #   --label TEXT         what to call that column (default: its path)
-# env: TCPCAN_BIN (default target/release/tcpcan, built here if missing),
-#      BENCH_ONLY=via (only the ssh rows of issue 23, while working on them)
+# env: TCPCAN_BIN (default target/release/tcpcan, built here if missing)
 #
 # Output: the tables on stdout, also in bench/target/report.md; raw results
 # in bench/target/results.json, daemon logs in bench/target/logs/.
@@ -31,7 +31,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
 usage() {
-	echo "usage: $0 [--quick] [--only round-trip] [--compare BINARY [--label TEXT]]" >&2
+	echo "usage: $0 [--quick] [--only round-trip|via] [--compare BINARY [--label TEXT]]" >&2
 	exit 2
 }
 quick=0
@@ -42,9 +42,10 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1 ;;
 	--only)
-		if [ $# -lt 2 ] || [ "$2" != round-trip ]; then
-			usage
-		fi
+		case ${2:-} in
+		round-trip | via) ;;
+		*) usage ;;
+		esac
 		only=$2
 		shift
 		;;
