@@ -6,6 +6,13 @@ Python tcpcan 0.0.2 in the same roles and canbench's minimal C relay. Frames
 come from and are counted by bench/target/canbench (bench/tools/canbench.c).
 Results go to a JSON file that bench/report.py turns into the tables.
 
+Rows of issue 23 carry the same frames through ssh: `tcpcan --stdio` as the
+forced command of a key on dropbear or OpenSSH's sshd (on loopback, in a
+mount namespace with an empty /root, as tests/kernel/test_via_ssh.py runs
+them), `tcpcan --via 'ssh ...'` at the far end, beside plain TCP, at 1 and
+5 kfps: loss, latency, and CPU per 1000 frames of the two tcpcans and of
+the two tcpcans with ssh's processes.
+
 Two groups of rows measure tcpcan alone, each only when its binary has the
 option (from --help; otherwise they are recorded as not measured): the
 socketcand listener (issue 13; a socketcand client in raw mode, canbench
@@ -18,7 +25,7 @@ and v1 clients.
 usage: bench.py RESULTS.json
 env: TCPCAN_BIN, BENCH_QUICK=1 (short run), BENCH_ALT (another build to
 compare), BENCH_STATIC (the static build, for its idle memory),
-BENCH_ONLY=round-trip (those rows alone)
+BENCH_ONLY=round-trip or via (those rows alone: bench/run.sh --only)
 """
 
 import contextlib
@@ -29,6 +36,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,9 +88,78 @@ CG_RATE, CG_FRAMES = 100, 300 if QUICK else 500
 # uncounted round; desks that share a server take rounds in turn.
 RT_ROUNDS, RT_TURNS = 4, 10
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Issue 23: through ssh at these rates (the 5 kfps frames sent every ms
+# together, as LAT_BUSY_RATE's), for VIA_SECS of CPU and VIA_FRAMES of latency.
+VIA_RATES = [1000, 5000]
+VIA_SERVERS = ["dropbear", "openssh"]
+VIA_SECS = 2 if QUICK else 4
+VIA_FRAMES = 2000 if QUICK else 5000
 
 _tag = 100
 _port = 21000
+
+
+def descendants(pid):
+    """Pids of every process below `pid` (children, theirs, ...)."""
+    parent = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                pass
+    found, todo = [], [pid]
+    while todo:
+        kids = [p for p, pp in parent.items() if pp == todo[-1]]
+        todo.pop()
+        found += kids
+        todo += kids
+    return found
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class SshServer:
+    """An ssh server on loopback (KIND dropbear or openssh) in a mount
+    namespace with an empty /root, and a user key whose forced command is
+    `tcpcan --stdio vcan0`: the gateway side of --via."""
+
+    def __init__(self, kind, port, args=()):
+        self.kind, self.port = kind, port
+        self.dir = Path(tempfile.mkdtemp(dir=REPO / "bench/target", prefix="ssh-"))
+        d = self.dir
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "user")], check=True)
+        pub = (d / "user.pub").read_text().strip()
+        command = " ".join([OURS, "--stdio", *args, "vcan0"])
+        (d / "keys").write_text(f'command="{command}",restrict {pub}\n')
+        if kind == "openssh":
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host")], check=True)
+            (d / "config").write_text(
+                f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {d / 'host'}\nAuthorizedKeysFile {d / 'keys'}\n"
+                "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+                "StrictModes no\nUsePAM no\nPidFile none\n"
+            )
+            server = f"/usr/sbin/sshd -D -e -f {d / 'config'}"
+        else:
+            subprocess.run(["dropbearkey", "-t", "ed25519", "-f", str(d / "host")], check=True, capture_output=True)
+            server = f"/usr/sbin/dropbear -F -E -s -r {d / 'host'} -p 127.0.0.1:{port}"
+        self.argv = [
+            "unshare", "--mount", "--propagation", "private", "sh", "-c",
+            f"mount -t tmpfs -o mode=0700 tmpfs /root && mkdir -m 700 /root/.ssh && "
+            f"ln -s {d / 'keys'} /root/.ssh/authorized_keys && exec {server}",
+        ]
+        self.ssh = (
+            f"ssh -T -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o UserKnownHostsFile={d / 'known'} "
+            f"-o StrictHostKeyChecking=accept-new -o ServerAliveInterval=5 -i {d / 'user'} -p {port} root@127.0.0.1"
+        )
 
 
 def next_tag():
@@ -227,6 +304,13 @@ class Tunnel:
             self._spawn("client1", [TOOL, "relay-in", "vcan1", port])
             self._wait_ready()
             return self
+        if self.kind.startswith("via-"):
+            ssh = SshServer(self.kind[4:], int(port), self.args)
+            self._spawn("server", ssh.argv)
+            self._wait_listening(port)
+            self._spawn("client1", [OURS, "--via", ssh.ssh, *self.args, "vcan1"])
+            self._wait_ready()
+            return self
         if self.kind == "sc":
             sc_port = str(next_port())
             argv = [OURS, "--serve", "--host", "127.0.0.1", "--port", port, "--socketcand", sc_port, *self.args, "vcan0"]
@@ -275,7 +359,7 @@ class Tunnel:
                     raise RuntimeError(f"socketcand client not ready; see {self.logs}")
                 time.sleep(0.05)
             targets = [1]
-        elif self.client in ("tcpcan", "alt", "static"):
+        elif self.client in ("tcpcan", "alt", "static") or self.kind.startswith("via-"):
             for path in self.logs[1:]:
                 while "agreed protocol version" not in path.read_text():
                     if time.monotonic() > deadline:
@@ -292,6 +376,17 @@ class Tunnel:
     @property
     def pids(self):
         return [p.pid for p in self.procs]
+
+    def pid_groups(self):
+        """(tcpcan's processes, every process of the path): for --via the
+        desk's tcpcan and the gateway's tcpcan --stdio, then with them ssh,
+        the server's session processes and any shell between."""
+        if not self.kind.startswith("via-"):
+            return self.pids, self.pids
+        listener, desk = self.pids
+        below = descendants(listener) + descendants(desk)
+        ours = [desk] + [p for p in below if "--stdio" in cmdline(p)]
+        return ours, [desk] + below
 
     def cpu(self):
         return [cpu_ticks(pid) for pid in self.pids]
@@ -426,6 +521,49 @@ def latency(kind, args=(), rate=LAT_RATE, tick_us=None, frames=LAT_FRAMES):
         r = tool("lat", "vcan0", "vcan1", "-r", rate, "-n", frames, "-t", next_tag(), *batch)
     log(f"latency {kind} {' '.join(args)} at {rate}/s: {r}")
     return r
+
+
+def via_figures(kind, rate):
+    """Through KIND (tcpcan over TCP, or via-dropbear / via-openssh) at RATE:
+    latency and loss of VIA_FRAMES frames, then CPU per 1000 frames over
+    VIA_SECS, of tcpcan's processes and of all the path's processes."""
+    tick = ["-g", LAT_TICK_US] if rate > 1000 else []
+    with Tunnel(kind):
+        lat = tool("lat", "vcan0", "vcan1", "-r", rate, "-n", VIA_FRAMES, "-t", next_tag(), *tick)
+    with Tunnel(kind) as t:
+        time.sleep(0.5)
+        ours, every = t.pid_groups()
+        tag = next_tag()
+        c = Counter("vcan1", tag, "-w", 1000, "-n", rate * VIA_SECS)
+        before = {p: cpu_ticks(p) for p in every}
+        g = tool("gen", "vcan0", "-t", tag, "-r", rate, "-d", VIA_SECS, *tick)
+        r = c.result()
+        used = {p: cpu_ticks(p) - before[p] for p in every}
+    per_k = lambda pids: sum(used[p] for p in pids) / CLK_TCK / (r["unique"] / 1000) if r["unique"] else None
+    out = {
+        "rate": rate,
+        "lat": lat,
+        "sent": g["sent"],
+        "delivered": r["unique"],
+        "loss_pct": 100.0 * (g["sent"] - r["unique"]) / g["sent"],
+        "counter_drops": r["own_drops"],
+        "cpu_s_per_1000": {"tcpcan": per_k(ours), "all": per_k(every)},
+        "processes": len(every),
+    }
+    log(f"via {kind} at {rate}/s: {out}")
+    return out
+
+
+def via_rows():
+    """Issue 23's rows: plain TCP and each ssh server at each rate,
+    repetitions interleaved."""
+    kinds = ["tcpcan", *(f"via-{s}" for s in VIA_SERVERS)]
+    rows = {k: {str(r): [] for r in VIA_RATES} for k in kinds}
+    for _ in range(REPS):
+        for rate in VIA_RATES:
+            for k in kinds:
+                rows[k][str(rate)].append(via_figures(k, rate))
+    return rows
 
 
 def fanout(kind, clients):
@@ -625,6 +763,10 @@ def main():
     results_path = Path(sys.argv[1])
     t_start = time.monotonic()
     setup_buses()
+    if ONLY == "via":
+        res = {"quick": QUICK, "via": via_rows(), "uml_seconds": time.monotonic() - t_start}
+        results_path.write_text(json.dumps(res, indent=1))
+        return
     res = {
         "uml": {
             "nproc": os.cpu_count(),
@@ -733,6 +875,8 @@ def main():
     res["instructions"] = {k: instructions(k) for k in [*ours, "python"]}
     res["syscalls"] = {k: syscalls(k) for k in [*ours, "python", "relay"]}
     res["round_trip"] = round_trips(ours)
+    if "--stdio" in helps:
+        res["via"] = via_rows()
     if STATIC:
         res["rss_static"] = idle_rss("static")
     res["uml_seconds"] = time.monotonic() - t_start

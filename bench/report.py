@@ -1,7 +1,8 @@
 """Turns bench.py's results (and run.sh's host facts) into Markdown tables:
 the main one, then socketcand clients beside v1 clients (issue 13),
-tcpcan's coalescing budgets (issue 14) and a desk's request round trip
-(issue 26), all from the same boot; with --only round-trip, that last alone.
+tcpcan's coalescing budgets (issue 14), a desk's request round trip
+(issue 26) and the path through ssh (--stdio / --via, issue 23), all from
+the same boot; with --only round-trip or --only via, those rows alone.
 
 usage: report.py RESULTS.json HOST.json
 """
@@ -117,6 +118,49 @@ def cell(values, digits=0, measured=True):
     if isinstance(values, list):
         return spread(values, digits)
     return fmt(values, digits)
+
+
+def via_table(res):
+    """Issue 23: the same frames through ssh (tcpcan --stdio as a key's forced
+    command, tcpcan --via ssh at the far end) beside plain TCP, per rate."""
+    via = res.get("via")
+    out = ["### Through ssh: --stdio behind dropbear / OpenSSH, --via ssh (issue 23)", ""]
+    if via is None:
+        return out + ["n/a: this tcpcan has no --stdio.", ""]
+    names = {"tcpcan": "plain TCP", "via-dropbear": "ssh, dropbear", "via-openssh": "ssh, OpenSSH sshd"}
+    head = [
+        "path", "rate (frames/s)", "loss %", "latency p50 (µs)", "p99 (µs)", "p50 ÷ TCP",
+        "CPU s/1000 frames: tcpcan", "tcpcan + ssh", "tcpcan + ssh ÷ TCP",
+    ]
+    rows = []
+    for rate in sorted(next(iter(via.values())), key=int):
+        base = via["tcpcan"][rate]
+        base_p50 = med([x["lat"].get("p50_us") for x in base])
+        base_cpu = med([x["cpu_s_per_1000"]["all"] for x in base])
+        for kind, rates in via.items():
+            runs = rates[rate]
+            p50 = med([x["lat"].get("p50_us") for x in runs])
+            cpu_all = [x["cpu_s_per_1000"]["all"] for x in runs]
+            # Loss over both runs of each repetition: the latency frames and the CPU frames.
+            lost = [x["lat"].get("lost", 0) * 100.0 / max(x["lat"].get("sent", 1), 1) + x["loss_pct"] for x in runs]
+            rows.append([
+                names.get(kind, kind), rate, spread(lost, 2),
+                spread([x["lat"].get("p50_us") for x in runs]),
+                spread([x["lat"].get("p99_us") for x in runs]),
+                fmt_ratio(ratio(p50, base_p50)),
+                spread([x["cpu_s_per_1000"]["tcpcan"] for x in runs], 3),
+                spread(cpu_all, 3),
+                fmt_ratio(ratio(med(cpu_all), base_cpu)),
+            ])
+    out.append(md_table(head, [[str(c) for c in row] for row in rows]))
+    out += [
+        "",
+        "Loss must be 0. Latency is one way, vcan0 → vcan1 (what the path adds to a bus); "
+        "at 5 kfps the frames due are sent together every ms (canbench lat -g). "
+        "CPU: the two tcpcans, then with ssh, the server's session processes and any shell between.",
+        "",
+    ]
+    return out
 
 
 def socketcand_table(res):
@@ -334,6 +378,10 @@ def host_line(res, host, compare, what=""):
 def main():
     res = json.load(open(sys.argv[1]))
     host = json.load(open(sys.argv[2]))
+    if "candidates" not in res:
+        # --only via: the ssh rows alone.
+        print("\n".join(via_table(res) + [f"{res['uml_seconds']:.0f} s in UML" + (" — QUICK run" if res.get("quick") else "") + "."]))
+        return
     compare = "alt" in res["candidates"]
     if compare:
         NAMES["alt"] = f"compare: {host['alt']}"
@@ -460,6 +508,7 @@ def main():
     if "coalescing" in res:
         extra = ["", *socketcand_table(res), "", *coalescing_tables(res, [r["cpu_s_per_1000"]["total"] for r in cpu["python"]])]
         extra += ["", *round_trip_table(res, compare)]
+        extra += ["", *via_table(res)]
     out.append(host_line(res, host, compare))
     out.append("")
     out.append(t.markdown())
@@ -494,6 +543,9 @@ def own_drops(res):
     lat = [*sc.get("latency", []), *co.get("latency_off", [])]
     lat += [r for v in co.get("latency_busy", {}).values() for r in v]
     n += sum(r.get("own_drops", 0) for r in lat)
+    for rates in res.get("via", {}).values():
+        for runs in rates.values():
+            n += sum(r["counter_drops"] + r["lat"].get("own_drops", 0) for r in runs)
     return n
 
 

@@ -21,22 +21,34 @@ use crate::session::SessionConfig;
 /// the Python tcpcan 0.0.2).
 #[derive(FromArgs, Debug)]
 #[argh(
-    example = "On the gateway, serve can0 to the local network:\n  $ tcpcan --serve --host 0.0.0.0 --allow 192.168.1.0/24 can0\nOn a desk machine, bridge a virtual bus to it:\n  $ tcpcan --host gateway.local vcan0",
+    example = "On the gateway, serve can0 to the local network:\n  $ tcpcan --serve --host 0.0.0.0 --allow 192.168.1.0/24 can0\nOn a desk machine, bridge a virtual bus to it:\n  $ tcpcan --host gateway.local vcan0\nThrough ssh, with no port open on the gateway (its authorized_keys line:\ncommand=\"tcpcan --stdio can0\",restrict ssh-ed25519 AAAA... desk):\n  $ tcpcan --via 'ssh -T -o BatchMode=yes -o ServerAliveInterval=5 gateway.local' vcan0",
     note = "Filters use candump syntax: <can_id>:<can_mask> matches when id & mask == can_id & mask,\n<can_id>~<can_mask> inverts it; an 8-digit id is extended (29 bit). Example: --filter 123:7FF\n--filter 18FEF100:1FFFFFFF. `tcpcan --version` prints the version and target.\nExit status: 0 after SIGINT/SIGTERM, 1 on an error, 2 on a usage error."
 )]
 pub struct Args {
     /// TCP host to listen on (--serve) or connect to; a name, an IPv4 or an
     /// IPv6 literal, `::` listens dual-stack (default: localhost)
-    #[argh(option, default = "String::from(\"localhost\")")]
-    pub host: String,
+    // Options, so that --stdio and --via can refuse them when given.
+    #[argh(option)]
+    pub host: Option<String>,
 
     /// TCP port (default: 20010)
-    #[argh(option, default = "20010")]
-    pub port: u16,
+    #[argh(option)]
+    pub port: Option<u16>,
 
     /// listen for clients instead of connecting to a server
     #[argh(switch)]
     pub serve: bool,
+
+    /// serve one peer, protocol v1, on standard input and output (as sshd's
+    /// forced command) and exit when input ends; opens no socket
+    #[argh(switch)]
+    pub stdio: bool,
+
+    /// client: run CMD with /bin/sh -c and speak over its standard input
+    /// and output instead of TCP (e.g. 'ssh -T gateway'); CMD is started
+    /// again as a lost connection is dialed again; its stderr is logged
+    #[argh(option)]
+    pub via: Option<String>,
 
     /// client: exit with status 1 instead of retrying every second when the
     /// connection fails or is lost
@@ -122,6 +134,11 @@ pub struct Args {
     pub canif: String,
 }
 
+/// `--host` when not given: the reference's.
+const DEFAULT_HOST: &str = "localhost";
+/// `--port` when not given: the reference's.
+const DEFAULT_PORT: u16 = 20010;
+
 /// The validated configuration the daemon runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -206,7 +223,7 @@ fn socketcand_addr(a: &Args) -> Result<Option<(String, u16)>, String> {
     }
     let (host, port) = match arg.rsplit_once(':') {
         Some((h, p)) => (h.trim_start_matches('[').trim_end_matches(']'), p),
-        None => (a.host.as_str(), arg.as_str()),
+        None => (a.host.as_deref().unwrap_or(DEFAULT_HOST), arg.as_str()),
     };
     match port.parse::<u16>() {
         Ok(p) if p != 0 && !host.is_empty() => Ok(Some((host.to_string(), p))),
@@ -232,6 +249,15 @@ pub enum ModeConfig {
         /// Retry after failures (no `--no-retry`).
         retry: bool,
     },
+    /// `--stdio`: serve one peer on standard input and output.
+    Stdio,
+    /// `--via CMD`: a client over the pipes of a command it runs.
+    Via {
+        /// The command, for `/bin/sh -c`.
+        cmd: String,
+        /// Start it again after it ends (no `--no-retry`).
+        retry: bool,
+    },
 }
 
 fn secs(name: &str, v: u64) -> Result<Duration, String> {
@@ -244,6 +270,17 @@ fn secs(name: &str, v: u64) -> Result<Duration, String> {
 /// The mode and its flags; a flag the other mode takes is a usage error,
 /// not something to ignore silently.
 fn mode_config(a: &Args) -> Result<ModeConfig, String> {
+    if a.replay_rate.is_some() && (a.stdio || a.via.is_some()) {
+        // Pacing starts only on proof that data waited in the kernel (a
+        // TCP receive stamp); a pipe has none, so the flag would do nothing.
+        let mode = if a.stdio { "--stdio" } else { "--via" };
+        return Err(format!(
+            "--replay-rate cannot apply with {mode}: pipes carry no receive stamps, so no backlog is ever replayed"
+        ));
+    }
+    if a.stdio {
+        return stdio_config(a);
+    }
     if !a.serve {
         if !a.allow.is_empty() {
             return Err("--allow only applies with --serve".to_string());
@@ -251,7 +288,23 @@ fn mode_config(a: &Args) -> Result<ModeConfig, String> {
         if a.max_clients.is_some() {
             return Err("--max-clients only applies with --serve".to_string());
         }
-        return Ok(ModeConfig::Client { retry: !a.no_retry });
+        let retry = !a.no_retry;
+        return match &a.via {
+            None => Ok(ModeConfig::Client { retry }),
+            Some(_) if a.host.is_some() || a.port.is_some() => {
+                Err("--via CMD takes the place of --host and --port: give one or the other".into())
+            }
+            Some(cmd) if cmd.trim().is_empty() => {
+                Err("--via needs a command, e.g. --via 'ssh -T gateway'".to_string())
+            }
+            Some(cmd) => Ok(ModeConfig::Via {
+                cmd: cmd.clone(),
+                retry,
+            }),
+        };
+    }
+    if a.via.is_some() {
+        return Err("--via only applies to a client, not with --serve".to_string());
     }
     let max_clients = a.max_clients.unwrap_or(MAX_CLIENTS);
     if !(1..=MAX_CLIENTS).contains(&max_clients) {
@@ -266,6 +319,28 @@ fn mode_config(a: &Args) -> Result<ModeConfig, String> {
             .map_err(|_| format!("at most {MAX_ALLOW} --allow entries"))?;
     }
     Ok(ModeConfig::Server { allow, max_clients })
+}
+
+/// `--stdio`: one peer on standard input and output, so every flag about
+/// sockets, listening or dialing is refused rather than ignored.
+fn stdio_config(a: &Args) -> Result<ModeConfig, String> {
+    let socket_flags = [
+        (a.serve, "--serve"),
+        (a.host.is_some(), "--host"),
+        (a.port.is_some(), "--port"),
+        (!a.allow.is_empty(), "--allow"),
+        (a.max_clients.is_some(), "--max-clients"),
+        (a.socketcand.is_some(), "--socketcand"),
+        (a.beacon, "--beacon"),
+        (a.via.is_some(), "--via"),
+        (a.no_retry, "--no-retry"),
+    ];
+    match socket_flags.iter().find(|(given, _)| *given) {
+        Some((_, flag)) => Err(format!(
+            "{flag} cannot apply with --stdio, which serves one peer on standard input and output"
+        )),
+        None => Ok(ModeConfig::Stdio),
+    }
 }
 
 /// `--replay-rate`: absent, the pace is learned from the stream; 0 turns
@@ -313,8 +388,8 @@ impl Config {
         };
         Ok(Config {
             canif: a.canif,
-            host: a.host,
-            port: a.port,
+            host: a.host.unwrap_or_else(|| DEFAULT_HOST.to_string()),
+            port: a.port.unwrap_or(DEFAULT_PORT),
             mode,
             verbose: a.verbose,
             wait: a.wait,
@@ -505,6 +580,89 @@ mod tests {
                 assert_eq!((allow.len(), max_clients), (1, 3))
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn stdio_serves_with_every_session_flag_and_refuses_socket_flags_in_one_line() {
+        let c = parse(&[
+            "--stdio",
+            "--read-only",
+            "--filter",
+            "123:7FF",
+            "--error-frames",
+            "--tx-timeout",
+            "50",
+            "--handshake-timeout",
+            "3",
+            "--latency-budget",
+            "0.5",
+            "can0",
+        ])
+        .unwrap();
+        assert_eq!(c.mode, ModeConfig::Stdio);
+        assert!(c.session.read_only && c.session.error_frames);
+        for (flag, args) in [
+            ("--host", &["--host", "h"][..]),
+            ("--port", &["--port", "1"][..]),
+            ("--allow", &["--allow", "10.0.0.0/8"][..]),
+            ("--max-clients", &["--max-clients", "2"][..]),
+            ("--socketcand", &["--socketcand", "29536"][..]),
+            ("--serve", &["--serve"][..]),
+            ("--via", &["--via", "ssh gw"][..]),
+            ("--no-retry", &["--no-retry"][..]),
+        ] {
+            let mut argv = vec!["--stdio"];
+            argv.extend_from_slice(args);
+            argv.push("can0");
+            let e = parse(&argv).unwrap_err();
+            assert_eq!(
+                e,
+                format!("{flag} cannot apply with --stdio, which serves one peer on standard input and output")
+            );
+        }
+    }
+
+    #[test]
+    fn replay_rate_is_refused_over_pipes_which_never_replay() {
+        for (mode, args) in [
+            ("--stdio", &["--stdio", "--replay-rate", "0", "vcan0"][..]),
+            (
+                "--via",
+                &["--via", "ssh gw", "--replay-rate", "2000", "vcan0"][..],
+            ),
+        ] {
+            assert_eq!(
+                parse(args).unwrap_err(),
+                format!("--replay-rate cannot apply with {mode}: pipes carry no receive stamps, so no backlog is ever replayed")
+            );
+        }
+    }
+
+    #[test]
+    fn via_runs_a_command_in_place_of_dialing_and_keeps_no_retry() {
+        let c = parse(&["--via", "ssh -T gw", "--no-retry", "vcan0"]).unwrap();
+        let cmd = "ssh -T gw".to_string();
+        assert_eq!(c.mode, ModeConfig::Via { cmd, retry: false });
+        for (args, msg) in [
+            (
+                &["--via", "ssh gw", "--host", "gw", "c"][..],
+                "--via CMD takes the place of --host and --port: give one or the other",
+            ),
+            (
+                &["--via", "ssh gw", "--port", "22", "c"][..],
+                "--via CMD takes the place of --host and --port: give one or the other",
+            ),
+            (
+                &["--via", " ", "c"][..],
+                "--via needs a command, e.g. --via 'ssh -T gateway'",
+            ),
+            (
+                &["--serve", "--via", "ssh gw", "c"][..],
+                "--via only applies to a client, not with --serve",
+            ),
+        ] {
+            assert_eq!(parse(args).unwrap_err(), msg, "{args:?}");
         }
     }
 

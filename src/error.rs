@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use crate::can::CanSupport;
 use crate::close::Close;
+use crate::peer::Peer;
 
 /// A fatal error.
 #[derive(Debug)]
@@ -26,7 +27,10 @@ pub enum Error {
     /// A client could not connect and must not retry.
     Connect(SocketAddr, io::Error),
     /// A client lost its connection, for this reason, and must not retry.
-    Lost(SocketAddr, Close),
+    Lost(Peer, Close),
+    /// The `--via` command could not run, or ended, and must not be
+    /// started again (`--no-retry`): how, in words.
+    Via(String),
     /// Any other system call, with what we were doing.
     Io(&'static str, io::Error),
 }
@@ -51,6 +55,7 @@ impl fmt::Display for Error {
             Error::Listen(a, e) => write!(f, "cannot listen on {a}: {e}"),
             Error::Connect(a, e) => write!(f, "cannot connect to {a}: {e}"),
             Error::Lost(a, why) => write!(f, "connection to {a} lost: {why}"),
+            Error::Via(how) => write!(f, "{how}"),
             Error::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }

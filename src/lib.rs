@@ -12,11 +12,12 @@
 //!
 //! 1. Bottom, the vocabulary: [`sys`] (all `unsafe`), [`limits`], [`time`],
 //!    [`wire`], [`negotiation`], [`device`], [`buf`], [`counters`],
-//!    [`close`], [`filter`], [`busstate`], [`coalesce`], [`pace`].
+//!    [`close`], [`filter`], [`busstate`], [`coalesce`], [`pace`], [`peer`].
 //! 2. The protocols, pure: [`protocol`] (what a session tells its
 //!    connection), [`session`] (protocol v1) and [`socketcand`], which
 //!    tests drive byte by byte.
-//! 3. The I/O edges: [`can`] and [`net`].
+//! 3. The I/O edges: [`can`], [`net`] and [`link`] (what carries a
+//!    connection: TCP, or pipes).
 //! 4. Top: the [`daemon`] loop, configured by [`cli`] and failing with
 //!    [`error`].
 #![deny(unsafe_code)]
@@ -34,9 +35,11 @@ pub mod device;
 pub mod error;
 pub mod filter;
 pub mod limits;
+pub mod link;
 pub mod negotiation;
 pub mod net;
 pub mod pace;
+pub mod peer;
 pub mod protocol;
 pub mod session;
 pub mod socketcand;

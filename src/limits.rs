@@ -29,6 +29,20 @@ pub const READS_PER_WAKEUP: usize = 4;
 /// reopen a CAN interface that has disappeared.
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long a `--via` command that is being ended (SIGTERM to its process
+/// group) may take before it is killed: ssh exits at once; the bound is for
+/// a command that ignores the signal, so stopping never hangs.
+pub const VIA_END_GRACE: Duration = Duration::from_secs(1);
+
+/// Longest line of a `--via` command's stderr logged whole; the rest of a
+/// longer line is logged as a line of its own. ssh's messages fit in one.
+pub const VIA_LINE: usize = 240;
+
+/// Lines of one `--via` attempt's stderr remembered, so the next attempt
+/// that says the same is not logged again: a refused key or a missing
+/// command says it in one or two lines.
+pub const VIA_LINES_REMEMBERED: usize = 8;
+
 /// Minimum spacing of repeated warnings of one kind on one connection.
 pub const WARN_INTERVAL: Duration = Duration::from_secs(5);
 

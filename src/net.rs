@@ -110,7 +110,14 @@ pub fn connect_start(addr: SocketAddr, keepalive: Duration) -> io::Result<Socket
 /// how many bytes went, 0 when the socket's buffer is full (or a signal
 /// came first); the peer's errors are errors.
 pub fn send_some(sock: &Socket, buf: &[u8]) -> io::Result<usize> {
-    match sock.send_with_flags(buf, libc::MSG_NOSIGNAL) {
+    full_is_zero(sock.send_with_flags(buf, libc::MSG_NOSIGNAL))
+}
+
+/// A non-blocking send's result, with a full stream (or a signal first)
+/// as 0 bytes sent rather than an error: for TCP and pipes alike.
+#[inline]
+pub fn full_is_zero(sent: io::Result<usize>) -> io::Result<usize> {
+    match sent {
         Err(e)
             if matches!(
                 e.kind(),

@@ -19,6 +19,10 @@
 //! ECU waking up, a flash download starting) arrives as it is read, and is
 //! written at once however long the silence before it. So is everything
 //! read without a stamp: with no proof that data waited, nothing is held.
+//! That is all a pipe's reads (`--stdio`, `--via`): a pipe has no receive
+//! stamps, and the mtime of an anonymous pipe, which tells when it was
+//! last written on Linux 6.1, stays at its creation on newer kernels (6.18
+//! and 7.2 here), so a stream through ssh is never paced.
 //! The one exception is the rest of a backlog that TCP held back (a
 //! retransmission after the stall): a full read after a silence within
 //! [`REPLAY_RESUME`] of a replay that caught up is paced again.

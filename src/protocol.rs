@@ -9,7 +9,6 @@
 //! a frame that waits for a busy bus. No I/O here.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::buf::ByteBuf;
@@ -17,6 +16,7 @@ use crate::close::Close;
 use crate::counters::Counters;
 use crate::device::{CanSink, CyclicSink};
 use crate::pace::{Replay, Tally};
+use crate::peer::Peer;
 use crate::time::{Clock, Stamp};
 
 /// Where a session stopped carrying out its input.
@@ -109,7 +109,7 @@ pub trait Protocol {
     const FRAME_STAMPS: bool;
 
     /// The peer's address, for log lines.
-    fn peer(&self) -> SocketAddr;
+    fn peer(&self) -> Peer;
     /// Its TCP side.
     fn tcp(&self) -> &Self::Tcp;
     /// Its TCP side, mutable.

@@ -12,7 +12,6 @@
 //! waiting for a busy bus, so TCP pushes back, but it is never stale.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::close::Close;
@@ -21,6 +20,7 @@ use crate::device::{CanSink, CanTx};
 use crate::limits::{CAN_BATCH, ENOBUFS_RETRY, RX_BUF, TX_BUF};
 use crate::negotiation::{Negotiation, Step};
 use crate::pace::{Event, Pacer, Pacing, Replay, Tally};
+use crate::peer::Peer;
 use crate::protocol::{stream_access, Bus, Protocol, Stream};
 pub use crate::protocol::{Progress, Timer, Wake};
 use crate::time::{earliest, Clock, Stamp};
@@ -126,7 +126,7 @@ impl SessionConfig {
 
 /// State of one tunnel connection.
 pub struct Session {
-    peer: SocketAddr,
+    peer: Peer,
     cfg: SessionConfig,
     negotiation: Negotiation,
     io: Stream<RX_BUF, TX_BUF>,
@@ -142,7 +142,8 @@ pub struct Session {
 
 impl Session {
     /// A new session; a client's first version proposal is queued at once.
-    pub fn new(peer: SocketAddr, role: Role, cfg: SessionConfig, now: Instant) -> Self {
+    pub fn new(peer: impl Into<Peer>, role: Role, cfg: SessionConfig, now: Instant) -> Self {
+        let peer = peer.into();
         let mut s = Session {
             peer,
             cfg,
@@ -437,7 +438,7 @@ impl Protocol for Session {
     }
 
     /// The peer's address, for log lines.
-    fn peer(&self) -> SocketAddr {
+    fn peer(&self) -> Peer {
         self.peer
     }
 
@@ -510,6 +511,7 @@ impl Protocol for Session {
     }
 
     /// The earliest time at which [`on_timer`](Self::on_timer) has work.
+    #[inline]
     fn next_deadline(&self) -> Option<Instant> {
         let handshake = (!self.is_agreed()).then_some(self.handshake_deadline);
         let retry = match self.parked {
@@ -584,7 +586,7 @@ mod tests {
         }
     }
 
-    fn peer() -> SocketAddr {
+    fn peer() -> std::net::SocketAddr {
         "192.0.2.1:5000".parse().unwrap()
     }
 

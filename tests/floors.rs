@@ -20,9 +20,10 @@ const FLOORS: &[&[&str]] = &[
         "busstate",
         "pace",
         "coalesce",
+        "peer",
     ],
     &["protocol", "session", "socketcand"],
-    &["can", "net"],
+    &["can", "net", "link"],
     &["daemon", "cli", "error", "main", "lib"],
 ];
 

@@ -6,7 +6,6 @@
 //! [`BusSide`] does the reading, for a session of either [`Protocol`].
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::poll_table::{PollTable, Slot};
@@ -16,6 +15,7 @@ use crate::can::{CanOptions, ReadError};
 use crate::coalesce::{Coalesce, Side};
 use crate::counters::{Counters, RateLimit};
 use crate::limits::READS_PER_WAKEUP;
+use crate::peer::Peer;
 use crate::protocol::Protocol;
 use crate::sys::CanBatch;
 use crate::time::Stamp;
@@ -92,7 +92,7 @@ impl BusSide {
         &mut self,
         revents: i16,
         out: &mut impl Protocol,
-        ctx: (SocketAddr, &Now, &str),
+        ctx: (Peer, &Now, &str),
         batch: &mut CanBatch,
     ) {
         let (peer, now, canif) = ctx;
@@ -147,7 +147,7 @@ impl BusSide {
         self.coalesce.after_wake(frames, last.micros());
     }
 
-    fn read_error(&mut self, e: ReadError, peer: SocketAddr, now: &Now, canif: &str) {
+    fn read_error(&mut self, e: ReadError, peer: Peer, now: &Now, canif: &str) {
         match e {
             // The monitor logs the interface state once for everyone.
             ReadError::Down => log::debug!("{peer}: {canif} is down"),
@@ -160,7 +160,7 @@ impl BusSide {
     }
 
     /// Asks the kernel for drops it has not yet reported with a frame.
-    pub fn poll_kernel_drops(&mut self, out: &mut impl Protocol, ctx: (SocketAddr, Instant, &str)) {
+    pub fn poll_kernel_drops(&mut self, out: &mut impl Protocol, ctx: (Peer, Instant, &str)) {
         if let Some(port) = self.can.port_mut() {
             let dropped = port.new_drops();
             self.kernel_dropped(dropped, out.counters(), ctx);
@@ -173,7 +173,7 @@ impl BusSide {
         &mut self,
         dropped: u32,
         counters: &mut Counters,
-        (peer, now, canif): (SocketAddr, Instant, &str),
+        (peer, now, canif): (Peer, Instant, &str),
     ) {
         if dropped == 0 {
             return;

@@ -14,6 +14,7 @@ use crate::close::Close;
 use crate::error::Error;
 use crate::limits::RETRY_INTERVAL;
 use crate::net::{self, Addrs};
+use crate::peer::Peer;
 
 /// What a failed attempt was worth saying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +104,7 @@ impl Dialer {
     /// The connection to `peer` ended for `why` at `now`: dial again at
     /// once (a restarted server is back within a second), or, with
     /// `--no-retry`, that is fatal.
-    pub fn lost(&mut self, peer: SocketAddr, why: Close, now: Instant) -> Result<(), Error> {
+    pub fn lost(&mut self, peer: Peer, why: Close, now: Instant) -> Result<(), Error> {
         if !self.retry {
             return Err(Error::Lost(peer, why));
         }
@@ -174,7 +175,7 @@ impl Client {
     }
 
     /// The connection ended: see [`Dialer::lost`].
-    pub fn lost(&mut self, peer: SocketAddr, why: Close) -> Result<(), Error> {
+    pub fn lost(&mut self, peer: Peer, why: Close) -> Result<(), Error> {
         self.dialer.lost(peer, why, Instant::now())
     }
 }
@@ -271,10 +272,10 @@ mod tests {
         d.start();
         d.connected();
         let later = t + Duration::from_secs(5);
-        d.lost(peer, Close::PeerClosed, later).unwrap();
+        d.lost(peer.into(), Close::PeerClosed, later).unwrap();
         assert_eq!(d.retry_at(), Some(later));
         let mut d = Dialer::new(addrs(1), false, t);
-        let e = d.lost(peer, Close::PeerClosed, later).unwrap_err();
+        let e = d.lost(peer.into(), Close::PeerClosed, later).unwrap_err();
         assert_eq!(
             e.to_string(),
             "connection to 192.0.2.1:20010 lost: peer closed the connection"

@@ -1,5 +1,5 @@
 //! What happens on one connection, whatever protocol it speaks? A [`Conn`]
-//! moves bytes between its TCP stream, its own CAN socket (so it sees every
+//! moves bytes between its link (a TCP stream, or pipes), its own CAN socket (so it sees every
 //! other client's frames and the bus's), its BCM socket (socketcand's
 //! cyclic sends and subscriptions) and its session, a [`Protocol`]. It is
 //! written once for both protocols: one read path, one reopen path, one
@@ -7,11 +7,8 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
-
-use socket2::Socket;
 
 use super::bus_side::BusSide;
 use super::poll_table::{PollTable, Slot};
@@ -23,15 +20,16 @@ use crate::close::Close;
 use crate::coalesce::{Coalesce, Side};
 use crate::device::CanSink;
 use crate::limits::READS_PER_WAKEUP;
-use crate::net;
+use crate::link::Link;
+use crate::peer::Peer;
 use crate::protocol::{Bus, Progress, Protocol, Timer, Wake};
 use crate::session::Session;
 use crate::socketcand::session::ScdSession;
-use crate::sys::{self, bcm_changed_frame, CanBatch};
+use crate::sys::{bcm_changed_frame, CanBatch};
 
-/// One connection: its TCP stream, its own CAN and BCM sockets, its session.
+/// One connection: its link, its own CAN and BCM sockets, its session.
 pub struct Conn<P> {
-    tcp: Socket,
+    link: Link,
     /// The peer hung up while frames still waited for the bus: deliver
     /// them, then close (poll would report the hang-up on every round).
     hung_up: bool,
@@ -45,12 +43,18 @@ pub struct Conn<P> {
     tcp_coalesce: Coalesce,
     /// Receive stamps on the loop's clock, for the session's pacer.
     stamps: StampClock,
+    /// The peer has sent something: for `--via`, a command that worked.
+    heard: bool,
+    /// Origin of the microseconds that time a read without a receive
+    /// stamp (pipes): the loop's clock, for coalescing.
+    opened: Instant,
 }
 
 impl<P: Protocol> Conn<P> {
-    /// A connection on `tcp` for `session`, with its own CAN socket if the
+    /// A connection on `link` for `session`, with its own CAN socket if the
     /// interface is there (else frames from TCP are dropped until it is back).
-    pub fn open(tcp: Socket, session: P, cfg: &Config, now: &Now) -> Self {
+    pub fn open(link: impl Into<Link>, session: P, cfg: &Config, now: &Now) -> Self {
+        let link = link.into();
         let peer = session.peer();
         let (can, failed) = PortSlot::opened(CanPort::open(&cfg.canif, &cfg.can), now.get());
         if let Some(e) = failed {
@@ -65,24 +69,29 @@ impl<P: Protocol> Conn<P> {
         };
         if P::STAMPED_READS {
             // Receive stamps time coalescing and a desk's live traffic.
-            // Without them the TCP side is never left unread and the pacer
-            // reads the clock: no harm done.
-            let _ = sys::enable_timestamps(tcp.as_raw_fd());
+            link.enable_stamps();
         }
         Conn {
-            tcp,
+            link,
             hung_up: false,
             bus: BusSide::new(can, cfg.wait_can(), P::FRAME_STAMPS),
             session,
             bcm: BcmPort::new(&cfg.canif),
             tcp_coalesce: Coalesce::new(tcp_budget, Side::Tcp),
             stamps: StampClock::default(),
+            heard: false,
+            opened: now.get(),
         }
     }
 
     /// The peer's address.
-    pub fn peer(&self) -> SocketAddr {
+    pub fn peer(&self) -> Peer {
         self.session.peer()
+    }
+
+    /// True once the peer has sent anything.
+    pub fn heard(&self) -> bool {
+        self.heard
     }
 
     /// Adds this connection's descriptors, as slot `i`, to the poll table.
@@ -95,12 +104,20 @@ impl<P: Protocol> Conn<P> {
         if !s.tx_pending().is_empty() {
             ev |= libc::POLLOUT;
         }
-        // A negative descriptor is skipped by poll.
-        let fd = if self.hung_up {
+        // A negative descriptor is skipped by poll. A pipe that is not to
+        // be read is not polled at all: its writer's hang-up would wake us
+        // on every turn while the data before it waits to be read.
+        let unread = !self.link.hang_up_is_final() && ev & libc::POLLIN == 0;
+        let fd = if self.hung_up || unread {
             -1
         } else {
-            self.tcp.as_raw_fd()
+            self.link.rx_fd()
         };
+        if let Some(tx) = self.link.tx_fd() {
+            // Polled even with nothing to send: its error is the reader gone.
+            table.push(tx, ev & libc::POLLOUT, Slot::Tx(i));
+            ev &= !libc::POLLOUT;
+        }
         // A coalescing wait is taken by this turn's poll, read or not.
         table.push_held(fd, ev, self.tcp_coalesce.take_hold(), Slot::Tcp(i));
         // Capacity is back-pressure: a full output stops CAN reads and the
@@ -123,7 +140,8 @@ impl<P: Protocol> Conn<P> {
     /// True if `fd`, polled for `slot`, is still this connection's.
     pub fn owns(&self, slot: Slot, fd: RawFd) -> bool {
         match slot {
-            Slot::Tcp(_) => self.tcp.as_raw_fd() == fd,
+            Slot::Tcp(_) => self.link.rx_fd() == fd,
+            Slot::Tx(_) => self.link.tx_fd() == Some(fd),
             Slot::Can(_) => self.bus.can.port().is_some_and(|p| p.fd() == fd),
             Slot::Bcm(_) => self.bcm.open_fd() == Some(fd),
             _ => false,
@@ -131,12 +149,16 @@ impl<P: Protocol> Conn<P> {
     }
 
     /// The earliest time this connection has timer work.
+    #[inline]
     pub fn next_deadline(&self) -> Option<Instant> {
         crate::time::earliest(self.session.next_deadline(), self.bus.can.retry_at())
     }
 
     /// Timer work: reopen a vanished interface, end a handshake that took
     /// too long, retry a parked frame, queue statistics.
+    // Inline: it runs for every connection on every turn, and almost
+    // always finds nothing due.
+    #[inline]
     pub fn on_timer(&mut self, cfg: &Config, now: &Now) -> Result<(), Close> {
         if self.bus.reopen_if_due(&cfg.canif, &cfg.can, now) {
             let peer = self.peer();
@@ -166,9 +188,7 @@ impl<P: Protocol> Conn<P> {
             return Ok(());
         }
         if revents & libc::POLLERR != 0 {
-            let e = self.tcp.take_error().ok().flatten();
-            let e = e.unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionReset));
-            return Err(e.into());
+            return Err(self.link.error().into());
         }
         let before = self.session.counters().to_can;
         let last_us = self.read_tcp(revents, now, canif)?;
@@ -189,7 +209,7 @@ impl<P: Protocol> Conn<P> {
         for _ in 0..READS_PER_WAKEUP {
             let spare = self.session.rx_spare();
             if spare.is_empty() {
-                if revents & libc::POLLHUP != 0 {
+                if revents & libc::POLLHUP != 0 && self.link.hang_up_is_final() {
                     if self.session.parked().is_none() {
                         return Err(Close::PeerClosed);
                     }
@@ -198,17 +218,25 @@ impl<P: Protocol> Conn<P> {
                 break;
             }
             let want = spare.len();
-            match sys::recv_stamped(self.tcp.as_raw_fd(), spare) {
+            match self.link.recv(spare) {
                 Ok((0, _)) => return Err(Close::PeerClosed),
                 Ok((n, stamp)) => {
                     // The peer may hold its next frame or command for this:
                     // the Python original and python-can's socketcand
                     // interface at its defaults do (Nagle is on there).
-                    net::ack_now(&self.tcp);
+                    self.link.ack_now();
+                    self.heard = true;
                     self.session.rx_filled(n);
                     last_us = stamp.micros();
                     if let Some(us) = last_us {
                         self.session.rx_arrived(self.stamps.at(us, clocks));
+                    } else if !self.link.is_stamped() {
+                        // A pipe: the loop's time of this turn stands in,
+                        // which tells the pacer its data did not wait (no
+                        // proof it did), so a backlog is never replayed.
+                        let t = now.get();
+                        last_us = Some(t.duration_since(self.opened).as_micros() as u64);
+                        self.session.rx_arrived(t);
                     }
                     self.deliver(now, canif)?;
                     if n < want {
@@ -251,7 +279,7 @@ impl<P: Protocol> Conn<P> {
             return Ok(());
         }
         let was_full = !self.session.tx_has_room();
-        let n = net::send_some(&self.tcp, pending)?;
+        let n = self.link.send(pending)?;
         self.session.tx_sent(n);
         // The CAN socket was not read while we were full: whatever the
         // kernel dropped meanwhile is counted now, not whenever the next
@@ -260,6 +288,15 @@ impl<P: Protocol> Conn<P> {
             self.poll_kernel_drops(Instant::now(), canif);
         }
         Ok(())
+    }
+
+    /// The write end of a pipe link is ready: send what waits, or its
+    /// reader is gone.
+    pub fn on_tx(&mut self, revents: i16, canif: &str) -> Result<(), Close> {
+        if revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            return Err(Close::PeerClosed);
+        }
+        self.flush(canif)
     }
 
     /// The CAN socket is ready: deliver a parked frame, read frames for
@@ -370,8 +407,13 @@ macro_rules! each {
 
 impl AnyConn {
     /// See [`Conn::peer`].
-    pub fn peer(&self) -> SocketAddr {
+    pub fn peer(&self) -> Peer {
         each!(self, c => c.peer())
+    }
+
+    /// See [`Conn::heard`].
+    pub fn heard(&self) -> bool {
+        each!(self, c => c.heard())
     }
 
     /// See [`Conn::register`].
@@ -385,17 +427,20 @@ impl AnyConn {
     }
 
     /// See [`Conn::next_deadline`].
+    #[inline]
     pub fn next_deadline(&self) -> Option<Instant> {
         each!(self, c => c.next_deadline())
     }
 
     /// See [`Conn::on_timer`].
+    #[inline]
     pub fn on_timer(&mut self, cfg: &Config, now: &Now) -> Result<(), Close> {
         each!(self, c => c.on_timer(cfg, now))
     }
 
-    /// What poll reported for `slot` of this connection: its TCP stream,
-    /// its CAN socket or its BCM socket.
+    /// What poll reported for `slot` of this connection: its link (the TCP
+    /// stream, or a pipe's read or write end), its CAN socket or its BCM
+    /// socket.
     pub fn on_ready(
         &mut self,
         slot: Slot,
@@ -406,6 +451,7 @@ impl AnyConn {
     ) -> Result<(), Close> {
         each!(self, c => match slot {
             Slot::Tcp(_) => c.on_tcp(revents, now, canif),
+            Slot::Tx(_) => c.on_tx(revents, canif),
             Slot::Bcm(_) => c.on_bcm(revents, canif, batch),
             _ => c.on_can(revents, now, canif, batch),
         })

@@ -1,10 +1,13 @@
 //! How does the daemon run? One thread, one poll(2) loop over a fixed table
 //! of non-blocking descriptors: build the table, poll, dispatch each ready
 //! descriptor to its room, run the timers. Server and client differ only in
-//! how a TCP stream arrives ([`Mode`]); both feed the same connections.
+//! how a connection's link arrives ([`Mode`]): a TCP stream accepted or
+//! dialed, our standard input and output (`--stdio`) or a command's pipes
+//! (`--via`); all feed the same connections.
 //!
 //! The rooms: [`signals`], [`server`] (accept, `--allow`, capacity),
-//! [`client`] (dial, retry, back-off), [`conn`] (a connection of either
+//! [`client`] (dial, retry, back-off), [`via`] (a command's pipes),
+//! [`conn`] (a connection of either
 //! protocol), [`table`] (the connections' slots), [`bus_side`] (a
 //! connection's CAN socket), [`beacon`] (`--beacon`), [`monitor`] (bus
 //! state), [`port`] (a CAN port that may vanish), [`poll_table`] and
@@ -21,11 +24,9 @@ pub mod server;
 pub mod signals;
 pub mod table;
 pub mod time;
+pub mod via;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-use socket2::Socket;
 
 use self::beacon::Beacon;
 use self::client::{Client, Dialer};
@@ -36,16 +37,19 @@ use self::server::{Accepted, Server, Speaks};
 use self::signals::Signals;
 use self::table::Table;
 use self::time::{ms_until, Now};
+use self::via::Via;
 use crate::cli::{Config, ModeConfig};
 use crate::close::Close;
 use crate::error::Error;
+use crate::link::Link;
 use crate::net;
+use crate::peer::Peer;
 use crate::session::{Role, Session};
 use crate::socketcand::session::{ScdConfig, ScdSession};
 use crate::sys::CanBatch;
 use crate::time::earliest;
 
-/// How TCP streams arrive: accepted, or dialed.
+/// How links arrive: accepted, dialed, on stdin/stdout, or a command's.
 // One value for the whole run: its size does not matter.
 #[allow(clippy::large_enum_variant)]
 pub enum Mode {
@@ -54,6 +58,11 @@ pub enum Mode {
     Server(heapless::Vec<Server, 2>),
     /// Dial one server.
     Client(Client),
+    /// `--stdio`: one peer on standard input and output; the run ends
+    /// with it.
+    Stdio,
+    /// `--via CMD`: one server, over the pipes of a command.
+    Via(Via),
 }
 
 /// The whole daemon state.
@@ -67,6 +76,8 @@ pub struct Daemon {
     beacon: Option<Beacon>,
     batch: Box<CanBatch>,
     table: PollTable,
+    /// `--stdio`: the one peer has gone, so the run is over.
+    done: bool,
 }
 
 impl Daemon {
@@ -75,11 +86,12 @@ impl Daemon {
         let signals =
             Signals::install().map_err(|e| Error::Io("cannot install signal handlers", e))?;
         let monitor = Monitor::open(&cfg.canif, cfg.wait)?;
-        let addrs =
-            net::resolve(&cfg.host, cfg.port).map_err(|e| Error::Resolve(cfg.host.clone(), e))?;
+        let resolve =
+            || net::resolve(&cfg.host, cfg.port).map_err(|e| Error::Resolve(cfg.host.clone(), e));
         let mut beacon = None;
         let (mode, capacity) = match &cfg.mode {
             ModeConfig::Server { allow, max_clients } => {
+                let addrs = resolve()?;
                 let listen = |addrs, speaks| {
                     Server::listen(addrs, &cfg.canif, allow.clone(), cfg.keepalive, speaks)
                 };
@@ -99,11 +111,16 @@ impl Daemon {
                 (Mode::Server(servers), *max_clients)
             }
             ModeConfig::Client { retry } => {
-                let dialer = Dialer::new(addrs, *retry, Instant::now());
+                let dialer = Dialer::new(resolve()?, *retry, Instant::now());
                 (Mode::Client(Client::new(dialer)), 1)
             }
+            ModeConfig::Stdio => (Mode::Stdio, 1),
+            ModeConfig::Via { cmd, retry } => {
+                (Mode::Via(Via::new(cmd.clone(), *retry, Instant::now())), 1)
+            }
         };
-        Ok(Daemon {
+        let stdio = matches!(mode, Mode::Stdio);
+        let mut daemon = Daemon {
             cfg,
             signals,
             mode,
@@ -112,7 +129,18 @@ impl Daemon {
             conns: Table::with_capacity(capacity),
             batch: Box::default(),
             table: PollTable::default(),
-        })
+            done: false,
+        };
+        if stdio {
+            let link =
+                Link::stdio().map_err(|e| Error::Io("cannot use standard input and output", e))?;
+            log::info!("serving {} on standard input and output", daemon.cfg.canif);
+            let peer = (Peer::Stdio, Speaks::V1, Role::Server);
+            if let Some(slot) = daemon.conns.free_slot() {
+                daemon.add_conn(slot, link, peer, &Now::default())?;
+            }
+        }
+        Ok(daemon)
     }
 
     /// Runs until a signal (Ok) or a fatal error.
@@ -149,8 +177,14 @@ impl Daemon {
                     continue;
                 }
                 self.dispatch(ready, now)?;
+                if self.done {
+                    return Ok(());
+                }
             }
             self.run_timers(now, conns_due.is_some())?;
+            if self.done {
+                return Ok(());
+            }
         }
     }
 
@@ -175,7 +209,13 @@ impl Daemon {
                 Ok(())
             }
             Slot::Dial => self.dialed(now),
-            Slot::Tcp(c) | Slot::Can(c) | Slot::Bcm(c) => {
+            Slot::Stderr => {
+                if let Mode::Via(via) = &mut self.mode {
+                    via.on_stderr();
+                }
+                Ok(())
+            }
+            Slot::Tcp(c) | Slot::Tx(c) | Slot::Can(c) | Slot::Bcm(c) => {
                 // The slot may have been closed, or even reused, since poll.
                 let Some(conn) = self.conns.get_mut(c).filter(|conn| conn.owns(slot, fd)) else {
                     return Ok(());
@@ -198,11 +238,18 @@ impl Daemon {
         if let Some(fd) = self.monitor.fd() {
             t.push(fd, libc::POLLIN, Slot::Monitor);
         }
-        if let Some(fd) = match &self.mode {
-            Mode::Client(c) => c.pending_fd(),
-            Mode::Server(_) => None,
-        } {
-            t.push(fd, libc::POLLOUT, Slot::Dial);
+        match &self.mode {
+            Mode::Client(c) => {
+                if let Some(fd) = c.pending_fd() {
+                    t.push(fd, libc::POLLOUT, Slot::Dial);
+                }
+            }
+            Mode::Via(v) => {
+                if let Some(fd) = v.stderr_fd() {
+                    t.push(fd, libc::POLLIN, Slot::Stderr);
+                }
+            }
+            Mode::Server(_) | Mode::Stdio => {}
         }
         for (i, conn) in self.conns.iter() {
             conn.register(i, t);
@@ -222,7 +269,8 @@ impl Daemon {
     fn next_deadline(&self, conns: Option<Instant>) -> Option<Instant> {
         let dial = match &self.mode {
             Mode::Client(c) => c.retry_at(),
-            Mode::Server(_) => None,
+            Mode::Via(v) => v.retry_at(),
+            Mode::Server(_) | Mode::Stdio => None,
         };
         let t = earliest(self.monitor.retry_at(), dial);
         let t = earliest(t, self.beacon.as_ref().map(Beacon::due_at));
@@ -245,6 +293,11 @@ impl Daemon {
                 client.dial(self.cfg.keepalive, connected, now)?;
             }
         }
+        if let Mode::Via(via) = &self.mode {
+            if now.reached(via.retry_at()) {
+                self.start_via(now)?;
+            }
+        }
         if !conns_due {
             return Ok(());
         }
@@ -264,14 +317,14 @@ impl Daemon {
         for _ in 0..self.conns.capacity() {
             let Some(server) = (match &self.mode {
                 Mode::Server(servers) => servers.get(n),
-                Mode::Client(_) => None,
+                _ => None,
             }) else {
                 return Ok(());
             };
             let speaks = server.speaks();
             match server.accept(&mut self.conns) {
                 Accepted::Peer(slot, sock, peer) => {
-                    self.add_conn(slot, sock, peer, (speaks, Role::Server), now)?
+                    self.add_conn(slot, sock.into(), (peer.into(), speaks, Role::Server), now)?
                 }
                 Accepted::Skipped => {}
                 Accepted::Done => break,
@@ -290,29 +343,50 @@ impl Daemon {
         };
         // A client has one slot, and dials only while it is free.
         if let Some(slot) = self.conns.free_slot() {
-            self.add_conn(slot, sock, addr, (Speaks::V1, Role::Client), now)?;
+            let peer = (addr.into(), Speaks::V1, Role::Client);
+            self.add_conn(slot, sock.into(), peer, now)?;
         }
         Ok(())
+    }
+
+    /// `--via`: at the due time, starts the command, whose pipes are the
+    /// one connection's link.
+    #[cold]
+    fn start_via(&mut self, now: &Now) -> Result<(), Error> {
+        let Mode::Via(via) = &mut self.mode else {
+            return Ok(());
+        };
+        if !self.conns.is_empty() {
+            return Ok(());
+        }
+        let Some(link) = via.start(now)? else {
+            return Ok(());
+        };
+        let peer = (Peer::Via, Speaks::V1, Role::Client);
+        // A client has one slot, and starts the command only while it is free.
+        match self.conns.free_slot() {
+            Some(slot) => self.add_conn(slot, link, peer, now),
+            None => Ok(()),
+        }
     }
 
     fn add_conn(
         &mut self,
         slot: usize,
-        tcp: Socket,
-        peer: SocketAddr,
-        (speaks, role): (Speaks, Role),
+        link: Link,
+        (peer, speaks, role): (Peer, Speaks, Role),
         now: &Now,
     ) -> Result<(), Error> {
         let cfg = &self.cfg;
         let mut conn = match speaks {
             Speaks::V1 => {
                 let session = Session::new(peer, role, cfg.session, now.get());
-                AnyConn::V1(Conn::open(tcp, session, cfg, now))
+                AnyConn::V1(Conn::open(link, session, cfg, now))
             }
             Speaks::Socketcand => {
                 log::info!("{peer}: speaks socketcand");
                 let session = ScdSession::new(peer, scd_config(cfg));
-                AnyConn::Scd(Conn::open(tcp, session, cfg, now))
+                AnyConn::Scd(Conn::open(link, session, cfg, now))
             }
         };
         let result = conn.flush(&cfg.canif);
@@ -322,10 +396,19 @@ impl Daemon {
 
     /// Ends connection `c` if `result` says why; for a client that may be
     /// fatal (`--no-retry`).
+    // Inline, with the closing kept out of line: it runs for every
+    // connection on every turn, and almost always finds Ok.
+    #[inline]
     fn close_on_error(&mut self, c: usize, result: Result<(), Close>) -> Result<(), Error> {
-        let Err(why) = result else {
-            return Ok(());
-        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(why) => self.close(c, why),
+        }
+    }
+
+    /// Ends connection `c` for `why`: see [`close_on_error`](Self::close_on_error).
+    #[cold]
+    fn close(&mut self, c: usize, why: Close) -> Result<(), Error> {
         let Some(conn) = self.conns.take(c) else {
             return Ok(());
         };
@@ -333,6 +416,14 @@ impl Daemon {
         match &mut self.mode {
             Mode::Client(client) => client.lost(conn.peer(), why),
             Mode::Server(_) => Ok(()),
+            Mode::Via(via) => via.lost(conn.heard(), Instant::now()),
+            // The end of input is the end of the run; any other end is
+            // an error, which ssh passes on as our exit status.
+            Mode::Stdio if why == Close::PeerClosed => {
+                self.done = true;
+                Ok(())
+            }
+            Mode::Stdio => Err(Error::Lost(conn.peer(), why)),
         }
     }
 

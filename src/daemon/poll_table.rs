@@ -12,7 +12,9 @@ use crate::time::earliest;
 
 /// Signal pipe, two listeners (v1, socketcand), monitor, dialing socket,
 /// then per client (of either protocol: they share the capacity) TCP + CAN,
-/// and a BCM socket while it holds subscriptions.
+/// and a BCM socket while it holds subscriptions. A pipe link (`--stdio`,
+/// `--via`: one connection, no listener, no dialing) has a second
+/// descriptor, and `--via` its command's stderr: well within the sum.
 pub const MAX_POLL: usize = 5 + 3 * MAX_CLIENTS;
 
 /// What an entry of the poll table stands for.
@@ -26,8 +28,12 @@ pub enum Slot {
     Monitor,
     /// A client's connection attempt in progress.
     Dial,
-    /// The TCP stream of connection `n`.
+    /// The stderr of the command `--via` runs.
+    Stderr,
+    /// The TCP stream of connection `n`, or the read end of its pipes.
     Tcp(usize),
+    /// The write end of connection `n`'s pipes (`--stdio`, `--via`).
+    Tx(usize),
     /// The CAN socket of connection `n`.
     Can(usize),
     /// The BCM socket of connection `n`, while frames come back through it

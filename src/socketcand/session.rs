@@ -9,7 +9,6 @@
 //! forwarded), RAW (every frame of the bus is forwarded) and CONTROL.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::MAX_FRAME_LINE;
@@ -19,6 +18,7 @@ use crate::counters::DropReason;
 use crate::device::{CanSink, CanTx, CyclicSink};
 use crate::filter::Filters;
 use crate::limits::{SCD_MAX_REPLY, SCD_MAX_SUBSCRIPTIONS, SCD_RX_BUF, SCD_TX_BUF};
+use crate::peer::Peer;
 use crate::protocol::{stream_access, Bus, IfStats, Protocol, Stream};
 pub use crate::protocol::{Progress, Timer, Wake};
 use crate::time::{earliest, Clock, Stamp};
@@ -54,7 +54,7 @@ pub struct ScdConfig {
 
 /// One socketcand connection, without its sockets.
 pub struct ScdSession {
-    peer: SocketAddr,
+    peer: Peer,
     cfg: ScdConfig,
     mode: Mode,
     io: Stream<SCD_RX_BUF, SCD_TX_BUF>,
@@ -78,7 +78,8 @@ const BUSY_RETRY: Duration = crate::limits::ENOBUFS_RETRY;
 
 impl ScdSession {
     /// A new connection; the greeting `< hi >` is queued at once.
-    pub fn new(peer: SocketAddr, cfg: ScdConfig) -> Self {
+    pub fn new(peer: impl Into<Peer>, cfg: ScdConfig) -> Self {
+        let peer = peer.into();
         let mut s = ScdSession {
             peer,
             cfg,
@@ -358,7 +359,7 @@ impl Protocol for ScdSession {
     }
 
     /// The peer's address, for log lines.
-    fn peer(&self) -> SocketAddr {
+    fn peer(&self) -> Peer {
         self.peer
     }
 
@@ -589,7 +590,10 @@ mod tests {
     }
 
     fn session() -> ScdSession {
-        ScdSession::new("192.0.2.1:5000".parse().unwrap(), cfg())
+        ScdSession::new(
+            "192.0.2.1:5000".parse::<std::net::SocketAddr>().unwrap(),
+            cfg(),
+        )
     }
 
     /// Feeds `input`, runs the session, returns what it wrote since last asked.
@@ -827,7 +831,10 @@ mod tests {
 
     /// A session with `cfg`, opened, in BCM mode, greeting taken.
     fn opened_bcm(cfg: ScdConfig) -> (ScdSession, Bus, Jobs) {
-        let mut s = ScdSession::new("192.0.2.1:5000".parse().unwrap(), cfg);
+        let mut s = ScdSession::new(
+            "192.0.2.1:5000".parse::<std::net::SocketAddr>().unwrap(),
+            cfg,
+        );
         let mut b = bus();
         let mut jobs = Jobs::default();
         talk_jobs(&mut s, "< open vcan0 >", &mut b, &mut jobs).unwrap();
@@ -1004,7 +1011,7 @@ mod tests {
     #[test]
     fn read_only_counts_and_drops_sends() {
         let mut s = ScdSession::new(
-            "192.0.2.1:5000".parse().unwrap(),
+            "192.0.2.1:5000".parse::<std::net::SocketAddr>().unwrap(),
             ScdConfig {
                 read_only: true,
                 ..cfg()

@@ -12,7 +12,9 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 
 # busybox-static: its poweroff -f is how PID 1 stops UML.
 # util-linux: setpriv and mountpoint. python3-venv in case python3 is Debian's.
-apt_install_missing can-utils kmod iproute2 busybox-static util-linux
+# openssh-server, openssh-client, dropbear-bin: tests/kernel/test_via_ssh.py
+# runs both ssh servers on loopback (--stdio behind a forced command).
+apt_install_missing can-utils kmod iproute2 busybox-static util-linux openssh-server openssh-client dropbear-bin
 bash "$(dirname "$0")/uml.sh"
 
 venv=$repo/target/pyenv

@@ -309,16 +309,19 @@ def ref_bin():
 
 
 class Daemon:
-    """A tcpcan process with its stdout+stderr captured in a log file."""
+    """A tcpcan process with its stdout+stderr captured in a log file (with
+    `pipes`, only its stderr: its stdin and stdout are pipes to the test)."""
 
-    def __init__(self, name, argv, log_path):
+    def __init__(self, name, argv, log_path, pipes=False):
         self.name = name
         self.argv = argv
         self.log_path = log_path
         self.log_file = open(log_path, "wb")
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT
-        )
+        if pipes:
+            std = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log_file)
+        else:
+            std = dict(stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(argv, **std)
         self.pid = self.proc.pid
 
     def log(self):
