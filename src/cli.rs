@@ -13,6 +13,7 @@ use crate::limits::{
     COALESCE_CAN_QUARTERS, DEFAULT_LATENCY_BUDGET, MAX_ALLOW, MAX_CLIENTS, MAX_FILTERS,
     MAX_LATENCY_BUDGET, MAX_REPLAY_RATE,
 };
+use crate::negotiation::{MAX_VERSION, MIN_VERSION};
 use crate::net::Cidr;
 use crate::pace::Pacing;
 use crate::session::SessionConfig;
@@ -129,6 +130,12 @@ pub struct Args {
     #[argh(switch)]
     pub beacon: bool,
 
+    /// highest protocol version to speak: 2 (tcpcan's own: bus time and
+    /// losses reach the peer) or 1 (the Python original's) (default: 2,
+    /// stepping down to 1 for a peer that speaks only 1)
+    #[argh(option)]
+    pub protocol: Option<u32>,
+
     /// the SocketCAN interface, e.g. can0 or vcan0
     #[argh(positional)]
     pub canif: String,
@@ -208,6 +215,17 @@ fn latency_budget(arg: Option<&str>) -> Result<Duration, String> {
         _ => Err(format!(
             "--latency-budget must be 0 (off) to {} ms with at most 3 decimals, e.g. 0.25, not '{arg}'",
             MAX_LATENCY_BUDGET.as_millis()
+        )),
+    }
+}
+
+/// `--protocol N`: 1 or 2.
+fn protocol(arg: Option<u32>) -> Result<u32, String> {
+    match arg {
+        None => Ok(MAX_VERSION),
+        Some(v) if (MIN_VERSION..=MAX_VERSION).contains(&v) => Ok(v),
+        Some(v) => Err(format!(
+            "--protocol must be {MIN_VERSION} or {MAX_VERSION}, not {v}"
         )),
     }
 }
@@ -407,6 +425,7 @@ impl Config {
                 tx_timeout: Duration::from_millis(a.tx_timeout),
                 handshake_timeout: secs("handshake-timeout", a.handshake_timeout)?,
                 pacing: pacing(a.replay_rate)?,
+                protocol: protocol(a.protocol)?,
             },
             keepalive: secs("keepalive", a.keepalive)?,
             socketcand,

@@ -21,6 +21,7 @@ const FLOORS: &[&[&str]] = &[
         "pace",
         "coalesce",
         "peer",
+        "notices",
     ],
     &["protocol", "session", "socketcand"],
     &["can", "net", "link"],

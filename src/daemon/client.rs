@@ -13,6 +13,7 @@ use super::time::Now;
 use crate::close::Close;
 use crate::error::Error;
 use crate::limits::RETRY_INTERVAL;
+use crate::negotiation::MIN_VERSION;
 use crate::net::{self, Addrs};
 use crate::peer::Peer;
 
@@ -35,6 +36,9 @@ pub struct Dialer {
     retry: bool,
     retry_at: Option<Instant>,
     last_error: Option<io::ErrorKind>,
+    /// Addresses whose server closed on our version 2 (the Python
+    /// original): spoken to in version 1 until we restart.
+    v1_only: Vec<Peer>,
 }
 
 impl Dialer {
@@ -47,6 +51,7 @@ impl Dialer {
             retry,
             retry_at: Some(now),
             last_error: None,
+            v1_only: Vec::new(),
         }
     }
 
@@ -99,6 +104,31 @@ impl Dialer {
         };
         self.retry_at = Some(now + wait);
         Ok(said)
+    }
+
+    /// The highest version to propose to `addr`: `configured`, or 1 for a
+    /// server that closed on more.
+    pub fn highest(&self, addr: impl Into<Peer>, configured: u32) -> u32 {
+        if self.v1_only.contains(&addr.into()) {
+            MIN_VERSION
+        } else {
+            configured
+        }
+    }
+
+    /// The server at `addr` closed on our proposal of `version` without
+    /// answering, as the Python original does: remember to speak version 1
+    /// to it, say so once, and dial again at once (even with `--no-retry`:
+    /// this is the negotiation, not a failure).
+    pub fn refused(&mut self, addr: impl Into<Peer>, version: u32, now: Instant) {
+        let addr = addr.into();
+        if !self.v1_only.contains(&addr) {
+            log::info!(
+                "{addr}: closed on protocol version {version} without stepping down (the Python tcpcan does): speaking version {MIN_VERSION} to it until restart"
+            );
+            self.v1_only.push(addr);
+        }
+        self.retry_at = Some(now);
     }
 
     /// The connection to `peer` ended for `why` at `now`: dial again at
@@ -172,6 +202,16 @@ impl Client {
                 Ok(None)
             }
         }
+    }
+
+    /// See [`Dialer::highest`].
+    pub fn highest(&self, addr: Peer, configured: u32) -> u32 {
+        self.dialer.highest(addr, configured)
+    }
+
+    /// See [`Dialer::refused`].
+    pub fn refused(&mut self, addr: Peer, version: u32) {
+        self.dialer.refused(addr, version, Instant::now());
     }
 
     /// The connection ended: see [`Dialer::lost`].
@@ -280,5 +320,21 @@ mod tests {
             e.to_string(),
             "connection to 192.0.2.1:20010 lost: peer closed the connection"
         );
+    }
+
+    #[test]
+    fn a_server_that_closed_on_version_2_gets_1_until_restart_and_is_dialed_again_at_once() {
+        let t = Instant::now();
+        let a = addrs(2);
+        let mut d = Dialer::new(a.clone(), false, t);
+        assert_eq!(d.highest(a[0], 2), 2);
+        d.start();
+        let later = t + Duration::from_secs(1);
+        d.refused(a[0], 2, later);
+        assert_eq!(d.retry_at(), Some(later), "even with --no-retry");
+        assert_eq!(d.highest(a[0], 2), 1);
+        assert_eq!(d.highest(a[1], 2), 2, "per address");
+        d.refused(a[0], 2, later);
+        assert_eq!(d.v1_only.len(), 1, "remembered once");
     }
 }

@@ -14,6 +14,7 @@ use super::bus_side::BusSide;
 use super::poll_table::{PollTable, Slot};
 use super::port::{open_error, PortSlot};
 use super::time::{clocks, Now, StampClock};
+use crate::busstate::BusState;
 use crate::can::{if_stats, BcmPort, CanPort, NoBus};
 use crate::cli::Config;
 use crate::close::Close;
@@ -21,6 +22,7 @@ use crate::coalesce::{Coalesce, Side};
 use crate::device::CanSink;
 use crate::limits::READS_PER_WAKEUP;
 use crate::link::Link;
+use crate::notices::state_of;
 use crate::peer::Peer;
 use crate::protocol::{Bus, Progress, Protocol, Timer, Wake};
 use crate::session::Session;
@@ -470,5 +472,21 @@ impl AnyConn {
     /// See [`Conn::log_close`].
     pub fn log_close(&self, why: Close) {
         each!(self, c => c.log_close(why))
+    }
+
+    /// See [`Session::unanswered_proposal`]; socketcand proposes nothing.
+    pub fn unanswered_proposal(&self) -> Option<u32> {
+        match self {
+            AnyConn::V1(c) => c.session.unanswered_proposal(),
+            AnyConn::Scd(_) => None,
+        }
+    }
+
+    /// The bus changed state at `at_us`: see [`Session::bus_state`]
+    /// (socketcand's clients see error frames with `--error-frames`).
+    pub fn bus_state(&mut self, state: BusState, at_us: u64) {
+        if let AnyConn::V1(c) = self {
+            c.session.bus_state(state_of(state), at_us);
+        }
     }
 }

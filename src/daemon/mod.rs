@@ -42,7 +42,9 @@ use crate::cli::{Config, ModeConfig};
 use crate::close::Close;
 use crate::error::Error;
 use crate::link::Link;
+use crate::negotiation::MIN_VERSION;
 use crate::net;
+use crate::notices::wall_us;
 use crate::peer::Peer;
 use crate::session::{Role, Session};
 use crate::socketcand::session::{ScdConfig, ScdSession};
@@ -204,8 +206,15 @@ impl Daemon {
             Slot::Signal => Ok(()),
             Slot::Listener(n) => self.accept(n, now),
             Slot::Monitor => {
-                self.monitor
-                    .on_readable(&self.cfg.canif, &mut self.batch, revents, now);
+                let change =
+                    self.monitor
+                        .on_readable(&self.cfg.canif, &mut self.batch, revents, now);
+                if let Some((state, stamp)) = change {
+                    let at = stamp.micros().unwrap_or_else(wall_us);
+                    for conn in self.conns.iter_mut() {
+                        conn.bus_state(state, at);
+                    }
+                }
                 Ok(())
             }
             Slot::Dial => self.dialed(now),
@@ -378,9 +387,13 @@ impl Daemon {
         now: &Now,
     ) -> Result<(), Error> {
         let cfg = &self.cfg;
+        let mut scfg = cfg.session;
+        if let Mode::Client(client) = &self.mode {
+            scfg.protocol = client.highest(peer, scfg.protocol);
+        }
         let mut conn = match speaks {
             Speaks::V1 => {
-                let session = Session::new(peer, role, cfg.session, now.get());
+                let session = Session::new(peer, role, scfg, now.get());
                 AnyConn::V1(Conn::open(link, session, cfg, now))
             }
             Speaks::Socketcand => {
@@ -412,6 +425,16 @@ impl Daemon {
         let Some(conn) = self.conns.take(c) else {
             return Ok(());
         };
+        if let Mode::Client(client) = &mut self.mode {
+            // The Python original closes on a version above 1 instead of
+            // stepping down: that close is its answer, not a failure.
+            if let Some(v) = conn.unanswered_proposal().filter(|&v| v > MIN_VERSION) {
+                if matches!(why, Close::PeerClosed | Close::Io(_)) {
+                    client.refused(conn.peer(), v);
+                    return Ok(());
+                }
+            }
+        }
         conn.log_close(why);
         match &mut self.mode {
             Mode::Client(client) => client.lost(conn.peer(), why),

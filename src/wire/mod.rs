@@ -14,6 +14,7 @@ use core::ops::Range;
 
 pub mod frame;
 pub mod host;
+pub mod v2;
 
 pub use frame::{
     check_frame, is_valid_fd_len, swap_layout, wire_can_id, Frame, FrameError, FrameKind,
@@ -59,6 +60,14 @@ pub enum Message<'a> {
     Version(u32),
     /// `d`: a CAN frame payload of any length; [`check_frame`] validates it.
     Data(&'a [u8]),
+    /// `t` (version 2): a frame of 16 or 72 bytes and its receive times.
+    Stamped(&'a [u8], v2::Times),
+    /// `l` (version 2): frames lost on their way to us.
+    Loss(v2::Notice),
+    /// `w` (version 2): frames we sent that the peer's bus did not take.
+    WriteFail(v2::Notice),
+    /// `s` (version 2): the peer's bus changed state at this time (µs).
+    State(v2::State, u64),
 }
 
 /// Outcome of [`decode`]: a whole message, or "not enough bytes yet".
@@ -77,6 +86,11 @@ pub enum WireError {
     UnknownPrefix(u8),
     /// A `v` message whose payload is not 4 bytes.
     VersionLength(u8),
+    /// A version 2 message (prefix) with a length it cannot have.
+    Length(u8, u8),
+    /// A version 2 message (prefix) with a reason or state code it does
+    /// not define.
+    Code(u8),
 }
 
 impl fmt::Display for WireError {
@@ -85,6 +99,12 @@ impl fmt::Display for WireError {
             WireError::UnknownPrefix(p) => write!(f, "unknown message prefix 0x{p:02x}"),
             WireError::VersionLength(n) => {
                 write!(f, "version message with length {n} (expected 4)")
+            }
+            WireError::Length(p, n) => {
+                write!(f, "'{}' message with length {n}", char::from(p))
+            }
+            WireError::Code(p) => {
+                write!(f, "'{}' message with an undefined code", char::from(p))
             }
         }
     }
