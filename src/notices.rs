@@ -215,20 +215,17 @@ impl Notices {
     }
 }
 
-/// The peer's loss totals as `name=count` pairs.
+/// The peer's loss totals as `peer_name=count` pairs.
 pub struct PeerTotals<'a>(&'a [u64; REASONS]);
 
 impl fmt::Display for PeerTotals<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("lost")?;
+        // Names of their own, so a reader of the line (or a script
+        // splitting it at `=`) never takes the peer's count for ours.
+        let mut sep = "";
         for r in Reason::ALL {
-            if r == Reason::KernelOverflow {
-                write!(f, " {}={}", r.name(), self.0[r as usize - 1])?;
-            }
-        }
-        f.write_str(", not written")?;
-        for r in Reason::ALL.iter().filter(|&&r| r != Reason::KernelOverflow) {
-            write!(f, " {}={}", r.name(), self.0[*r as usize - 1])?;
+            write!(f, "{sep}peer_{}={}", r.name(), self.0[r as usize - 1])?;
+            sep = " ";
         }
         Ok(())
     }
@@ -331,7 +328,7 @@ mod tests {
         assert!(n
             .peer_totals()
             .to_string()
-            .starts_with("lost kernel_overflow=9, not written invalid=0"));
+            .ends_with("peer_error_frames=0 peer_kernel_overflow=9"));
         assert_eq!(
             WallTime(1_700_000_000_000_042).to_string(),
             "1700000000.000042"

@@ -1480,7 +1480,7 @@ mod tests {
             .notices
             .peer_totals()
             .to_string()
-            .contains("kernel_overflow=3"));
+            .contains("peer_kernel_overflow=3"));
         feed(&mut s, b"x\x00");
         assert_eq!(
             s.process(t, &mut FakeBus::default()),
