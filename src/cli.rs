@@ -130,6 +130,12 @@ pub struct Args {
     #[argh(switch)]
     pub beacon: bool,
 
+    /// write every frame carried to FILE in candump -l's log format, with
+    /// the peer's bus time in version 2; own frames marked ' T' (appends;
+    /// when the disk is slow, lines are dropped and counted, never frames)
+    #[argh(option)]
+    pub log: Option<String>,
+
     /// highest protocol version to speak: 2 (tcpcan's own: bus time and
     /// losses reach the peer) or 1 (the Python original's) (default: 2,
     /// stepping down to 1 for a peer that speaks only 1)
@@ -173,6 +179,8 @@ pub struct Config {
     pub beacon: bool,
     /// A flag given that this mode ignores, to warn of once logging runs.
     pub ignored: Option<&'static str>,
+    /// `--log FILE`: where every frame's line goes.
+    pub log: Option<String>,
     /// `--latency-budget`: longest wait to coalesce reads (zero: never).
     pub latency_budget: Duration,
 }
@@ -435,6 +443,7 @@ impl Config {
             ignored: (a.serve && a.no_retry)
                 .then_some("--no-retry only applies to a client; ignored with --serve"),
             latency_budget: latency_budget(a.latency_budget.as_deref())?,
+            log: a.log,
         })
     }
 }

@@ -13,7 +13,7 @@
 //! 1. Bottom, the vocabulary: [`sys`] (all `unsafe`), [`limits`], [`time`],
 //!    [`wire`], [`negotiation`], [`device`], [`buf`], [`counters`],
 //!    [`close`], [`filter`], [`busstate`], [`coalesce`], [`pace`], [`peer`],
-//!    [`notices`].
+//!    [`notices`], [`framelog`].
 //! 2. The protocols, pure: [`protocol`] (what a session tells its
 //!    connection), [`session`] (protocol v1) and [`socketcand`], which
 //!    tests drive byte by byte.
@@ -35,6 +35,7 @@ pub mod daemon;
 pub mod device;
 pub mod error;
 pub mod filter;
+pub mod framelog;
 pub mod limits;
 pub mod link;
 pub mod negotiation;

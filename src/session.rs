@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use crate::close::Close;
 use crate::counters::{DropReason, RateLimit};
 use crate::device::{CanSink, CanTx};
+use crate::framelog::LogLines;
 use crate::limits::{CAN_BATCH, ENOBUFS_RETRY, RX_BUF, TX_BUF};
 use crate::negotiation::{Negotiation, Step};
-use crate::notices::Notices;
+use crate::notices::{wall_us, Notices};
 use crate::pace::{Event, Pacer, Pacing, Replay, Tally};
 use crate::peer::Peer;
 use crate::protocol::{stream_access, Bus, Protocol, Stream};
@@ -44,6 +45,22 @@ fn run_frames(ends: &[RunEnd]) -> impl Iterator<Item = core::ops::Range<usize>> 
 fn swap_run(data: &mut [u8], ends: &[RunEnd]) {
     for frame in run_frames(ends) {
         wire::swap_layout(&mut data[frame]);
+    }
+}
+
+/// `--log` lines for the frames of a run the bus took: at the peer's bus
+/// time where a version 2 `t` carries it, else at ours now.
+fn log_received(log: &mut LogLines, data: &[u8], ends: &[RunEnd]) {
+    for frame in run_frames(ends) {
+        let stamp = match data[frame.start - HEADER_LEN] {
+            v2::PREFIX_STAMPED => data.get(frame.end..frame.end + v2::KERNEL_STAMP_LEN),
+            _ => None,
+        };
+        let us = match stamp {
+            Some(b) => u64::from_be_bytes(b.try_into().unwrap_or_default()),
+            None => wall_us(),
+        };
+        log.frame(us, &data[frame], false);
     }
 }
 
@@ -166,6 +183,8 @@ pub struct Session {
     v2: bool,
     /// What this side owes its peer and what the peer said (version 2).
     notices: Notices,
+    /// `--log`: lines for every frame carried.
+    log: Option<Box<LogLines>>,
 }
 
 impl Session {
@@ -183,6 +202,7 @@ impl Session {
             pacer: Pacer::new(cfg.pacing, now),
             v2: false,
             notices: Notices::default(),
+            log: None,
         };
         if role == Role::Client {
             let v = s.negotiation.propose();
@@ -201,6 +221,16 @@ impl Session {
     /// connection closed in this state was refused on it.
     pub fn unanswered_proposal(&self) -> Option<u32> {
         self.negotiation.proposed().filter(|_| !self.is_agreed())
+    }
+
+    /// Writes a `--log` line for every frame from now on.
+    pub fn log_to(&mut self, lines: LogLines) {
+        self.log = Some(Box::new(lines));
+    }
+
+    /// The `--log` lines waiting for the writer, with `--log`.
+    pub fn log_lines(&mut self) -> Option<&mut LogLines> {
+        self.log.as_deref_mut()
     }
 
     /// The bus changed state at `at_us` (µs since the epoch): a version 2
@@ -417,6 +447,9 @@ impl Session {
                     log::trace!("{}: tcp->can {text}", self.peer);
                 }
             }
+            if let Some(log) = self.log.as_deref_mut() {
+                log_received(log, self.io.rx.data(), &run[..sent]);
+            }
             self.io.rx.consume(run[sent - 1].0);
             self.io.counters.to_can += sent as u64;
             self.io.bus_moved();
@@ -523,6 +556,9 @@ impl Protocol for Session {
         if self.v2 {
             write!(f, "; peer reports {}", self.notices.peer_totals())?;
         }
+        if let Some(log) = &self.log {
+            write!(f, "; --log lines dropped={}", log.dropped())?;
+        }
         Ok(())
     }
 
@@ -600,7 +636,7 @@ impl Protocol for Session {
         }
         self.io.tx.push(&wire::data_header(frame.len()));
         self.io.tx.push(frame);
-        self.queued(frame.len(), 0);
+        self.queued(frame.len(), 0, stamp);
         true
     }
 
@@ -647,11 +683,14 @@ impl Session {
 
     /// A frame of `len` bytes and `trailer` bytes behind it were pushed
     /// last: converts it to wire layout where it lies, and counts it.
-    fn queued(&mut self, len: usize, trailer: usize) {
+    fn queued(&mut self, len: usize, trailer: usize, stamp: Stamp) {
         let queued = self.io.tx.data_mut();
         let at = queued.len() - trailer - len;
         let wire_frame = &mut queued[at..at + len];
         wire::swap_layout(wire_frame);
+        if let Some(log) = self.log.as_deref_mut() {
+            log.frame(stamp.micros().unwrap_or_else(wall_us), wire_frame, true);
+        }
         self.io.counters.to_tcp += 1;
         if log::log_enabled!(log::Level::Trace) {
             log::trace!("{}: can->tcp {}", self.peer, FrameText(wire_frame));
@@ -671,7 +710,7 @@ impl Session {
         self.io.tx.push(&v2::stamped_header(frame.len(), false));
         self.io.tx.push(frame);
         self.io.tx.push(&v2::stamp_bytes(us));
-        self.queued(frame.len(), v2::KERNEL_STAMP_LEN);
+        self.queued(frame.len(), v2::KERNEL_STAMP_LEN, stamp);
         true
     }
 }

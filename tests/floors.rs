@@ -22,6 +22,7 @@ const FLOORS: &[&[&str]] = &[
         "coalesce",
         "peer",
         "notices",
+        "framelog",
     ],
     &["protocol", "session", "socketcand"],
     &["can", "net", "link"],

@@ -20,6 +20,7 @@ use crate::cli::Config;
 use crate::close::Close;
 use crate::coalesce::{Coalesce, Side};
 use crate::device::CanSink;
+use crate::framelog::LogLines;
 use crate::limits::READS_PER_WAKEUP;
 use crate::link::Link;
 use crate::notices::state_of;
@@ -472,6 +473,14 @@ impl AnyConn {
     /// See [`Conn::log_close`].
     pub fn log_close(&self, why: Close) {
         each!(self, c => c.log_close(why))
+    }
+
+    /// See [`Session::log_lines`]; socketcand's sessions write none.
+    pub fn log_lines(&mut self) -> Option<&mut LogLines> {
+        match self {
+            AnyConn::V1(c) => c.session.log_lines(),
+            AnyConn::Scd(_) => None,
+        }
     }
 
     /// See [`Session::unanswered_proposal`]; socketcand proposes nothing.

@@ -17,6 +17,7 @@ pub mod beacon;
 pub mod bus_side;
 pub mod client;
 pub mod conn;
+pub mod logfile;
 pub mod monitor;
 pub mod poll_table;
 pub mod port;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 use self::beacon::Beacon;
 use self::client::{Client, Dialer};
 use self::conn::{AnyConn, Conn};
+use self::logfile::LogWriter;
 use self::monitor::Monitor;
 use self::poll_table::{PollTable, Ready, Slot};
 use self::server::{Accepted, Server, Speaks};
@@ -41,6 +43,7 @@ use self::via::Via;
 use crate::cli::{Config, ModeConfig};
 use crate::close::Close;
 use crate::error::Error;
+use crate::framelog::LogLines;
 use crate::link::Link;
 use crate::negotiation::MIN_VERSION;
 use crate::net;
@@ -80,6 +83,8 @@ pub struct Daemon {
     table: PollTable,
     /// `--stdio`: the one peer has gone, so the run is over.
     done: bool,
+    /// `--log`: the writer of every connection's frame lines.
+    log: Option<LogWriter>,
 }
 
 impl Daemon {
@@ -90,6 +95,7 @@ impl Daemon {
         let monitor = Monitor::open(&cfg.canif, cfg.wait)?;
         let resolve =
             || net::resolve(&cfg.host, cfg.port).map_err(|e| Error::Resolve(cfg.host.clone(), e));
+        let log = cfg.log.as_deref().map(LogWriter::open).transpose()?;
         let mut beacon = None;
         let (mode, capacity) = match &cfg.mode {
             ModeConfig::Server { allow, max_clients } => {
@@ -132,6 +138,7 @@ impl Daemon {
             batch: Box::default(),
             table: PollTable::default(),
             done: false,
+            log,
         };
         if stdio {
             let link =
@@ -166,11 +173,13 @@ impl Daemon {
                 // A signal is honoured between any two descriptors, so a
                 // loaded loop still stops within milliseconds.
                 if self.stopping() {
+                    self.finish_logs();
                     return Ok(());
                 }
                 if ready.slot == Slot::Signal {
                     self.signals.drain();
                     if self.stopping() {
+                        self.finish_logs();
                         return Ok(());
                     }
                     if self.signals.take_usr1() {
@@ -230,6 +239,9 @@ impl Daemon {
                     return Ok(());
                 };
                 let result = conn.on_ready(slot, revents, now, &self.cfg.canif, &mut self.batch);
+                if let (Some(w), Some(lines)) = (&mut self.log, conn.log_lines()) {
+                    w.drain(lines);
+                }
                 self.close_on_error(c, result)
             }
         }
@@ -393,7 +405,10 @@ impl Daemon {
         }
         let mut conn = match speaks {
             Speaks::V1 => {
-                let session = Session::new(peer, role, scfg, now.get());
+                let mut session = Session::new(peer, role, scfg, now.get());
+                if cfg.log.is_some() {
+                    session.log_to(LogLines::new(&cfg.canif));
+                }
                 AnyConn::V1(Conn::open(link, session, cfg, now))
             }
             Speaks::Socketcand => {
@@ -422,9 +437,12 @@ impl Daemon {
     /// Ends connection `c` for `why`: see [`close_on_error`](Self::close_on_error).
     #[cold]
     fn close(&mut self, c: usize, why: Close) -> Result<(), Error> {
-        let Some(conn) = self.conns.take(c) else {
+        let Some(mut conn) = self.conns.take(c) else {
             return Ok(());
         };
+        if let (Some(w), Some(lines)) = (&mut self.log, conn.log_lines()) {
+            w.finish(lines);
+        }
         if let Mode::Client(client) = &mut self.mode {
             // The Python original closes on a version above 1 instead of
             // stepping down: that close is its answer, not a failure.
@@ -447,6 +465,18 @@ impl Daemon {
                 Ok(())
             }
             Mode::Stdio => Err(Error::Lost(conn.peer(), why)),
+        }
+    }
+
+    /// Hands the `--log` writer every line still held, before it ends.
+    fn finish_logs(&mut self) {
+        let Some(w) = &mut self.log else {
+            return;
+        };
+        for conn in self.conns.iter_mut() {
+            if let Some(lines) = conn.log_lines() {
+                w.finish(lines);
+            }
         }
     }
 

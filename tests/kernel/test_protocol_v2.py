@@ -273,3 +273,96 @@ def test_a_python_client_proposing_1_gets_1_and_d_messages(daemons, vcan, port, 
 
 
 assert hello(2) == b"v\x04\x00\x00\x00\x02"
+
+
+LOG_LINE = re.compile(r"^\((\d{10})\.(\d{6})\) (\S+) (\S+)( T)?$")
+
+
+def candump_to_file(path, ifname, count, can_filter=None):
+    """candump -L (its log format on stdout) of `count` frames into `path`;
+    its receive queue holds them all while UML prints slowly."""
+    spec = ifname if can_filter is None else "%s,%s" % (ifname, can_filter)
+    out = open(path, "w")
+    return out, subprocess.Popen(["candump", "-L", "-r", str(8 << 20), "-n", str(count), spec], stdout=out)
+
+
+def test_desk_log_has_the_gateways_bus_time_and_replays(daemons, vcan, port, tmp_path):
+    """--log at the desk: every frame from the gateway at the time candump
+    printed on the gateway's interface (within 1 ms), the desk's own frames
+    marked ' T'; canplayer replays the log frame for frame and python-can's
+    CanutilsLogReader reads every line."""
+    import can  # python-can, in target/pyenv
+
+    log_path = tmp_path / "desk.log"
+    a, b, p = vcan(), vcan(), port()
+    daemons.server(a, p)
+    desk = daemons.client(b, p, extra=["--log", str(log_path)])
+    wait_tunnel(a, b)
+    assert agreed(desk) == 2
+    count, own = 2000, 20
+    gw_dump_path = tmp_path / "gateway.candump"
+    gw_file, gw_dump = candump_to_file(gw_dump_path, a, count, "2A0:7FF")
+    time.sleep(0.3)
+    try:
+        with Bus(a) as bus:
+            start = time.monotonic()
+            for i in range(count):
+                while time.monotonic() < start + i / 1000:
+                    pass
+                bus.send(seq_frame(0x2A0, i))
+        gw_dump.wait(timeout=60)
+    finally:
+        gw_dump.kill()
+        gw_file.close()
+    with Bus(b) as bus:
+        for i in range(own):
+            bus.send(seq_frame(0x2B0, i))
+    time.sleep(0.5)
+    desk.stop()  # the log is complete once the desk has stopped
+
+    lines = log_path.read_text().splitlines()
+    parsed = [LOG_LINE.match(line) for line in lines]
+    assert all(parsed), "not candump -l lines: %r" % [l for l, m in zip(lines, parsed) if not m][:3]
+    received = {}
+    for m in parsed:
+        if m.group(4).startswith("2A0#") and not m.group(5):
+            seq = struct.unpack_from("<I", bytes.fromhex(m.group(4)[4:]))[0]
+            received[seq] = int(m.group(1)) * 1_000_000 + int(m.group(2))
+    sent_own = [m for m in parsed if m.group(4).startswith("2B0#")]
+    assert len(sent_own) == own and all(m.group(5) == " T" for m in sent_own), "own frames not marked ' T'"
+    gateway = {}
+    for line in gw_dump_path.read_text().splitlines():
+        m = LOG_LINE.match(line)
+        seq = struct.unpack_from("<I", bytes.fromhex(m.group(4)[4:]))[0]
+        gateway[seq] = int(m.group(1)) * 1_000_000 + int(m.group(2))
+    assert len(received) == count, "%d of %d frames in the desk's log" % (len(received), count)
+    assert len(gateway) == count, "candump printed %d of %d frames" % (len(gateway), count)
+    diffs = [abs(received[i] - gateway[i]) for i in range(count)]
+    print(
+        "desk --log vs candump on the gateway: %d frames, median %d us, max %d us; %d own frames marked T"
+        % (count, statistics.median(diffs), max(diffs), own)
+    )
+    assert max(diffs) <= 1000
+    texts = {m.group(4) for m in parsed}
+    for line in gw_dump_path.read_text().splitlines():
+        assert LOG_LINE.match(line).group(4) in texts, "candump's text differs: %s" % line
+
+    # python-can reads every line, own frames as sent.
+    msgs = list(can.CanutilsLogReader(str(log_path)))
+    assert len(msgs) == len(lines)
+    # (wait_tunnel's probes from the desk's bus are its own frames too.)
+    assert sum(1 for m in msgs if not m.is_rx) == sum(1 for m in parsed if m.group(5))
+
+    # canplayer replays the log onto another vcan, frame for frame.
+    c = vcan()
+    replay_path = tmp_path / "replay.candump"
+    rp_file, rp_dump = candump_to_file(replay_path, c, len(lines))
+    time.sleep(0.3)
+    try:
+        subprocess.run(["canplayer", "-t", "-I", str(log_path), "%s=%s" % (c, b)], check=True, timeout=60)
+        rp_dump.wait(timeout=60)
+    finally:
+        rp_dump.kill()
+        rp_file.close()
+    replayed = [LOG_LINE.match(l).group(4) for l in replay_path.read_text().splitlines()]
+    assert replayed == [m.group(4) for m in parsed], "canplayer's replay differs from the log"
