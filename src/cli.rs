@@ -19,7 +19,7 @@ use crate::pace::Pacing;
 use crate::session::SessionConfig;
 
 /// Tunnel a SocketCAN interface over TCP (protocol v1, wire-compatible with
-/// the Python tcpcan 0.0.2).
+/// the Python tcpcan 0.0.2; v2 between tcpcan peers).
 #[derive(FromArgs, Debug)]
 #[argh(
     example = "On the gateway, serve can0 to the local network:\n  $ tcpcan --serve --host 0.0.0.0 --allow 192.168.1.0/24 can0\nOn a desk machine, bridge a virtual bus to it:\n  $ tcpcan --host gateway.local vcan0\nThrough ssh, with no port open on the gateway (its authorized_keys line:\ncommand=\"tcpcan --stdio can0\",restrict ssh-ed25519 AAAA... desk):\n  $ tcpcan --via 'ssh -T -o BatchMode=yes -o ServerAliveInterval=5 gateway.local' vcan0",
