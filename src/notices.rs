@@ -104,7 +104,7 @@ impl Notices {
     }
 
     /// The kernel's drops were reported with a frame received at `us`.
-    pub fn kernel_loss_seen(&mut self, _c: &Counters, us: u64) {
+    pub fn kernel_loss_seen(&mut self, us: u64) {
         let since = &mut self.since[Reason::KernelOverflow as usize - 1];
         if *since == 0 {
             *since = if us != 0 { us } else { wall_us() };
@@ -257,8 +257,8 @@ mod tests {
         assert!(!n.loss_due(&c), "losses before agreement are nobody's news");
         c.drop_kernel_overflow = 12;
         assert!(n.loss_due(&c));
-        n.kernel_loss_seen(&c, 1_000);
-        n.kernel_loss_seen(&c, 2_000);
+        n.kernel_loss_seen(1_000);
+        n.kernel_loss_seen(2_000);
         let mut tx = ByteBuf::<512>::new();
         n.flush(&mut tx, &c, true);
         assert!(!n.loss_due(&c));

@@ -315,10 +315,15 @@ impl Session {
     // through memory.
     #[inline]
     fn head(&self, at: usize, is_virtual: bool) -> Result<Head, Close> {
+        let buf = &self.io.rx.data()[at..];
         let frame = |frame: &[u8], used| {
             Head::Frame(self.cfg.verdict(frame, is_virtual), used, frame.len())
         };
-        Ok(match decode(&self.io.rx.data()[at..], self.v2)? {
+        // The common case first, read from the header alone.
+        if let Some((len, used)) = wire::frame_message(buf, self.v2) {
+            return Ok(frame(&buf[HEADER_LEN..HEADER_LEN + len], used));
+        }
+        Ok(match decode(buf, self.v2)? {
             Decoded::Partial => Head::Partial,
             Decoded::Complete(Message::Version(v), used) => Head::Version(v, used),
             Decoded::Complete(Message::Data(f) | Message::Stamped(f, _), used) => frame(f, used),
@@ -631,11 +636,11 @@ impl Protocol for Session {
         if self.v2 {
             return self.queue_stamped(frame, stamp);
         }
-        if self.io.tx.free() < HEADER_LEN + frame.len() {
+        let Some(msg) = self.io.tx.append(HEADER_LEN + frame.len()) else {
             return false;
-        }
-        self.io.tx.push(&wire::data_header(frame.len()));
-        self.io.tx.push(frame);
+        };
+        msg[..HEADER_LEN].copy_from_slice(&wire::data_header(frame.len()));
+        msg[HEADER_LEN..].copy_from_slice(frame);
         self.queued(frame.len(), 0, stamp);
         true
     }
@@ -699,17 +704,24 @@ impl Session {
 
     /// Queues a frame as version 2's `t`, after the loss notice it may owe.
     fn queue_stamped(&mut self, frame: &[u8], stamp: Stamp) -> bool {
-        if self.io.tx.free() < self.frame_room() {
-            return false;
-        }
-        let us = stamp.micros().unwrap_or(0);
+        // A zero stamp (a socket without SO_TIMESTAMP) goes as 0, "none".
+        let us = stamp.sec as u64 * 1_000_000 + u64::from(stamp.usec);
+        let end = HEADER_LEN + frame.len();
+        let len = end + v2::KERNEL_STAMP_LEN;
         if self.notices.loss_due(&self.io.counters) {
-            self.notices.kernel_loss_seen(&self.io.counters, us);
+            // The notice goes first, so both must fit.
+            if self.io.tx.free() < v2::NOTICE_MESSAGE + len {
+                return false;
+            }
+            self.notices.kernel_loss_seen(us);
             self.notices.flush(&mut self.io.tx, &self.io.counters, true);
         }
-        self.io.tx.push(&v2::stamped_header(frame.len(), false));
-        self.io.tx.push(frame);
-        self.io.tx.push(&v2::stamp_bytes(us));
+        let Some(msg) = self.io.tx.append(len) else {
+            return false;
+        };
+        msg[..HEADER_LEN].copy_from_slice(&v2::stamped_header(frame.len(), false));
+        msg[HEADER_LEN..end].copy_from_slice(frame);
+        msg[end..].copy_from_slice(&v2::stamp_bytes(us));
         self.queued(frame.len(), v2::KERNEL_STAMP_LEN, stamp);
         true
     }

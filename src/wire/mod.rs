@@ -143,6 +143,32 @@ pub fn decode(buf: &[u8]) -> Result<Decoded<'_>, WireError> {
     Ok(Decoded::Complete(msg, total))
 }
 
+/// The whole frame message at the start of `buf`, `d` (any length, as
+/// [`decode`] frames it) or, in version 2, `t`: the frame's length and the
+/// message's. `None` for anything else, or a message cut short; [`decode`]
+/// then says what it is. Reads nothing but the header: the path that
+/// carries a run of frames to the bus.
+// Inline: once per frame from TCP.
+#[inline]
+pub fn frame_message(buf: &[u8], v2: bool) -> Option<(usize, usize)> {
+    let (&prefix, &len) = (buf.first()?, buf.get(1)?);
+    let total = HEADER_LEN + usize::from(len);
+    if buf.len() < total {
+        return None;
+    }
+    // The stamps follow the frame: a `t` is 8 or 16 bytes longer than it.
+    let frame = if prefix == PREFIX_DATA {
+        usize::from(len)
+    } else if v2 && prefix == v2::PREFIX_STAMPED && (len == 24 || len == 80) {
+        usize::from(len) - v2::KERNEL_STAMP_LEN
+    } else if v2 && prefix == v2::PREFIX_STAMPED && (len == 32 || len == 88) {
+        usize::from(len) - v2::KERNEL_STAMP_LEN - v2::HW_STAMP_LEN
+    } else {
+        return None;
+    };
+    Some((frame, total))
+}
+
 /// Encodes a version message.
 pub fn encode_version(version: u32) -> [u8; HEADER_LEN + VERSION_LEN] {
     let mut msg = [0u8; HEADER_LEN + VERSION_LEN];
@@ -225,5 +251,31 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn frame_messages_are_found_by_their_header_alone_and_never_cut() {
+        let mut d = vec![b'd', 16];
+        d.resize(18, 0);
+        assert_eq!(frame_message(&d, false), Some((16, 18)));
+        assert_eq!(frame_message(&d, true), Some((16, 18)));
+        for (len, frame) in [
+            (24u8, CAN_MTU),
+            (32, CAN_MTU),
+            (80, CANFD_MTU),
+            (88, CANFD_MTU),
+        ] {
+            let mut t = vec![b't', len];
+            t.resize(HEADER_LEN + usize::from(len), 0);
+            assert_eq!(frame_message(&t, true), Some((frame, t.len())));
+            assert_eq!(frame_message(&t, false), None, "no 't' in version 1");
+            for cut in 0..t.len() {
+                assert_eq!(frame_message(&t[..cut], true), None, "cut at {cut}");
+            }
+        }
+        let mut odd = vec![b't', 25];
+        odd.resize(27, 0);
+        assert_eq!(frame_message(&odd, true), None, "decode names the length");
+        assert_eq!(frame_message(&encode_version(1), true), None);
     }
 }

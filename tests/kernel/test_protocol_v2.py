@@ -98,6 +98,27 @@ def recv_stamped(peer, timeout):
             return frame, us
 
 
+def candump_to_file(path, ifname, count, can_filter=None, fmt=("-L",)):
+    """candump (its log format on stdout by default) of `count` frames into
+    `path`: UML prints slower than 1 kfps, so it exits after the frames
+    (-n), its receive queue (-r) holding what it has not printed yet."""
+    spec = ifname if can_filter is None else "%s,%s" % (ifname, can_filter)
+    out = open(path, "w")
+    return out, subprocess.Popen(["candump", *fmt, "-r", str(8 << 20), "-n", str(count), spec], stdout=out)
+
+
+def stream_1kfps(ifname, count, between=lambda: None):
+    """Frames 0x2A0 numbered 0..count-1 at 1 kfps on a schedule, not a sleep
+    after each (UML's timers); `between` runs after each."""
+    with Bus(ifname) as bus:
+        start = time.monotonic()
+        for i in range(count):
+            while time.monotonic() < start + i / 1000:
+                pass
+            bus.send(seq_frame(0x2A0, i))
+            between()
+
+
 CANDUMP_LINE = re.compile(r"\((\d+)\.(\d{6})\)\s+\S+\s+([0-9A-F]+)\s+\[(\d+)\]\s+((?:[0-9A-F]{2} ?)*)")
 
 
@@ -108,34 +129,25 @@ def test_frames_carry_the_gateways_bus_time(daemons, vcan, port, peers, tmp_path
     daemons.server(a, p)
     peer = peers(v2_peer(p))
     count = 2000
-    # candump in UML prints slower than 1 kfps: it exits after the frames
-    # (-n), its socket queue holding what it has not printed yet.
-    # its receive queue (-r) holds them all, its output goes to a file.
     dump_path = tmp_path / "candump.txt"
-    dump_file = open(dump_path, "w")
-    dump = subprocess.Popen(
-        ["candump", "-t", "a", "-r", str(8 << 20), "-n", str(count), "%s,2A0:7FF" % a], stdout=dump_file
-    )
+    dump_file, dump = candump_to_file(dump_path, a, count, "2A0:7FF", ["-t", "a"])
+    got = {}
+
+    def take():
+        while True:
+            r = recv_stamped(peer, 0)
+            if r is None:
+                return
+            got[seq_of(r[0])] = r[1]
+
     try:
         time.sleep(0.3)
-        got = {}
-        with Bus(a) as bus:
-            start = time.monotonic()
-            for i in range(count):
-                # 1 kfps on a schedule, not a sleep after each (UML's timers).
-                while time.monotonic() < start + i / 1000:
-                    pass
-                bus.send(seq_frame(0x2A0, i))
-                while True:
-                    r = recv_stamped(peer, 0)
-                    if r is None:
-                        break
-                    got[seq_of(r[0])] = r[1]
-            deadline = time.monotonic() + 3
-            while len(got) < count and time.monotonic() < deadline:
-                r = recv_stamped(peer, 0.2)
-                if r is not None:
-                    got[seq_of(r[0])] = r[1]
+        stream_1kfps(a, count, take)
+        deadline = time.monotonic() + 3
+        while len(got) < count and time.monotonic() < deadline:
+            r = recv_stamped(peer, 0.2)
+            if r is not None:
+                got[seq_of(r[0])] = r[1]
         dump.wait(timeout=60)
     finally:
         dump.kill()
@@ -278,14 +290,6 @@ assert hello(2) == b"v\x04\x00\x00\x00\x02"
 LOG_LINE = re.compile(r"^\((\d{10})\.(\d{6})\) (\S+) (\S+)( T)?$")
 
 
-def candump_to_file(path, ifname, count, can_filter=None):
-    """candump -L (its log format on stdout) of `count` frames into `path`;
-    its receive queue holds them all while UML prints slowly."""
-    spec = ifname if can_filter is None else "%s,%s" % (ifname, can_filter)
-    out = open(path, "w")
-    return out, subprocess.Popen(["candump", "-L", "-r", str(8 << 20), "-n", str(count), spec], stdout=out)
-
-
 def test_desk_log_has_the_gateways_bus_time_and_replays(daemons, vcan, port, tmp_path):
     """--log at the desk: every frame from the gateway at the time candump
     printed on the gateway's interface (within 1 ms), the desk's own frames
@@ -304,12 +308,7 @@ def test_desk_log_has_the_gateways_bus_time_and_replays(daemons, vcan, port, tmp
     gw_file, gw_dump = candump_to_file(gw_dump_path, a, count, "2A0:7FF")
     time.sleep(0.3)
     try:
-        with Bus(a) as bus:
-            start = time.monotonic()
-            for i in range(count):
-                while time.monotonic() < start + i / 1000:
-                    pass
-                bus.send(seq_frame(0x2A0, i))
+        stream_1kfps(a, count)
         gw_dump.wait(timeout=60)
     finally:
         gw_dump.kill()
