@@ -18,13 +18,13 @@ pub const RX_BUF: usize = 8192;
 /// kernel's receive queue (and its overflow counter) absorbs the excess.
 pub const TX_BUF: usize = 8192;
 
-/// Bytes of `--log` lines a connection holds for the writer thread: ~1,000
+/// Bytes of `--log` lines a connection holds for the copier process: ~1,000
 /// classic frames' lines, a second of a busy bus while the disk stalls;
 /// beyond it lines are dropped and counted, so the log never holds up the
 /// tunnel. Allocated only with `--log`.
 pub const LOG_BUF: usize = 64 * 1024;
 
-/// Bytes the socket between the loop and the `--log` writer thread
+/// Bytes the socket between the loop and the `--log` copier process
 /// buffers (asked for; the kernel may give less): another burst's worth.
 pub const LOG_SOCKET_BUF: usize = 1024 * 1024;
 

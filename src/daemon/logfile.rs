@@ -1,28 +1,30 @@
-//! Where do `--log` lines go without ever holding up the tunnel? A writer
-//! thread that copies them to the file, fed through a local socket the loop
-//! writes without blocking: a disk that stalls fills the socket, then the
-//! connection's fixed line buffer, and then lines are dropped and counted
-//! ([`LogLines`]), never frames. The loop stays the only thread that
-//! touches sockets of the tunnel; this one only waits on the disk, which
-//! poll(2) cannot wait for (a regular file is always "ready").
+//! Where do `--log` lines go without ever holding up the tunnel? A child
+//! process that copies them to the file (`sys::spawn_copier`), fed through
+//! a local socket the loop writes without blocking: a disk that stalls
+//! fills the socket, then the connection's fixed line buffer, and then
+//! lines are dropped and counted ([`LogLines`]), never frames. Only the
+//! copier waits on the disk, which poll(2) cannot wait for (a regular file
+//! is always "ready").
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::net::Shutdown;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::counters::RateLimit;
 use crate::error::Error;
 use crate::framelog::LogLines;
 use crate::limits::LOG_SOCKET_BUF;
+use crate::sys;
 
 /// The loop's end of the `--log` writer.
 pub struct LogWriter {
     path: String,
     tx: UnixStream,
-    thread: Option<JoinHandle<()>>,
+    /// The copier, until it was waited for.
+    copier: Option<libc::pid_t>,
     /// Lines dropped, as last warned of.
     warned: u64,
     warn: RateLimit,
@@ -30,7 +32,8 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    /// Opens `path` for appending and starts its writer thread.
+    /// Opens `path` for appending and starts its copier: before anything
+    /// else is opened, so the child holds nothing of the tunnel.
     pub fn open(path: &str) -> Result<LogWriter, Error> {
         let fail = |e| Error::LogFile(path.to_owned(), e);
         let file = OpenOptions::new()
@@ -42,15 +45,14 @@ impl LogWriter {
         tx.set_nonblocking(true).map_err(fail)?;
         // Best effort: the default still works, only with less slack.
         let _ = socket2::SockRef::from(&tx).set_send_buffer_size(LOG_SOCKET_BUF);
-        let name = path.to_owned();
-        let thread = std::thread::Builder::new()
-            .name("log".into())
-            .spawn(move || copy(rx, file, &name))
-            .map_err(fail)?;
+        let pid =
+            sys::spawn_copier(rx.as_raw_fd(), file.as_raw_fd(), tx.as_raw_fd()).map_err(fail)?;
+        // The parent's copies of the copier's ends close here.
+        drop((rx, file));
         Ok(LogWriter {
             path: path.to_owned(),
             tx,
-            thread: Some(thread),
+            copier: Some(pid),
             warned: 0,
             warn: RateLimit::default(),
             failed: false,
@@ -65,7 +67,7 @@ impl LogWriter {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // The thread has said why; the lines have nowhere to go.
+                    // The copier could not write: the lines have nowhere to go.
                     if !self.failed {
                         log::warn!(
                             "--log {}: writer gone ({e}); lines are discarded",
@@ -99,18 +101,12 @@ impl LogWriter {
 }
 
 impl Drop for LogWriter {
-    /// Ends the stream and waits for the thread to write what it holds.
+    /// Ends the stream and waits for the copier to write what it holds.
     fn drop(&mut self) {
         let _ = self.tx.shutdown(Shutdown::Write);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(pid) = self.copier.take() {
+            // Its stream has ended: it exits, whatever it says.
+            let _ = sys::reap(pid, true);
         }
-    }
-}
-
-/// The thread: copies lines to the file until the loop ends the stream.
-fn copy(mut rx: UnixStream, mut file: File, path: &str) {
-    if let Err(e) = io::copy(&mut rx, &mut file) {
-        log::warn!("--log {path}: {e}; no more lines are written");
     }
 }

@@ -90,12 +90,13 @@ pub struct Daemon {
 impl Daemon {
     /// Sets everything up; every start-up error is fatal and named.
     pub fn new(cfg: Config) -> Result<Daemon, Error> {
+        // First: its copier process holds whatever is open when it starts.
+        let log = cfg.log.as_deref().map(LogWriter::open).transpose()?;
         let signals =
             Signals::install().map_err(|e| Error::Io("cannot install signal handlers", e))?;
         let monitor = Monitor::open(&cfg.canif, cfg.wait)?;
         let resolve =
             || net::resolve(&cfg.host, cfg.port).map_err(|e| Error::Resolve(cfg.host.clone(), e));
-        let log = cfg.log.as_deref().map(LogWriter::open).transpose()?;
         let mut beacon = None;
         let (mode, capacity) = match &cfg.mode {
             ModeConfig::Server { allow, max_clients } => {
