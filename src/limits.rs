@@ -83,6 +83,13 @@ pub const CAN_QUEUED_FRAME_COST: usize = 770;
 /// of a saturated CAN FD bus over a 300 ms cellular link.
 pub const TCP_SNDBUF: usize = 128 * 1024;
 
+/// The send buffer of a protocol version 2 stream: as many classic frames
+/// as [`TCP_SNDBUF`] holds in version 1 (26-byte `t` messages, not 18-byte
+/// `d`), so a stalled peer is bridged for as long. Measured: with
+/// [`TCP_SNDBUF`] a desk stalled 3 s at 5,000 frames/s lost 667 of 15,000
+/// frames at the gateway in version 2, none in version 1.
+pub const TCP_SNDBUF_V2: usize = TCP_SNDBUF / 18 * 26;
+
 /// Pending-connection queue of the listening socket.
 pub const LISTEN_BACKLOG: i32 = 64;
 

@@ -18,7 +18,7 @@ use crate::close::Close;
 use crate::counters::{DropReason, RateLimit};
 use crate::device::{CanSink, CanTx};
 use crate::framelog::LogLines;
-use crate::limits::{CAN_BATCH, ENOBUFS_RETRY, RX_BUF, TX_BUF};
+use crate::limits::{CAN_BATCH, ENOBUFS_RETRY, RX_BUF, TCP_SNDBUF_V2, TX_BUF};
 use crate::negotiation::{Negotiation, Step};
 use crate::notices::{wall_us, Notices};
 use crate::pace::{Event, Pacer, Pacing, Replay, Tally};
@@ -185,6 +185,8 @@ pub struct Session {
     notices: Notices,
     /// `--log`: lines for every frame carried.
     log: Option<Box<LogLines>>,
+    /// Version 2 was agreed and the TCP send buffer not yet grown for it.
+    grow_send_buffer: bool,
 }
 
 impl Session {
@@ -203,6 +205,7 @@ impl Session {
             v2: false,
             notices: Notices::default(),
             log: None,
+            grow_send_buffer: false,
         };
         if role == Role::Client {
             let v = s.negotiation.propose();
@@ -357,6 +360,7 @@ impl Session {
     fn agreed(&mut self, version: u32) {
         log::info!("{}: agreed protocol version {version}", self.peer);
         self.v2 = version >= 2;
+        self.grow_send_buffer = self.v2;
         // Losses before agreement reached nobody: counted from here.
         self.notices.agreed(&self.io.counters);
     }
@@ -623,6 +627,10 @@ impl Protocol for Session {
     /// Replays so far, and how many live traffic ended (for SIGUSR1).
     fn replays(&self) -> Option<Tally> {
         Some(self.pacer.tally())
+    }
+
+    fn take_send_buffer(&mut self) -> Option<usize> {
+        core::mem::take(&mut self.grow_send_buffer).then_some(TCP_SNDBUF_V2)
     }
 
     /// Queues a frame read from CAN (host layout) for the TCP peer; the

@@ -266,6 +266,9 @@ impl<P: Protocol> Conn<P> {
             bcm: &mut self.bcm,
         };
         let result = self.session.process_input(now, bus);
+        if let Some(size) = self.session.take_send_buffer() {
+            self.link.grow_send_buffer(size);
+        }
         // A reply must reach the peer even if its command then ends the
         // connection: it says why.
         let flushed = self.flush(canif);

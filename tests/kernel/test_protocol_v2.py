@@ -365,3 +365,43 @@ def test_desk_log_has_the_gateways_bus_time_and_replays(daemons, vcan, port, tmp
         rp_file.close()
     replayed = [LOG_LINE.match(l).group(4) for l in replay_path.read_text().splitlines()]
     assert replayed == [m.group(4) for m in parsed], "canplayer's replay differs from the log"
+
+
+def test_a_stalled_log_drops_lines_never_frames(daemons, vcan, port, tmp_path):
+    """--log into a FIFO nobody reads: the disk that never moves. Every
+    frame still reaches the desk's bus; the lines that found no room are
+    counted."""
+    from faultlib import big_rcvbuf_bus
+
+    fifo = tmp_path / "stalled.log"
+    os.mkfifo(fifo)
+    # A reader that never reads, so the desk's open does not wait for one.
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        a, b, p = vcan(), vcan(), port()
+        daemons.server(a, p)
+        desk = daemons.client(b, p, extra=["--log", str(fifo), "--replay-rate", "0"])
+        wait_tunnel(a, b)
+        count = 40000
+        ours = struct.pack("<I", 0x5C0)
+        got = 0
+
+        def take(timeout):
+            n = 0
+            while (f := sink.recv(timeout)) is not None:
+                n += f[:4] == ours
+            return n
+
+        with big_rcvbuf_bus(b) as sink, Bus(a) as bus:
+            for k in range(0, count, 200):
+                bus.send_all([seq_frame(0x5C0, i) for i in range(k, k + 200)])
+                time.sleep(0.01)
+                got += take(0)
+            got += take(1.0)
+        counts = sigusr1_counters(desk)
+        print("stalled log: %d of %d frames on the desk's bus; desk counters %s" % (got, count, counts))
+        assert counts["dropped"] > 0, "no log line was dropped: the stall did not bite"
+        assert got == count, "frames were lost behind a stalled log"
+        assert desk.alive()
+    finally:
+        os.close(reader)
