@@ -220,6 +220,11 @@ impl Session {
         self.negotiation.agreed().is_some()
     }
 
+    /// The agreed protocol version, once there is one.
+    pub fn agreed_version(&self) -> Option<u32> {
+        self.negotiation.agreed()
+    }
+
     /// The version this side proposed and the peer never agreed to: a
     /// connection closed in this state was refused on it.
     pub fn unanswered_proposal(&self) -> Option<u32> {

@@ -486,6 +486,14 @@ impl AnyConn {
         }
     }
 
+    /// The agreed protocol version; socketcand negotiates none.
+    pub fn agreed_version(&self) -> Option<u32> {
+        match self {
+            AnyConn::V1(c) => c.session.agreed_version(),
+            AnyConn::Scd(_) => None,
+        }
+    }
+
     /// See [`Session::unanswered_proposal`]; socketcand proposes nothing.
     pub fn unanswered_proposal(&self) -> Option<u32> {
         match self {

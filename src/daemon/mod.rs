@@ -243,6 +243,11 @@ impl Daemon {
                 if let (Some(w), Some(lines)) = (&mut self.log, conn.log_lines()) {
                     w.drain(lines);
                 }
+                if let Mode::Client(client) = &mut self.mode {
+                    if let Some(v) = conn.agreed_version().filter(|_| client.trying_v1()) {
+                        client.agreed(conn.peer(), v);
+                    }
+                }
                 self.close_on_error(c, result)
             }
         }
