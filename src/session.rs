@@ -719,8 +719,10 @@ impl Session {
     fn queue_stamped(&mut self, frame: &[u8], stamp: Stamp) -> bool {
         // A zero stamp (a socket without SO_TIMESTAMP) goes as 0, "none".
         let us = stamp.sec as u64 * 1_000_000 + u64::from(stamp.usec);
+        let hw = stamp.hw_ns != 0;
         let end = HEADER_LEN + frame.len();
-        let len = end + v2::KERNEL_STAMP_LEN;
+        let trailer = v2::KERNEL_STAMP_LEN + if hw { v2::HW_STAMP_LEN } else { 0 };
+        let len = end + trailer;
         if self.notices.loss_due(&self.io.counters) {
             // The notice goes first, so both must fit.
             if self.io.tx.free() < v2::NOTICE_MESSAGE + len {
@@ -732,10 +734,14 @@ impl Session {
         let Some(msg) = self.io.tx.append(len) else {
             return false;
         };
-        msg[..HEADER_LEN].copy_from_slice(&v2::stamped_header(frame.len(), false));
+        msg[..HEADER_LEN].copy_from_slice(&v2::stamped_header(frame.len(), hw));
         msg[HEADER_LEN..end].copy_from_slice(frame);
-        msg[end..].copy_from_slice(&v2::stamp_bytes(us));
-        self.queued(frame.len(), v2::KERNEL_STAMP_LEN, stamp);
+        let kernel_end = end + v2::KERNEL_STAMP_LEN;
+        msg[end..kernel_end].copy_from_slice(&v2::stamp_bytes(us));
+        if hw {
+            msg[kernel_end..].copy_from_slice(&v2::stamp_bytes(stamp.hw_ns));
+        }
+        self.queued(frame.len(), trailer, stamp);
         true
     }
 }
@@ -1444,10 +1450,7 @@ mod tests {
         let t = Instant::now();
         let mut s = agreed_v2(cfg(), t);
         let frame = classic(0x123, 2);
-        let stamp = Stamp {
-            sec: 1_700_000_000,
-            usec: 654_321,
-        };
+        let stamp = Stamp::kernel(1_700_000_000, 654_321);
         assert!(s.queue_frame(&frame, stamp));
         let out = s.tx_pending().to_vec();
         assert_eq!(&out[..2], b"t\x18");
@@ -1459,11 +1462,34 @@ mod tests {
     }
 
     #[test]
+    fn a_hardware_stamp_is_carried_where_the_receive_had_one() {
+        let t = Instant::now();
+        let mut s = agreed_v2(cfg(), t);
+        let frame = classic(0x123, 2);
+        let stamp = Stamp {
+            hw_ns: 42_000_000_123,
+            ..Stamp::kernel(1_700_000_000, 1)
+        };
+        assert!(s.queue_frame(&frame, stamp));
+        assert!(s.queue_frame(&frame, Stamp::kernel(1_700_000_000, 2)));
+        let out = s.tx_pending().to_vec();
+        assert_eq!(&out[..2], b"t\x20", "both stamps behind the frame");
+        let times = |kernel_us, hw_ns| v2::Times { kernel_us, hw_ns };
+        assert_eq!(
+            messages(&out),
+            [
+                Message::Stamped(&frame, times(1_700_000_000_000_001, Some(42_000_000_123))),
+                Message::Stamped(&frame, times(1_700_000_000_000_002, None)),
+            ]
+        );
+    }
+
+    #[test]
     fn a_version_1_peer_still_gets_d_messages_byte_for_byte() {
         let t = Instant::now();
         let mut s = agreed_server(t);
         let frame = classic(0x123, 2);
-        assert!(s.queue_frame(&frame, Stamp { sec: 1, usec: 2 }));
+        assert!(s.queue_frame(&frame, Stamp::kernel(1, 2)));
         assert_eq!(s.tx_pending(), data_msg(&frame));
     }
 
@@ -1473,8 +1499,8 @@ mod tests {
         let mut s = agreed_v2(cfg(), t);
         s.io.counters.drop_kernel_overflow = 40;
         let frame = classic(0x7, 1);
-        assert!(s.queue_frame(&frame, Stamp { sec: 5, usec: 0 }));
-        assert!(s.queue_frame(&frame, Stamp { sec: 6, usec: 0 }));
+        assert!(s.queue_frame(&frame, Stamp::kernel(5, 0)));
+        assert!(s.queue_frame(&frame, Stamp::kernel(6, 0)));
         let out = s.tx_pending().to_vec();
         let m = messages(&out);
         assert_eq!(m.len(), 3, "{m:?}");

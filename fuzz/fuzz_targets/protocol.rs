@@ -270,9 +270,10 @@ fuzz_target!(|input: &[u8]| {
             0xC0..=0xDF => {
                 let (frame, size) = bus_frame(&mut prog, op);
                 if session.tx_has_room() {
+                    // Odd ops: a receive with a hardware stamp too.
                     let stamp = Stamp {
-                        sec: i64::from(op),
-                        usec: 0,
+                        hw_ns: u64::from(op & 1) * (u64::from(op) << 20),
+                        ..Stamp::kernel(i64::from(op), 0)
                     };
                     assert!(session.queue_frame(&frame[..size], stamp));
                 }
