@@ -103,6 +103,13 @@ impl Notices {
         c.drop_kernel_overflow != self.told[Reason::KernelOverflow as usize - 1]
     }
 
+    /// True if anything is owed to the peer: asked after every read.
+    // Inline: a few loads where nothing is owed, instead of a call.
+    #[inline]
+    pub fn owed(&self, c: &Counters) -> bool {
+        self.write_failures || self.state.is_some() || self.loss_due(c)
+    }
+
     /// The kernel's drops were reported with a frame received at `us`.
     pub fn kernel_loss_seen(&mut self, us: u64) {
         let since = &mut self.since[Reason::KernelOverflow as usize - 1];

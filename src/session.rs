@@ -181,6 +181,8 @@ pub struct Session {
     pacer: Pacer,
     /// Version 2 agreed: frames carry their receive time, losses notices.
     v2: bool,
+    /// How the agreed version's frame messages are found.
+    frames: wire::FrameMessages,
     /// What this side owes its peer and what the peer said (version 2).
     notices: Notices,
     /// `--log`: lines for every frame carried.
@@ -203,6 +205,7 @@ impl Session {
             warn: RateLimit::default(),
             pacer: Pacer::new(cfg.pacing, now),
             v2: false,
+            frames: wire::V1_FRAMES,
             notices: Notices::default(),
             log: None,
             grow_send_buffer: false,
@@ -254,7 +257,7 @@ impl Session {
     /// Handles every complete message buffered from TCP.
     pub fn process(&mut self, clock: impl Clock, can: &mut dyn CanSink) -> Result<Progress, Close> {
         let progress = self.carry_out(&clock, can);
-        if self.v2 {
+        if self.v2 && self.notices.owed(&self.io.counters) {
             // Write failures of this read, told at once.
             self.notices
                 .flush(&mut self.io.tx, &self.io.counters, false);
@@ -328,8 +331,12 @@ impl Session {
             Head::Frame(self.cfg.verdict(frame, is_virtual), used, frame.len())
         };
         // The common case first, read from the header alone.
-        if let Some((len, used)) = wire::frame_message(buf, self.v2) {
+        if let Some((len, used)) = wire::frame_message(buf, self.frames) {
             return Ok(frame(&buf[HEADER_LEN..HEADER_LEN + len], used));
+        }
+        // The end of every pass: no call into the decoder for it.
+        if buf.is_empty() {
+            return Ok(Head::Partial);
         }
         Ok(match decode(buf, self.v2)? {
             Decoded::Partial => Head::Partial,
@@ -365,6 +372,11 @@ impl Session {
     fn agreed(&mut self, version: u32) {
         log::info!("{}: agreed protocol version {version}", self.peer);
         self.v2 = version >= 2;
+        self.frames = if self.v2 {
+            wire::V2_FRAMES
+        } else {
+            wire::V1_FRAMES
+        };
         self.grow_send_buffer = self.v2;
         // Losses before agreement reached nobody: counted from here.
         self.notices.agreed(&self.io.counters);
@@ -716,32 +728,57 @@ impl Session {
     }
 
     /// Queues a frame as version 2's `t`, after the loss notice it may owe.
+    // Inline: once per frame towards TCP. The rare cases, a loss notice and
+    // a hardware stamp, are calls of their own, so that they cost the
+    // common case no registers (measured: 91 -> 67 instructions a frame).
+    #[inline]
     fn queue_stamped(&mut self, frame: &[u8], stamp: Stamp) -> bool {
         // A zero stamp (a socket without SO_TIMESTAMP) goes as 0, "none".
         let us = stamp.sec as u64 * 1_000_000 + u64::from(stamp.usec);
-        let hw = stamp.hw_ns != 0;
-        let end = HEADER_LEN + frame.len();
-        let trailer = v2::KERNEL_STAMP_LEN + if hw { v2::HW_STAMP_LEN } else { 0 };
-        let len = end + trailer;
-        if self.notices.loss_due(&self.io.counters) {
-            // The notice goes first, so both must fit.
-            if self.io.tx.free() < v2::NOTICE_MESSAGE + len {
-                return false;
-            }
-            self.notices.kernel_loss_seen(us);
-            self.notices.flush(&mut self.io.tx, &self.io.counters, true);
+        if self.notices.loss_due(&self.io.counters) && !self.tell_loss(frame.len(), us) {
+            return false;
         }
-        let Some(msg) = self.io.tx.append(len) else {
+        if stamp.hw_ns != 0 {
+            return self.queue_hw_stamped(frame, stamp, us);
+        }
+        let end = HEADER_LEN + frame.len();
+        let Some(msg) = self.io.tx.append(end + v2::KERNEL_STAMP_LEN) else {
             return false;
         };
-        msg[..HEADER_LEN].copy_from_slice(&v2::stamped_header(frame.len(), hw));
+        msg[..HEADER_LEN].copy_from_slice(&v2::stamped_header(frame.len(), false));
+        msg[HEADER_LEN..end].copy_from_slice(frame);
+        msg[end..].copy_from_slice(&v2::stamp_bytes(us));
+        self.queued(frame.len(), v2::KERNEL_STAMP_LEN, stamp);
+        true
+    }
+
+    /// Queues a `t` with both stamps.
+    #[cold]
+    fn queue_hw_stamped(&mut self, frame: &[u8], stamp: Stamp, us: u64) -> bool {
+        let end = HEADER_LEN + frame.len();
+        let trailer = v2::KERNEL_STAMP_LEN + v2::HW_STAMP_LEN;
+        let Some(msg) = self.io.tx.append(end + trailer) else {
+            return false;
+        };
+        msg[..HEADER_LEN].copy_from_slice(&v2::stamped_header(frame.len(), true));
         msg[HEADER_LEN..end].copy_from_slice(frame);
         let kernel_end = end + v2::KERNEL_STAMP_LEN;
         msg[end..kernel_end].copy_from_slice(&v2::stamp_bytes(us));
-        if hw {
-            msg[kernel_end..].copy_from_slice(&v2::stamp_bytes(stamp.hw_ns));
-        }
+        msg[kernel_end..].copy_from_slice(&v2::stamp_bytes(stamp.hw_ns));
         self.queued(frame.len(), trailer, stamp);
+        true
+    }
+
+    /// Queues the loss notice owed before a frame of `len` bytes received
+    /// at `us`: false if the two do not fit together.
+    #[cold]
+    fn tell_loss(&mut self, len: usize, us: u64) -> bool {
+        let room = v2::NOTICE_MESSAGE + v2::MAX_STAMPED_MESSAGE - wire::CANFD_MTU + len;
+        if self.io.tx.free() < room {
+            return false;
+        }
+        self.notices.kernel_loss_seen(us);
+        self.notices.flush(&mut self.io.tx, &self.io.counters, true);
         true
     }
 }
