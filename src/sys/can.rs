@@ -134,7 +134,9 @@ unsafe fn read_control(h: &libc::msghdr) -> Control {
 /// kernel's receive time of the last data read (seconds, microseconds;
 /// zero without `SO_TIMESTAMP`): a read's time at no clock read.
 pub fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Stamp)> {
-    let mut cmsg = [0u64; CMSG_ROOM / 8];
+    // Room for SO_TIMESTAMP's message alone, all a stream asked for: a
+    // larger buffer is zeroed for nothing on every read.
+    let mut cmsg = [0u64; STREAM_CMSG_ROOM / 8];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -144,7 +146,7 @@ pub fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Stamp)> {
     h.msg_iov = &mut iov;
     h.msg_iovlen = 1;
     h.msg_control = cmsg.as_mut_ptr().cast();
-    h.msg_controllen = CMSG_ROOM as _;
+    h.msg_controllen = STREAM_CMSG_ROOM as _;
     // SAFETY: the header points at `buf` and `cmsg`, of the sizes given,
     // which outlive the call.
     let n = check(unsafe { libc::recvmsg(fd, &mut h, libc::MSG_DONTWAIT) })? as usize;
@@ -216,6 +218,9 @@ pub fn bcm_changed_frame(msg: &[u8]) -> Option<&[u8]> {
 /// with its header) on sockets that asked for them: 120 bytes on a 64-bit
 /// target, fewer on a 32-bit one.
 const CMSG_ROOM: usize = 128;
+
+/// Room for the one `SO_TIMESTAMP` message a stream socket asked for.
+const STREAM_CMSG_ROOM: usize = 64;
 
 /// Reusable buffers for reading CAN frames in batches with `recvmmsg`.
 pub struct CanBatch {
