@@ -123,10 +123,12 @@ impl Dialer {
         }
     }
 
-    /// The server at `addr` closed on our proposal of `version` without
-    /// answering: dial it again at once proposing 1 (even with
-    /// `--no-retry`: this is the negotiation, not a failure). Only an
-    /// agreement on 1 tells the Python original from a server refusing us.
+    /// The server at `addr` closed the connection on our proposal of
+    /// `version` without answering, as the Python original does: dial it
+    /// again at once proposing 1 (even with `--no-retry`: this is the
+    /// negotiation, not a failure). Only an agreement on 1 makes it stick: a
+    /// close for another cause (a server refusing us in an orderly way, or
+    /// stopping) must not pin version 1.
     pub fn refused(&mut self, addr: impl Into<Peer>, version: u32, now: Instant) {
         let addr = addr.into();
         log::debug!(

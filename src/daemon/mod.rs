@@ -451,9 +451,10 @@ impl Daemon {
         }
         if let Mode::Client(client) = &mut self.mode {
             // The Python original closes on a version above 1 instead of
-            // stepping down: that close is its answer, not a failure.
+            // stepping down: that orderly close is its answer, not a
+            // failure. A tcpcan server refusing us resets the connection.
             if let Some(v) = conn.unanswered_proposal().filter(|&v| v > MIN_VERSION) {
-                if matches!(why, Close::PeerClosed | Close::Io(_)) {
+                if why == Close::PeerClosed {
                     client.refused(conn.peer(), v);
                     return Ok(());
                 }
