@@ -182,6 +182,9 @@ pub const REPLAY_BURST: u32 = CAN_BATCH as u32;
 /// space: written at once it would overrun readers that a burst does not.
 pub const RESUME_READ: usize = REPLAY_BURST as usize * 18;
 
+/// [`RESUME_READ`] in protocol version 2: a burst of 26-byte `t` messages.
+pub const RESUME_READ_V2: usize = REPLAY_BURST as usize * 26;
+
 /// How much lateness a replay's wake-up may make up for (two
 /// [`PACE_TICK`]s: a coarse timer, as UML's, wakes a loop a tick late), so
 /// a fast pace is not cut to a burst per timer tick.
@@ -214,6 +217,13 @@ pub const REPLAY_ESCAPE: Duration = RATE_WINDOW;
 /// arrived: until a replay has read more new data than this, new data is
 /// no proof that the bus is busier than the replay ([`REPLAY_ESCAPE`]).
 pub const FAR_STOCK: usize = 2 * TCP_SNDBUF + TX_BUF + 32 * 1024;
+
+/// [`FAR_STOCK`] of a far end that speaks protocol version 2: its send
+/// buffer is [`TCP_SNDBUF_V2`] and its CAN receive queue's frames are
+/// 26-byte `t` messages (~1,360 of them, rounded up). Measured: with
+/// version 1's figure, a desk stalled 3 s at 5,000 frames/s took what its
+/// gateway held back for live traffic and ended its replay after 28 s.
+pub const FAR_STOCK_V2: usize = 2 * TCP_SNDBUF_V2 + TX_BUF + 40 * 1024;
 
 /// For this long after a replay caught up, a full read after a silence is
 /// the rest of its backlog whatever the age of its data: TCP may hold

@@ -21,7 +21,7 @@ use crate::framelog::LogLines;
 use crate::limits::{CAN_BATCH, ENOBUFS_RETRY, RX_BUF, TCP_SNDBUF_V2, TX_BUF};
 use crate::negotiation::{Negotiation, Step};
 use crate::notices::{wall_us, Notices};
-use crate::pace::{Event, Pacer, Pacing, Replay, Tally};
+use crate::pace::{Event, Pacer, Pacing, Replay, StreamSizes, Tally};
 use crate::peer::Peer;
 use crate::protocol::{stream_access, Bus, Protocol, Stream};
 pub use crate::protocol::{Progress, Timer, Wake};
@@ -404,6 +404,12 @@ impl Session {
         } else {
             wire::V1_FRAMES
         };
+        // The backlog a stall leaves is counted in bytes of these messages.
+        self.pacer.sized_for(if self.v2 {
+            StreamSizes::V2
+        } else {
+            StreamSizes::V1
+        });
         self.grow_send_buffer = self.v2;
         // Losses before agreement reached nobody: counted from here.
         self.notices.agreed(&self.io.counters);
