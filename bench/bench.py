@@ -20,12 +20,13 @@ sc-in, in place of the v1 client) and adaptive coalescing (issue 14;
 --latency-budget MS at several budgets, 0 being off). The round-trip rows
 (issue 26) time a desk's request turn (tests/roundtrip.py) through tcpcan's
 server: python-can's socketcand interface with and without its TCP tuning,
-and v1 clients.
+and v1 clients. The protocol rows (issue 24) measure tcpcan on both ends in
+version 2 beside the same pair pinned to version 1 (--protocol 1).
 
 usage: bench.py RESULTS.json
 env: TCPCAN_BIN, BENCH_QUICK=1 (short run), BENCH_ALT (another build to
 compare), BENCH_STATIC (the static build, for its idle memory),
-BENCH_ONLY=round-trip or via (those rows alone: bench/run.sh --only)
+BENCH_ONLY=round-trip, via or protocol (those rows alone: bench/run.sh --only)
 """
 
 import contextlib
@@ -725,19 +726,20 @@ def callgrind_totals(path):
     return int(m.group(1))
 
 
-def instructions(kind):
+def instructions(kind, args=()):
     """User-space instructions per frame (callgrind), server and client, by
     difference between a run carrying CG_FRAMES frames and one carrying none."""
     totals = {}
+    named = kind + "".join(a.replace("--", "-") for a in args)
     for frames in (0, CG_FRAMES):
         outs = {}
 
         def wrap(role, argv, outs=outs):
-            out = LOGS / f"callgrind-{kind}-{role}-{frames}.out"
+            out = LOGS / f"callgrind-{named}-{role}-{frames}.out"
             outs[role] = out
             return ["valgrind", "--tool=callgrind", "--quiet", f"--callgrind-out-file={out}", *argv]
 
-        with Tunnel(kind, wrap=wrap):
+        with Tunnel(kind, wrap=wrap, args=args):
             time.sleep(0.5)
             if frames:
                 tag = next_tag()
@@ -750,7 +752,39 @@ def instructions(kind):
                 time.sleep(CG_FRAMES / CG_RATE)
         totals[frames] = {role: callgrind_totals(p) for role, p in outs.items()}
     out = {role: (totals[CG_FRAMES][role] - totals[0][role]) / CG_FRAMES for role in ("server", "client")}
-    log(f"instructions {kind}: {out} (totals {totals})")
+    log(f"instructions {named}: {out} (totals {totals})")
+    return out
+
+
+# Protocol version 2 beside 1 (issue 24): the same tcpcan on both ends,
+# version 1 pinned with --protocol 1 (both sides, as the Tunnel passes it).
+PROTOCOLS = {"v1": ["--protocol", "1"], "v2": []}
+
+
+def agreed_version(kind, args):
+    """The version the last such tunnel's client logged agreeing on: a row
+    that says v2 must have been carried by version 2."""
+    name = kind + "".join(a.replace("--", "-") for a in args)
+    m = re.search(r"agreed protocol version (\d+)", (LOGS / f"{name}-client1.log").read_text())
+    return int(m.group(1)) if m else None
+
+
+def protocols():
+    """Version 2 beside version 1 in the same boot, repetitions interleaved:
+    saturation (loss and rate), the lossless ladder, CPU at CPU_RATE and
+    instructions per frame (callgrind)."""
+    out = {v: {"saturation": [], "cpu": []} for v in PROTOCOLS}
+    for _ in range(REPS):
+        for v, args in PROTOCOLS.items():
+            out[v]["saturation"].append(saturation("tcpcan", False, args))
+            out[v]["agreed"] = agreed_version("tcpcan", args)
+            out[v]["cpu"].append(cpu_at_rate("tcpcan", args))
+    for v, args in PROTOCOLS.items():
+        out[v]["lossless"] = ladder("tcpcan", args=args)
+        out[v]["instructions"] = instructions("tcpcan", args)
+    for v in PROTOCOLS:
+        if out[v]["agreed"] != int(v[1:]):
+            raise RuntimeError(f"protocol rows: the {v} tunnel agreed on {out[v]['agreed']}")
     return out
 
 
@@ -784,9 +818,12 @@ def main():
     ours = ["tcpcan"] + (["alt"] if ALT else [])
     tunnels = ["cangw", *ours, "python", "relay"]
     res["candidates"] = tunnels
-    if ONLY == "round-trip":
+    if ONLY in ("round-trip", "protocol"):
         res["only"] = ONLY
-        res["round_trip"] = round_trips(ours)
+        if ONLY == "round-trip":
+            res["round_trip"] = round_trips(ours)
+        else:
+            res["protocol"] = protocols()
         res["uml_seconds"] = time.monotonic() - t_start
         results_path.write_text(json.dumps(res, indent=1))
         log(f"done in {res['uml_seconds']:.0f} s; results in {results_path}")
@@ -877,6 +914,8 @@ def main():
     res["round_trip"] = round_trips(ours)
     if "--stdio" in helps:
         res["via"] = via_rows()
+    if "--protocol" in helps:
+        res["protocol"] = protocols()
     if STATIC:
         res["rss_static"] = idle_rss("static")
     res["uml_seconds"] = time.monotonic() - t_start

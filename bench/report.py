@@ -2,7 +2,7 @@
 the main one, then socketcand clients beside v1 clients (issue 13),
 tcpcan's coalescing budgets (issue 14), a desk's request round trip
 (issue 26) and the path through ssh (--stdio / --via, issue 23), all from
-the same boot; with --only round-trip or --only via, those rows alone.
+the same boot; with --only round-trip, via or protocol, those rows alone.
 
 usage: report.py RESULTS.json HOST.json
 """
@@ -361,6 +361,41 @@ def round_trip_table(res, compare):
     return out + [md_table(head, rows)]
 
 
+def protocol_table(res):
+    """Version 2 beside version 1, tcpcan on both ends (bench.protocols)."""
+    runs = res.get("protocol")
+    out = ["### Protocol version 2 beside version 1 (issue 24)", ""]
+    if runs is None:
+        return out + ["n/a: this tcpcan has no --protocol."]
+    p = res["params"]
+    v1, v2 = runs["v1"], runs["v2"]
+    rows = []
+
+    def row(label, a, b, digits=0, goal=None):
+        r = ratio(med(b) if isinstance(b, list) else b, med(a) if isinstance(a, list) else a)
+        verdict_cell = verdict(r is not None and r <= goal, f"≤ {goal:.2f}") if goal else ""
+        # Three decimals: the goal is a few per cent.
+        rows.append([label, cell(a, digits), cell(b, digits), "—" if r is None else f"{r:.3f}", verdict_cell])
+
+    row("saturation classic 8-byte: frames/s on vcan1", [r["rate"] for r in v1["saturation"]],
+        [r["rate"] for r in v2["saturation"]])
+    row("saturation classic 8-byte: loss %", [r["loss_pct"] for r in v1["saturation"]],
+        [r["loss_pct"] for r in v2["saturation"]], 1)
+    row("highest lossless rate, frames/s", v1["lossless"]["lossless_rate"], v2["lossless"]["lossless_rate"])
+    row(f"loss % at {p['cpu_rate']} frames/s", [r["loss_pct"] for r in v1["cpu"]],
+        [r["loss_pct"] for r in v2["cpu"]], 1)
+    for who in ("server", "client", "total"):
+        row(f"CPU s per 1000 frames at {p['cpu_rate']} frames/s, {who}",
+            [r["cpu_s_per_1000"][who] for r in v1["cpu"]], [r["cpu_s_per_1000"][who] for r in v2["cpu"]], 3,
+            1.05)
+    for who in ("server", "client"):
+        row(f"instructions per frame (callgrind, {p['cg_rate']} frames/s), {who}",
+            v1["instructions"][who], v2["instructions"][who], 1, 1.05)
+    head = ["figure (tcpcan on both ends, classic frames)", "version 1 (--protocol 1)", "version 2", "v2 ÷ v1",
+            "goal"]
+    return out + [md_table(head, rows)]
+
+
 def host_line(res, host, compare, what=""):
     """Where and how the figures were measured."""
     return (
@@ -387,6 +422,9 @@ def main():
         NAMES["alt"] = f"compare: {host['alt']}"
     if res.get("only") == "round-trip":
         print("\n".join([host_line(res, host, compare, " — round-trip rows only"), "", *round_trip_table(res, compare)]))
+        return
+    if res.get("only") == "protocol":
+        print("\n".join([host_line(res, host, compare, " — protocol rows only"), "", *protocol_table(res)]))
         return
     cols = ["cangw", "tcpcan", *(["alt"] if compare else []), "python", "relay"]
     t = Table(cols, compare)
@@ -509,6 +547,7 @@ def main():
         extra = ["", *socketcand_table(res), "", *coalescing_tables(res, [r["cpu_s_per_1000"]["total"] for r in cpu["python"]])]
         extra += ["", *round_trip_table(res, compare)]
         extra += ["", *via_table(res)]
+        extra += ["", *protocol_table(res)]
     out.append(host_line(res, host, compare))
     out.append("")
     out.append(t.markdown())

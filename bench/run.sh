@@ -5,15 +5,17 @@
 # User-Mode Linux, printed as one table; then, from the same boot, tcpcan's
 # server with socketcand clients beside v1 clients (issue 13) and its
 # coalescing budgets (issue 14), a desk's request round trip through it
-# (issue 26) and the path through ssh (--stdio behind dropbear and sshd,
-# --via ssh; issue 23), each "n/a" when the binary lacks the option.
+# (issue 26), the path through ssh (--stdio behind dropbear and sshd,
+# --via ssh; issue 23), each "n/a" when the binary lacks the option, and
+# protocol version 2 beside version 1 between two tcpcans (issue 24).
 # Not part of the test suite; see docs/benchmark.md for what each figure
 # means and how to read it.
 #
-# usage: bench/run.sh [--quick] [--only round-trip|via] [--compare OTHER_TCPCAN [--label TEXT]]
+# usage: bench/run.sh [--quick] [--only round-trip|via|protocol] [--compare OTHER_TCPCAN [--label TEXT]]
 #   --quick              one run per figure, shorter runs (~5 min instead of ~10)
 #   --only round-trip    the round-trip rows alone (~1 min), no size figures
 #   --only via           the rows through ssh alone (issue 23), no size figures
+#   --only protocol      version 2 beside version 1 alone (~3 min), no size figures
 #   --compare BINARY     also measure another build of tcpcan (e.g. a patched
 #                        copy) in the same boot, with a ratio column
 #   --label TEXT         what to call that column (default: its path)
@@ -31,7 +33,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
 usage() {
-	echo "usage: $0 [--quick] [--only round-trip|via] [--compare BINARY [--label TEXT]]" >&2
+	echo "usage: $0 [--quick] [--only round-trip|via|protocol] [--compare BINARY [--label TEXT]]" >&2
 	exit 2
 }
 quick=0
@@ -43,7 +45,7 @@ while [ $# -gt 0 ]; do
 	--quick) quick=1 ;;
 	--only)
 		case ${2:-} in
-		round-trip | via) ;;
+		round-trip | via | protocol) ;;
 		*) usage ;;
 		esac
 		only=$2

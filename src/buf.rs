@@ -87,6 +87,22 @@ impl<const N: usize> ByteBuf<N> {
         self.end += bytes.len();
         true
     }
+
+    /// Appends `n` bytes for the caller to write (one bounds check for a
+    /// message built in place), or `None` if they do not fit.
+    // Inline: once per frame towards TCP.
+    #[inline]
+    pub fn append(&mut self, n: usize) -> Option<&mut [u8]> {
+        if n > self.free() {
+            return None;
+        }
+        if N - self.end < n {
+            self.spare();
+        }
+        let at = self.end;
+        self.end += n;
+        Some(&mut self.mem[at..at + n])
+    }
 }
 
 impl<const N: usize> Default for ByteBuf<N> {

@@ -196,9 +196,15 @@ impl CanPort {
 
     /// Asks the kernel to stamp each frame read with its receive time
     /// (`SO_TIMESTAMP`, in [`CanBatch::stamps`]): for socketcand's `< frame >`
-    /// lines, and to time coalescing (protocol v1 itself carries no time).
+    /// lines, protocol v2's `t` messages, and to time coalescing. Also the
+    /// driver's hardware stamp where it gives one (`SO_TIMESTAMPING`), for
+    /// `t`: best effort, a kernel that refuses it loses nothing else.
     pub fn enable_timestamps(&self) -> io::Result<()> {
-        sys::enable_timestamps(self.fd())
+        sys::enable_timestamps(self.fd())?;
+        if let Err(e) = sys::enable_hw_timestamps(self.fd()) {
+            log::debug!("no hardware receive stamps asked: {e}");
+        }
+        Ok(())
     }
 
     /// The socket's descriptor, for poll.

@@ -13,12 +13,13 @@ use crate::limits::{
     COALESCE_CAN_QUARTERS, DEFAULT_LATENCY_BUDGET, MAX_ALLOW, MAX_CLIENTS, MAX_FILTERS,
     MAX_LATENCY_BUDGET, MAX_REPLAY_RATE,
 };
+use crate::negotiation::{MAX_VERSION, MIN_VERSION};
 use crate::net::Cidr;
 use crate::pace::Pacing;
 use crate::session::SessionConfig;
 
 /// Tunnel a SocketCAN interface over TCP (protocol v1, wire-compatible with
-/// the Python tcpcan 0.0.2).
+/// the Python tcpcan 0.0.2; v2 between tcpcan peers).
 #[derive(FromArgs, Debug)]
 #[argh(
     example = "On the gateway, serve can0 to the local network:\n  $ tcpcan --serve --host 0.0.0.0 --allow 192.168.1.0/24 can0\nOn a desk machine, bridge a virtual bus to it:\n  $ tcpcan --host gateway.local vcan0\nThrough ssh, with no port open on the gateway (its authorized_keys line:\ncommand=\"tcpcan --stdio can0\",restrict ssh-ed25519 AAAA... desk):\n  $ tcpcan --via 'ssh -T -o BatchMode=yes -o ServerAliveInterval=5 gateway.local' vcan0",
@@ -129,6 +130,18 @@ pub struct Args {
     #[argh(switch)]
     pub beacon: bool,
 
+    /// write every frame carried to FILE in candump -l's log format, with
+    /// the peer's bus time in version 2; own frames marked ' T' (appends;
+    /// when the disk is slow, lines are dropped and counted, never frames)
+    #[argh(option)]
+    pub log: Option<String>,
+
+    /// highest protocol version to speak: 2 (tcpcan's own: bus time and
+    /// losses reach the peer) or 1 (the Python original's) (default: 2,
+    /// stepping down to 1 for a peer that speaks only 1)
+    #[argh(option)]
+    pub protocol: Option<u32>,
+
     /// the SocketCAN interface, e.g. can0 or vcan0
     #[argh(positional)]
     pub canif: String,
@@ -166,6 +179,8 @@ pub struct Config {
     pub beacon: bool,
     /// A flag given that this mode ignores, to warn of once logging runs.
     pub ignored: Option<&'static str>,
+    /// `--log FILE`: where every frame's line goes.
+    pub log: Option<String>,
     /// `--latency-budget`: longest wait to coalesce reads (zero: never).
     pub latency_budget: Duration,
 }
@@ -208,6 +223,17 @@ fn latency_budget(arg: Option<&str>) -> Result<Duration, String> {
         _ => Err(format!(
             "--latency-budget must be 0 (off) to {} ms with at most 3 decimals, e.g. 0.25, not '{arg}'",
             MAX_LATENCY_BUDGET.as_millis()
+        )),
+    }
+}
+
+/// `--protocol N`: 1 or 2.
+fn protocol(arg: Option<u32>) -> Result<u32, String> {
+    match arg {
+        None => Ok(MAX_VERSION),
+        Some(v) if (MIN_VERSION..=MAX_VERSION).contains(&v) => Ok(v),
+        Some(v) => Err(format!(
+            "--protocol must be {MIN_VERSION} or {MAX_VERSION}, not {v}"
         )),
     }
 }
@@ -407,6 +433,7 @@ impl Config {
                 tx_timeout: Duration::from_millis(a.tx_timeout),
                 handshake_timeout: secs("handshake-timeout", a.handshake_timeout)?,
                 pacing: pacing(a.replay_rate)?,
+                protocol: protocol(a.protocol)?,
             },
             keepalive: secs("keepalive", a.keepalive)?,
             socketcand,
@@ -416,6 +443,7 @@ impl Config {
             ignored: (a.serve && a.no_retry)
                 .then_some("--no-retry only applies to a client; ignored with --serve"),
             latency_budget: latency_budget(a.latency_budget.as_deref())?,
+            log: a.log,
         })
     }
 }

@@ -33,6 +33,8 @@ pub enum Error {
     Via(String),
     /// Any other system call, with what we were doing.
     Io(&'static str, io::Error),
+    /// `--log FILE` could not be opened (or its writer started).
+    LogFile(String, io::Error),
 }
 
 impl fmt::Display for Error {
@@ -57,6 +59,7 @@ impl fmt::Display for Error {
             Error::Lost(a, why) => write!(f, "connection to {a} lost: {why}"),
             Error::Via(how) => write!(f, "{how}"),
             Error::Io(what, e) => write!(f, "{what}: {e}"),
+            Error::LogFile(p, e) => write!(f, "cannot open --log file {p}: {e}"),
         }
     }
 }

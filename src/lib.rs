@@ -12,7 +12,8 @@
 //!
 //! 1. Bottom, the vocabulary: [`sys`] (all `unsafe`), [`limits`], [`time`],
 //!    [`wire`], [`negotiation`], [`device`], [`buf`], [`counters`],
-//!    [`close`], [`filter`], [`busstate`], [`coalesce`], [`pace`], [`peer`].
+//!    [`close`], [`filter`], [`busstate`], [`coalesce`], [`pace`], [`peer`],
+//!    [`notices`], [`framelog`].
 //! 2. The protocols, pure: [`protocol`] (what a session tells its
 //!    connection), [`session`] (protocol v1) and [`socketcand`], which
 //!    tests drive byte by byte.
@@ -34,10 +35,12 @@ pub mod daemon;
 pub mod device;
 pub mod error;
 pub mod filter;
+pub mod framelog;
 pub mod limits;
 pub mod link;
 pub mod negotiation;
 pub mod net;
+pub mod notices;
 pub mod pace;
 pub mod peer;
 pub mod protocol;

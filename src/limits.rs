@@ -18,6 +18,16 @@ pub const RX_BUF: usize = 8192;
 /// kernel's receive queue (and its overflow counter) absorbs the excess.
 pub const TX_BUF: usize = 8192;
 
+/// Bytes of `--log` lines a connection holds for the copier process: ~1,000
+/// classic frames' lines, a second of a busy bus while the disk stalls;
+/// beyond it lines are dropped and counted, so the log never holds up the
+/// tunnel. Allocated only with `--log`.
+pub const LOG_BUF: usize = 64 * 1024;
+
+/// Bytes the socket between the loop and the `--log` copier process
+/// buffers (asked for; the kernel may give less): another burst's worth.
+pub const LOG_SOCKET_BUF: usize = 1024 * 1024;
+
 /// CAN frames read per `recvmmsg` call.
 pub const CAN_BATCH: usize = 32;
 
@@ -72,6 +82,13 @@ pub const CAN_QUEUED_FRAME_COST: usize = 770;
 /// when it resumes fresh; still several times the bandwidth-delay product
 /// of a saturated CAN FD bus over a 300 ms cellular link.
 pub const TCP_SNDBUF: usize = 128 * 1024;
+
+/// The send buffer of a protocol version 2 stream: as many classic frames
+/// as [`TCP_SNDBUF`] holds in version 1 (26-byte `t` messages, not 18-byte
+/// `d`), so a stalled peer is bridged for as long. Measured: with
+/// [`TCP_SNDBUF`] a desk stalled 3 s at 5,000 frames/s lost 667 of 15,000
+/// frames at the gateway in version 2, none in version 1.
+pub const TCP_SNDBUF_V2: usize = TCP_SNDBUF / 18 * 26;
 
 /// Pending-connection queue of the listening socket.
 pub const LISTEN_BACKLOG: i32 = 64;
@@ -165,6 +182,9 @@ pub const REPLAY_BURST: u32 = CAN_BATCH as u32;
 /// space: written at once it would overrun readers that a burst does not.
 pub const RESUME_READ: usize = REPLAY_BURST as usize * 18;
 
+/// [`RESUME_READ`] in protocol version 2: a burst of 26-byte `t` messages.
+pub const RESUME_READ_V2: usize = REPLAY_BURST as usize * 26;
+
 /// How much lateness a replay's wake-up may make up for (two
 /// [`PACE_TICK`]s: a coarse timer, as UML's, wakes a loop a tick late), so
 /// a fast pace is not cut to a burst per timer tick.
@@ -197,6 +217,13 @@ pub const REPLAY_ESCAPE: Duration = RATE_WINDOW;
 /// arrived: until a replay has read more new data than this, new data is
 /// no proof that the bus is busier than the replay ([`REPLAY_ESCAPE`]).
 pub const FAR_STOCK: usize = 2 * TCP_SNDBUF + TX_BUF + 32 * 1024;
+
+/// [`FAR_STOCK`] of a far end that speaks protocol version 2: its send
+/// buffer is [`TCP_SNDBUF_V2`] and its CAN receive queue's frames are
+/// 26-byte `t` messages (~1,360 of them, rounded up). Measured: with
+/// version 1's figure, a desk stalled 3 s at 5,000 frames/s took what its
+/// gateway held back for live traffic and ended its replay after 28 s.
+pub const FAR_STOCK_V2: usize = 2 * TCP_SNDBUF_V2 + TX_BUF + 40 * 1024;
 
 /// For this long after a replay caught up, a full read after a silence is
 /// the rest of its backlog whatever the age of its data: TCP may hold

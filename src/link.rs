@@ -34,6 +34,16 @@ impl From<Socket> for Link {
 }
 
 impl Link {
+    /// Grows a TCP stream's send buffer to `size` bytes (version 2's
+    /// larger messages, once, after agreement); a pipe's is the kernel's.
+    /// Best effort: the default still carries every frame it can.
+    #[cold]
+    pub fn grow_send_buffer(&self, size: usize) {
+        if let Link::Tcp(s) = self {
+            let _ = s.set_send_buffer_size(size);
+        }
+    }
+
     /// A link over `rx` and `tx`, made non-blocking.
     pub fn pipes(rx: impl Into<OwnedFd>, tx: impl Into<OwnedFd>) -> io::Result<Link> {
         let (rx, tx) = (File::from(rx.into()), File::from(tx.into()));

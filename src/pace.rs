@@ -60,9 +60,10 @@ use core::fmt;
 use std::time::{Duration, Instant};
 
 use crate::limits::{
-    BACKLOG_AGE, BACKLOG_READ, BACKLOG_SILENCE, FAR_STOCK, MAX_REPLAY_RATE, PACE_TICK,
-    RATE_GLIMPSE, RATE_MEMORY, RATE_WINDOW, REPLAY_BURST, REPLAY_CATCH_UP, REPLAY_ESCAPE,
-    REPLAY_FLOOR, REPLAY_LATENESS, REPLAY_MULTIPLE, REPLAY_RESUME, RESUME_READ,
+    BACKLOG_AGE, BACKLOG_READ, BACKLOG_SILENCE, FAR_STOCK, FAR_STOCK_V2, MAX_REPLAY_RATE,
+    PACE_TICK, RATE_GLIMPSE, RATE_MEMORY, RATE_WINDOW, REPLAY_BURST, REPLAY_CATCH_UP,
+    REPLAY_ESCAPE, REPLAY_FLOOR, REPLAY_LATENESS, REPLAY_MULTIPLE, REPLAY_RESUME, RESUME_READ,
+    RESUME_READ_V2,
 };
 use crate::time::Clock;
 
@@ -252,10 +253,15 @@ fn keeps_up(mark: &Mark, now: &Mark) -> bool {
 
 /// The stamps' sign of frames that keep arriving during replay `b`: data
 /// that arrived after it began, more of it than the far end can hold back
-/// ([`FAR_STOCK`]), read for [`REPLAY_ESCAPE`] of its arrival times as it
-/// arrived while frames were `held` back. Returns
-/// since when (read time) and the frames released by then.
-fn new_data_keeps_up(b: &mut Backlog, read: Read, held: bool) -> Option<(Instant, u64)> {
+/// (`far_stock`, [`FAR_STOCK`] in version 1), read for [`REPLAY_ESCAPE`]
+/// of its arrival times as it arrived while frames were `held` back.
+/// Returns since when (read time) and the frames released by then.
+fn new_data_keeps_up(
+    b: &mut Backlog,
+    read: Read,
+    held: bool,
+    far_stock: usize,
+) -> Option<(Instant, u64)> {
     let arrived = read.arrived.filter(|&a| a >= b.started)?;
     b.new_bytes += read.got as u64;
     let now = Mark {
@@ -277,7 +283,7 @@ fn new_data_keeps_up(b: &mut Backlog, read: Read, held: bool) -> Option<(Instant
         return None;
     }
     // Up to here it may still be what the far end held back.
-    (b.new_bytes > FAR_STOCK as u64).then_some((mark.read, mark.frames))
+    (b.new_bytes > far_stock as u64).then_some((mark.read, mark.frames))
 }
 
 /// How far behind `now` a replay's account may stand: a wake-up that comes
@@ -307,6 +313,30 @@ struct Backlog {
     new_data: Option<Mark>,
     /// Bytes of it read so far.
     new_bytes: u64,
+}
+
+/// The byte counts the pacer judges reads by, which grow with the agreed
+/// protocol version's frame message (18 bytes in version 1, 26 in 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSizes {
+    /// What the far end can hold back while this end is stalled
+    /// ([`FAR_STOCK`]).
+    far_stock: usize,
+    /// A read bigger than a burst of frames ([`RESUME_READ`]).
+    resume_read: usize,
+}
+
+impl StreamSizes {
+    /// Protocol version 1's (and the pacer's until a version is agreed).
+    pub const V1: StreamSizes = StreamSizes {
+        far_stock: FAR_STOCK,
+        resume_read: RESUME_READ,
+    };
+    /// Protocol version 2's.
+    pub const V2: StreamSizes = StreamSizes {
+        far_stock: FAR_STOCK_V2,
+        resume_read: RESUME_READ_V2,
+    };
 }
 
 /// The last TCP read, noted as it happens, until [`Pacer::time_read`]
@@ -346,6 +376,7 @@ pub struct Pacer {
     /// When the last replay caught up, for [`REPLAY_RESUME`].
     caught_up: Option<Instant>,
     tally: Tally,
+    sizes: StreamSizes,
 }
 
 impl Pacer {
@@ -362,7 +393,13 @@ impl Pacer {
             backlog: None,
             caught_up: None,
             tally: Tally::default(),
+            sizes: StreamSizes::V1,
         }
+    }
+
+    /// Judges reads by the sizes of the protocol version agreed.
+    pub fn sized_for(&mut self, sizes: StreamSizes) {
+        self.sizes = sizes;
     }
 
     /// True while a backlog is being replayed: only then does the pacer
@@ -533,10 +570,11 @@ impl Pacer {
     /// while frames wait their turn, without its wait shrinking: frames
     /// keep arriving at least as fast as the replay releases them.
     fn on_replay_read(&mut self, read: Read) -> Option<Overtaken> {
+        let far_stock = self.sizes.far_stock;
         let b = self.backlog.as_mut()?;
         // Frames still wait for their turn: the replay is behind.
         let held = read.at.saturating_duration_since(b.last_held) < BACKLOG_SILENCE;
-        let (since, frames) = new_data_keeps_up(b, read, held)?;
+        let (since, frames) = new_data_keeps_up(b, read, held, far_stock)?;
         let arriving = per_second(b.frames - frames, read.at.saturating_duration_since(since));
         let replay = self.progress()?;
         self.backlog = None;
@@ -550,7 +588,7 @@ impl Pacer {
     /// (818 frames, seen on Linux 7.2), and such a lump written at once
     /// overruns a default reader queue (238 frames there).
     fn may_resume(&self, now: Instant, got: usize) -> bool {
-        got > RESUME_READ
+        got > self.sizes.resume_read
             && self
                 .caught_up
                 .is_some_and(|t| now.saturating_duration_since(t) < REPLAY_RESUME)
@@ -1249,6 +1287,33 @@ mod tests {
         assert!(o.replay.frames >= u64::from(REPLAY_BURST));
         assert!(o.arriving > 0);
         assert_eq!(p.tally().overtaken, 1);
+    }
+
+    #[test]
+    fn a_version_2_far_end_holds_back_more_before_new_frames_end_the_replay() {
+        // Version 2's far end holds more bytes (26-byte messages, a larger
+        // send buffer): past version 1's stock, the replay goes on.
+        let t = Instant::now();
+        let mut p = replaying(Pacing::Learned, t);
+        p.sized_for(StreamSizes::V2);
+        assert_eq!(reads(&mut p, &[(t + ms(100), t - ms(850))]), [None]);
+        let past_v2 = FAR_STOCK_V2 / RX_BUF + 1;
+        assert!(past_v2 > PAST_FAR_STOCK);
+        let times = arriving(t + ms(400), ms(300), ms(10), past_v2 as u32 + 1);
+        let events = reads(&mut p, &times);
+        let ended = events.iter().position(Option::is_some);
+        assert_eq!(ended, Some(past_v2 - 1), "{events:?}");
+        // A lump of version 2's rest bigger than a burst resumes a replay
+        // that caught up; one of version 1's size does not.
+        let mut t = Instant::now();
+        let mut p = caught_up(&mut t);
+        p.sized_for(StreamSizes::V2);
+        let at = t + ms(500);
+        assert_eq!(p.on_read(read(at, Some(at), RESUME_READ + 1)), None);
+        let mut p = caught_up(&mut t);
+        p.sized_for(StreamSizes::V2);
+        let at = t + ms(500);
+        assert!(started(p.on_read(read(at, Some(at), RESUME_READ_V2 + 1))).is_some());
     }
 
     #[test]

@@ -148,6 +148,11 @@ pub trait Protocol {
     }
     /// Queues the interface's statistics, after [`Timer::Stats`].
     fn queue_stats(&mut self, _stats: IfStats) {}
+    /// A TCP send buffer size the session asks for, once (version 2's
+    /// larger messages, after agreement).
+    fn take_send_buffer(&mut self) -> Option<usize> {
+        None
+    }
     /// The replay in progress, if any (for SIGUSR1).
     fn replay(&self) -> Option<Replay> {
         None

@@ -17,28 +17,61 @@ use std::time::{Duration, Instant};
 use crate::close::Close;
 use crate::counters::{DropReason, RateLimit};
 use crate::device::{CanSink, CanTx};
-use crate::limits::{CAN_BATCH, ENOBUFS_RETRY, RX_BUF, TX_BUF};
+use crate::framelog::LogLines;
+use crate::limits::{CAN_BATCH, ENOBUFS_RETRY, RX_BUF, TCP_SNDBUF_V2, TX_BUF};
 use crate::negotiation::{Negotiation, Step};
-use crate::pace::{Event, Pacer, Pacing, Replay, Tally};
+use crate::notices::{wall_us, Notices};
+use crate::pace::{Event, Pacer, Pacing, Replay, StreamSizes, Tally};
 use crate::peer::Peer;
 use crate::protocol::{stream_access, Bus, Protocol, Stream};
 pub use crate::protocol::{Progress, Timer, Wake};
 use crate::time::{earliest, Clock, Stamp};
-use crate::wire::{self, Decoded, FrameError, FrameText, Message, HEADER_LEN};
+use crate::wire::{self, v2, Decoded, FrameError, FrameText, Message, HEADER_LEN};
 
-/// The frame inside each data message of a run whose messages end at `ends`
-/// (offsets from the start of the run).
-fn run_frames(ends: &[usize]) -> impl Iterator<Item = core::ops::Range<usize>> + '_ {
-    let starts = core::iter::once(0).chain(ends.iter().copied());
+/// Where one frame message of a run ends, and how long its frame is (a
+/// version 2 `t` carries its stamps behind the frame).
+type RunEnd = (usize, usize);
+
+/// The frame inside each frame message of a run whose messages end at
+/// `ends` (offsets from the start of the run).
+fn run_frames(ends: &[RunEnd]) -> impl Iterator<Item = core::ops::Range<usize>> + '_ {
+    let starts = core::iter::once(0).chain(ends.iter().map(|e| e.0));
     starts
         .zip(ends)
-        .map(|(start, &end)| start + HEADER_LEN..end)
+        .map(|(start, &(_, len))| start + HEADER_LEN..start + HEADER_LEN + len)
 }
 
 /// Converts each frame of a run between wire and host layout.
-fn swap_run(data: &mut [u8], ends: &[usize]) {
+fn swap_run(data: &mut [u8], ends: &[RunEnd]) {
     for frame in run_frames(ends) {
         wire::swap_layout(&mut data[frame]);
+    }
+}
+
+/// `--log` lines for the frames of a run the bus took: at the peer's bus
+/// time where a version 2 `t` carries it, else at ours now.
+fn log_received(log: &mut LogLines, data: &[u8], ends: &[RunEnd]) {
+    for frame in run_frames(ends) {
+        let stamp = match data[frame.start - HEADER_LEN] {
+            v2::PREFIX_STAMPED => data.get(frame.end..frame.end + v2::KERNEL_STAMP_LEN),
+            _ => None,
+        };
+        let us = match stamp {
+            Some(b) => u64::from_be_bytes(b.try_into().unwrap_or_default()),
+            None => wall_us(),
+        };
+        log.frame(us, &data[frame], false);
+    }
+}
+
+/// Decodes with the agreed version's decoder (version 1's until agreement).
+// Inline: once per message, and the branch is the same for a connection.
+#[inline]
+fn decode(buf: &[u8], v2: bool) -> Result<Decoded<'_>, wire::WireError> {
+    if v2 {
+        v2::decode(buf)
+    } else {
+        wire::decode(buf)
     }
 }
 
@@ -64,6 +97,9 @@ pub struct SessionConfig {
     pub handshake_timeout: Duration,
     /// How a backlog is replayed into a virtual interface.
     pub pacing: Pacing,
+    /// The highest protocol version to speak (`--protocol`; a client
+    /// lowers it for a server that closed on version 2).
+    pub protocol: u32,
 }
 
 /// What becomes of one frame from TCP before the bus is asked.
@@ -83,13 +119,18 @@ enum Head {
     Partial,
     /// A version message of this many bytes.
     Version(u32, usize),
-    /// A data message of this many bytes, and what becomes of its frame.
-    Frame(Verdict, usize),
+    /// A frame message (`d`, or version 2's `t`) of this many bytes, what
+    /// becomes of its frame, and the frame's length.
+    Frame(Verdict, usize, usize),
+    /// A notice from a version 2 peer (it borrows nothing) of this many
+    /// bytes.
+    Notice(Message<'static>, usize),
 }
 
-/// Where each data message of a run ends (offsets from the buffer's start):
-/// the frames that go to the bus with one call.
-type Run = heapless::Vec<usize, CAN_BATCH>;
+/// Where each frame message of a run ends (offsets from the buffer's
+/// start), with its frame's length: the frames that go to the bus with one
+/// call.
+type Run = heapless::Vec<RunEnd, CAN_BATCH>;
 
 /// What became of a run offered to the bus.
 enum Sent {
@@ -138,6 +179,16 @@ pub struct Session {
     /// live traffic without a clock read, a system call where the vDSO has
     /// no clock (UML, the Pi Zero).
     pacer: Pacer,
+    /// Version 2 agreed: frames carry their receive time, losses notices.
+    v2: bool,
+    /// How the agreed version's frame messages are found.
+    frames: wire::FrameMessages,
+    /// What this side owes its peer and what the peer said (version 2).
+    notices: Notices,
+    /// `--log`: lines for every frame carried.
+    log: Option<Box<LogLines>>,
+    /// Version 2 was agreed and the TCP send buffer not yet grown for it.
+    grow_send_buffer: bool,
 }
 
 impl Session {
@@ -147,12 +198,17 @@ impl Session {
         let mut s = Session {
             peer,
             cfg,
-            negotiation: Negotiation::new(),
+            negotiation: Negotiation::new(cfg.protocol),
             io: Stream::new(),
             handshake_deadline: now + cfg.handshake_timeout,
             parked: None,
             warn: RateLimit::default(),
             pacer: Pacer::new(cfg.pacing, now),
+            v2: false,
+            frames: wire::V1_FRAMES,
+            notices: Notices::default(),
+            log: None,
+            grow_send_buffer: false,
         };
         if role == Role::Client {
             let v = s.negotiation.propose();
@@ -167,11 +223,52 @@ impl Session {
         self.negotiation.agreed().is_some()
     }
 
+    /// The agreed protocol version, once there is one.
+    pub fn agreed_version(&self) -> Option<u32> {
+        self.negotiation.agreed()
+    }
+
+    /// The version this side proposed and the peer never agreed to: a
+    /// connection closed in this state was refused on it.
+    pub fn unanswered_proposal(&self) -> Option<u32> {
+        self.negotiation.proposed().filter(|_| !self.is_agreed())
+    }
+
+    /// Writes a `--log` line for every frame from now on.
+    pub fn log_to(&mut self, lines: LogLines) {
+        self.log = Some(Box::new(lines));
+    }
+
+    /// The `--log` lines waiting for the writer, with `--log`.
+    pub fn log_lines(&mut self) -> Option<&mut LogLines> {
+        self.log.as_deref_mut()
+    }
+
+    /// The bus changed state at `at_us` (µs since the epoch): a version 2
+    /// peer is told, before the next frame if the output is full now.
+    pub fn bus_state(&mut self, state: v2::State, at_us: u64) {
+        self.notices.state_changed(state, at_us);
+        if self.v2 {
+            self.notices
+                .flush(&mut self.io.tx, &self.io.counters, false);
+        }
+    }
+
     /// Handles every complete message buffered from TCP.
     pub fn process(&mut self, clock: impl Clock, can: &mut dyn CanSink) -> Result<Progress, Close> {
+        let progress = self.carry_out(&clock, can);
+        if self.v2 && self.notices.owed(&self.io.counters) {
+            // Write failures of this read, told at once.
+            self.notices
+                .flush(&mut self.io.tx, &self.io.counters, false);
+        }
+        progress
+    }
+
+    fn carry_out(&mut self, clock: &impl Clock, can: &mut dyn CanSink) -> Result<Progress, Close> {
         let was_parked = self.parked.take();
         let is_virtual = can.is_virtual();
-        if let Some(event) = self.pacer.time_read(&clock, is_virtual) {
+        if let Some(event) = self.pacer.time_read(clock, is_virtual) {
             self.log_pace(event);
         }
         let mut head = self.head(0, is_virtual)?;
@@ -183,16 +280,21 @@ impl Session {
                     self.io.rx.consume(used);
                     self.head(0, is_virtual)?
                 }
-                Head::Frame(..) if !self.is_agreed() => return Err(Close::DataBeforeAgreement),
-                // Drops keep their place in the stream: a frame is dropped
-                // only at the head, and a run ends before it.
-                Head::Frame(Verdict::Drop(why, detail), used) => {
-                    self.drop_frame(&clock, why, used, detail);
+                Head::Notice(msg, used) => {
+                    self.notices.heard(self.peer, &msg);
                     self.io.rx.consume(used);
                     self.head(0, is_virtual)?
                 }
-                Head::Frame(Verdict::Send, used) => {
-                    match self.deliver(&clock, used, can, was_parked)? {
+                Head::Frame(..) if !self.is_agreed() => return Err(Close::DataBeforeAgreement),
+                // Drops keep their place in the stream: a frame is dropped
+                // only at the head, and a run ends before it.
+                Head::Frame(Verdict::Drop(why, detail), used, len) => {
+                    self.drop_frame(clock, why, len, detail);
+                    self.io.rx.consume(used);
+                    self.head(0, is_virtual)?
+                }
+                Head::Frame(Verdict::Send, used, len) => {
+                    match self.deliver(clock, (used, len), can, was_parked)? {
                         Some(next) => next,
                         None => return Ok(Progress::Parked),
                     }
@@ -220,15 +322,59 @@ impl Session {
     }
 
     /// Decodes the message `at` bytes into the buffer.
-    // Inline: the hot loop's every message; a call returns its result
-    // through memory.
-    #[inline]
+    // Inline always: the hot loop's every message, and a call returns its
+    // result through memory (measured: left to the compiler, version 2's
+    // larger session made it a call, +45 instructions a frame at a desk).
+    #[inline(always)]
     fn head(&self, at: usize, is_virtual: bool) -> Result<Head, Close> {
-        Ok(match wire::decode(&self.io.rx.data()[at..])? {
+        let buf = &self.io.rx.data()[at..];
+        match self.frame_at(buf, is_virtual) {
+            Some((verdict, used, len)) => Ok(Head::Frame(verdict, used, len)),
+            None => self.other_head(buf, is_virtual),
+        }
+    }
+
+    /// The agreed version's frame message at the start of `buf`, read from
+    /// its header alone: what becomes of its frame, the message's length
+    /// and the frame's.
+    #[inline(always)]
+    fn frame_at(&self, buf: &[u8], is_virtual: bool) -> Option<(Verdict, usize, usize)> {
+        let (len, used) = wire::frame_message(buf, self.frames)?;
+        let frame = &buf[HEADER_LEN..HEADER_LEN + len];
+        Some((self.cfg.verdict(frame, is_virtual), used, len))
+    }
+
+    /// Any message at the start of `buf` but the agreed version's frame
+    /// message: none yet, or what the agreed version's decoder says.
+    #[inline(always)]
+    fn other_head(&self, buf: &[u8], is_virtual: bool) -> Result<Head, Close> {
+        // The end of every pass: no call into the decoder for it.
+        if buf.is_empty() {
+            return Ok(Head::Partial);
+        }
+        self.decode_head(buf, is_virtual)
+    }
+
+    /// Any other message at the start of `buf`, by the agreed version's
+    /// decoder.
+    // Never inline: rare (a version, a notice, the cut message a read ended
+    // in, a frame of a length no frame has); [`head`], inlined everywhere,
+    // stays small.
+    #[inline(never)]
+    fn decode_head(&self, buf: &[u8], is_virtual: bool) -> Result<Head, Close> {
+        let frame = |frame: &[u8], used| {
+            Head::Frame(self.cfg.verdict(frame, is_virtual), used, frame.len())
+        };
+        Ok(match decode(buf, self.v2)? {
             Decoded::Partial => Head::Partial,
             Decoded::Complete(Message::Version(v), used) => Head::Version(v, used),
-            Decoded::Complete(Message::Data(frame), used) => {
-                Head::Frame(self.cfg.verdict(frame, is_virtual), used)
+            Decoded::Complete(Message::Data(f) | Message::Stamped(f, _), used) => frame(f, used),
+            Decoded::Complete(Message::Loss(n), used) => Head::Notice(Message::Loss(n), used),
+            Decoded::Complete(Message::WriteFail(n), used) => {
+                Head::Notice(Message::WriteFail(n), used)
+            }
+            Decoded::Complete(Message::State(s, at), used) => {
+                Head::Notice(Message::State(s, at), used)
             }
         })
     }
@@ -242,22 +388,42 @@ impl Session {
             }
             Step::AgreedReply(agreed) => {
                 self.io.tx.push(&wire::encode_version(agreed));
-                log::info!("{peer}: agreed protocol version {agreed}");
+                self.agreed(agreed);
             }
-            Step::Agreed(agreed) => log::info!("{peer}: agreed protocol version {agreed}"),
+            Step::Agreed(agreed) => self.agreed(agreed),
             Step::Repeat => log::debug!("{peer}: ignoring repeated version {v}"),
         }
         Ok(())
     }
 
+    fn agreed(&mut self, version: u32) {
+        log::info!("{}: agreed protocol version {version}", self.peer);
+        self.v2 = version >= 2;
+        self.frames = if self.v2 {
+            wire::V2_FRAMES
+        } else {
+            wire::V1_FRAMES
+        };
+        // The backlog a stall leaves is counted in bytes of these messages.
+        self.pacer.sized_for(if self.v2 {
+            StreamSizes::V2
+        } else {
+            StreamSizes::V1
+        });
+        self.grow_send_buffer = self.v2;
+        // Losses before agreement reached nobody: counted from here.
+        self.notices.agreed(&self.io.counters);
+    }
+
     /// The one way from TCP to the bus: writes the run that the head frame
-    /// (`used` bytes, decoded and to be sent) starts, as many frames as a
+    /// (`head`: its message's bytes and its frame's, decoded and to be
+    /// sent) starts, as many frames as a
     /// replay's pace allows. Returns the message that follows, decoded, or
     /// `None` if the session parked because a frame must wait.
     fn deliver(
         &mut self,
         clock: &impl Clock,
-        used: usize,
+        head: RunEnd,
         can: &mut dyn CanSink,
         was_parked: Option<Wake>,
     ) -> Result<Option<Head>, Close> {
@@ -271,7 +437,7 @@ impl Session {
         // Filled in place: a run returned by value is copied, 264 bytes on
         // every pass (measured: a sixth more instructions per frame).
         let mut run = Run::new();
-        let next = self.collect(&mut run, used, limit, is_virtual);
+        let next = self.collect(&mut run, head, limit, is_virtual);
         match self.send_run(clock, &run, can, was_parked) {
             Sent::All => next.unwrap_or_else(|| self.head(0, is_virtual)).map(Some),
             Sent::Short => self.head(0, is_virtual).map(Some),
@@ -284,7 +450,7 @@ impl Session {
         None
     }
 
-    /// Collects a run: the head frame (`used` bytes) and the frames right
+    /// Collects a run: the head frame (`head`) and the frames right
     /// behind it that may go too, up to [`CAN_BATCH`] and `limit`, so a
     /// read costs one system call instead of one per frame. Each message is
     /// decoded once: the one that ended the run is returned, unless the run
@@ -292,20 +458,24 @@ impl Session {
     fn collect(
         &self,
         run: &mut Run,
-        used: usize,
+        (used, len): RunEnd,
         limit: usize,
         is_virtual: bool,
     ) -> Option<Result<Head, Close>> {
         let mut at = used;
-        let _ = run.push(at);
+        let _ = run.push((at, len));
         while !run.is_full() && run.len() < limit {
-            match self.head(at, is_virtual) {
-                Ok(Head::Frame(Verdict::Send, used)) => {
+            // No Head for the frames that join the run: built, it goes
+            // through memory (measured: 25 instructions a frame).
+            let buf = &self.io.rx.data()[at..];
+            match self.frame_at(buf, is_virtual) {
+                Some((Verdict::Send, used, len)) => {
                     at += used;
-                    let _ = run.push(at);
+                    let _ = run.push((at, len));
                 }
                 // Taken up from the buffer's start once the run is gone.
-                other => return Some(other),
+                Some((drop, used, len)) => return Some(Ok(Head::Frame(drop, used, len))),
+                None => return Some(self.other_head(buf, is_virtual)),
             }
         }
         None
@@ -316,7 +486,7 @@ impl Session {
     fn send_run(
         &mut self,
         clock: &impl Clock,
-        run: &[usize],
+        run: &[RunEnd],
         can: &mut dyn CanSink,
         was_parked: Option<Wake>,
     ) -> Sent {
@@ -340,7 +510,10 @@ impl Session {
                     log::trace!("{}: tcp->can {text}", self.peer);
                 }
             }
-            self.io.rx.consume(run[sent - 1]);
+            if let Some(log) = self.log.as_deref_mut() {
+                log_received(log, self.io.rx.data(), &run[..sent]);
+            }
+            self.io.rx.consume(run[sent - 1].0);
             self.io.counters.to_can += sent as u64;
             self.io.bus_moved();
             self.pacer.released(clock, sent);
@@ -356,8 +529,9 @@ impl Session {
         } else {
             result
         };
-        let used = run[sent] - if sent > 0 { run[sent - 1] } else { 0 };
-        match self.after_send(clock, used, result, was_parked) {
+        let (end, len) = run[sent];
+        let used = end - if sent > 0 { run[sent - 1].0 } else { 0 };
+        match self.after_send(clock, len, result, was_parked) {
             Some(wake) => Sent::Wait(wake),
             None => {
                 self.io.rx.consume(used);
@@ -366,12 +540,12 @@ impl Session {
         }
     }
 
-    /// Handles the head frame the bus did not take; `Some` if it must wait,
-    /// else it was counted as dropped.
+    /// Handles the head frame (`len` bytes) the bus did not take; `Some` if
+    /// it must wait, else it was counted as dropped.
     fn after_send(
         &mut self,
         clock: &impl Clock,
-        used: usize,
+        len: usize,
         result: CanTx,
         was_parked: Option<Wake>,
     ) -> Option<Wake> {
@@ -393,20 +567,25 @@ impl Session {
                 DropReason::Stale
             }
         };
-        self.drop_frame(clock, why, used, None);
+        self.drop_frame(clock, why, len, None);
         None
     }
 
+    /// Counts and drops the head frame (`len` bytes), telling a version 2
+    /// peer.
     fn drop_frame(
         &mut self,
         clock: &impl Clock,
         why: DropReason,
-        used: usize,
+        len: usize,
         detail: Option<FrameError>,
     ) {
         self.io.counters.count_drop(why);
+        if self.v2 {
+            self.notices.write_failed(why);
+        }
         if let Some(suppressed) = self.warn.allow(clock.now()) {
-            let frame = &self.io.rx.data()[HEADER_LEN..used];
+            let frame = &self.io.rx.data()[HEADER_LEN..HEADER_LEN + len];
             let peer = self.peer;
             match detail {
                 Some(e) => log::warn!(
@@ -430,11 +609,30 @@ impl Protocol for Session {
     type Tcp = Stream<RX_BUF, TX_BUF>;
     const FRAME_ROOM: usize = wire::MAX_DATA_MESSAGE;
     const STAMPED_READS: bool = true;
-    const FRAME_STAMPS: bool = false;
+    // Version 2 carries every frame's receive time; whether it is agreed is
+    // known only after the socket is set up.
+    const FRAME_STAMPS: bool = true;
     stream_access!(io);
 
     fn fmt_counters(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.io.counters, f)
+        fmt::Display::fmt(&self.io.counters, f)?;
+        if self.v2 {
+            write!(f, "; peer reports {}", self.notices.peer_totals())?;
+        }
+        if let Some(log) = &self.log {
+            write!(f, "; --log lines dropped={}", log.dropped())?;
+        }
+        Ok(())
+    }
+
+    /// Version 2's frame messages are larger, and a loss notice may have to
+    /// go before the next: room for both.
+    fn tx_has_room(&self) -> bool {
+        self.io.tx.free() >= self.frame_room()
+    }
+
+    fn tx_room_frames(&self) -> usize {
+        self.io.tx.free() / self.frame_room()
     }
 
     /// The peer's address, for log lines.
@@ -485,28 +683,27 @@ impl Protocol for Session {
         Some(self.pacer.tally())
     }
 
+    fn take_send_buffer(&mut self) -> Option<usize> {
+        core::mem::take(&mut self.grow_send_buffer).then_some(TCP_SNDBUF_V2)
+    }
+
     /// Queues a frame read from CAN (host layout) for the TCP peer; the
     /// caller's copy is left as it was. Frames read before agreement are
     /// dropped, as the reference does. Returns false if the buffer is full
     /// (the caller checks [`tx_has_room`](Self::tx_has_room) first).
-    fn queue_frame(&mut self, frame: &[u8], _stamp: Stamp) -> bool {
+    fn queue_frame(&mut self, frame: &[u8], stamp: Stamp) -> bool {
         if !self.is_agreed() {
             return true;
         }
-        if self.io.tx.free() < HEADER_LEN + frame.len() {
+        if self.v2 {
+            return self.queue_stamped(frame, stamp);
+        }
+        let Some(msg) = self.io.tx.append(HEADER_LEN + frame.len()) else {
             return false;
-        }
-        self.io.tx.push(&wire::data_header(frame.len()));
-        self.io.tx.push(frame);
-        // Converted where it now lies, at the end of the queue.
-        let queued = self.io.tx.data_mut();
-        let at = queued.len() - frame.len();
-        let wire_frame = &mut queued[at..];
-        wire::swap_layout(wire_frame);
-        self.io.counters.to_tcp += 1;
-        if log::log_enabled!(log::Level::Trace) {
-            log::trace!("{}: can->tcp {}", self.peer, FrameText(wire_frame));
-        }
+        };
+        msg[..HEADER_LEN].copy_from_slice(&wire::data_header(frame.len()));
+        msg[HEADER_LEN..].copy_from_slice(frame);
+        self.queued(frame.len(), 0, stamp);
         true
     }
 
@@ -535,6 +732,91 @@ impl Protocol for Session {
             Some(t) if now >= t && self.pacer.is_replaying() => Timer::ReplayDue,
             _ => Timer::Idle,
         }
+    }
+}
+
+impl Session {
+    /// Output a frame from the bus may need: the frame message, and in
+    /// version 2 the loss notice that must go first.
+    // Inline: asked before every read of the bus.
+    #[inline]
+    fn frame_room(&self) -> usize {
+        if self.v2 {
+            v2::MAX_STAMPED_MESSAGE + v2::NOTICE_MESSAGE
+        } else {
+            wire::MAX_DATA_MESSAGE
+        }
+    }
+
+    /// A frame of `len` bytes and `trailer` bytes behind it were pushed
+    /// last: converts it to wire layout where it lies, and counts it.
+    fn queued(&mut self, len: usize, trailer: usize, stamp: Stamp) {
+        let queued = self.io.tx.data_mut();
+        let at = queued.len() - trailer - len;
+        let wire_frame = &mut queued[at..at + len];
+        wire::swap_layout(wire_frame);
+        if let Some(log) = self.log.as_deref_mut() {
+            log.frame(stamp.micros().unwrap_or_else(wall_us), wire_frame, true);
+        }
+        self.io.counters.to_tcp += 1;
+        if log::log_enabled!(log::Level::Trace) {
+            log::trace!("{}: can->tcp {}", self.peer, FrameText(wire_frame));
+        }
+    }
+
+    /// Queues a frame as version 2's `t`, after the loss notice it may owe.
+    // Inline: once per frame towards TCP. The rare cases, a loss notice and
+    // a hardware stamp, are calls of their own, so that they cost the
+    // common case no registers (measured: 91 -> 67 instructions a frame).
+    #[inline]
+    fn queue_stamped(&mut self, frame: &[u8], stamp: Stamp) -> bool {
+        // A zero stamp (a socket without SO_TIMESTAMP) goes as 0, "none".
+        let us = stamp.sec as u64 * 1_000_000 + u64::from(stamp.usec);
+        if self.notices.loss_due(&self.io.counters) && !self.tell_loss(frame.len(), us) {
+            return false;
+        }
+        if stamp.hw_ns != 0 {
+            return self.queue_hw_stamped(frame, stamp, us);
+        }
+        let end = HEADER_LEN + frame.len();
+        let Some(msg) = self.io.tx.append(end + v2::KERNEL_STAMP_LEN) else {
+            return false;
+        };
+        msg[..HEADER_LEN].copy_from_slice(&v2::stamped_header(frame.len(), false));
+        msg[HEADER_LEN..end].copy_from_slice(frame);
+        msg[end..].copy_from_slice(&v2::stamp_bytes(us));
+        self.queued(frame.len(), v2::KERNEL_STAMP_LEN, stamp);
+        true
+    }
+
+    /// Queues a `t` with both stamps.
+    #[cold]
+    fn queue_hw_stamped(&mut self, frame: &[u8], stamp: Stamp, us: u64) -> bool {
+        let end = HEADER_LEN + frame.len();
+        let trailer = v2::KERNEL_STAMP_LEN + v2::HW_STAMP_LEN;
+        let Some(msg) = self.io.tx.append(end + trailer) else {
+            return false;
+        };
+        msg[..HEADER_LEN].copy_from_slice(&v2::stamped_header(frame.len(), true));
+        msg[HEADER_LEN..end].copy_from_slice(frame);
+        let kernel_end = end + v2::KERNEL_STAMP_LEN;
+        msg[end..kernel_end].copy_from_slice(&v2::stamp_bytes(us));
+        msg[kernel_end..].copy_from_slice(&v2::stamp_bytes(stamp.hw_ns));
+        self.queued(frame.len(), trailer, stamp);
+        true
+    }
+
+    /// Queues the loss notice owed before a frame of `len` bytes received
+    /// at `us`: false if the two do not fit together.
+    #[cold]
+    fn tell_loss(&mut self, len: usize, us: u64) -> bool {
+        let room = v2::NOTICE_MESSAGE + v2::MAX_STAMPED_MESSAGE - wire::CANFD_MTU + len;
+        if self.io.tx.free() < room {
+            return false;
+        }
+        self.notices.kernel_loss_seen(us);
+        self.notices.flush(&mut self.io.tx, &self.io.counters, true);
+        true
     }
 }
 
@@ -583,6 +865,7 @@ mod tests {
             tx_timeout: Duration::from_millis(100),
             handshake_timeout: Duration::from_secs(10),
             pacing: Pacing::Learned,
+            protocol: 1,
         }
     }
 
@@ -1208,5 +1491,189 @@ mod tests {
         );
         assert!(reads.get() > 0, "the clock was read");
         assert!(s.replay().is_some(), "the backlog is paced");
+    }
+
+    /// A server agreed on version 2 with its client, the output emptied.
+    fn agreed_v2(cfg: SessionConfig, t: Instant) -> Session {
+        let mut s = Session::new(
+            peer(),
+            Role::Server,
+            SessionConfig { protocol: 2, ..cfg },
+            t,
+        );
+        feed(&mut s, &wire::encode_version(2));
+        s.process(t, &mut FakeBus::default()).unwrap();
+        assert_eq!(s.tx_pending(), wire::encode_version(2));
+        s.tx_sent(6);
+        s
+    }
+
+    fn messages(out: &[u8]) -> std::vec::Vec<Message<'_>> {
+        let mut buf = out;
+        let mut m = std::vec::Vec::new();
+        while let Ok(Decoded::Complete(msg, used)) = v2::decode(buf) {
+            m.push(msg);
+            buf = &buf[used..];
+        }
+        assert!(buf.is_empty(), "a cut message in {out:02x?}");
+        m
+    }
+
+    #[test]
+    fn version_2_frames_carry_the_kernel_receive_time() {
+        let t = Instant::now();
+        let mut s = agreed_v2(cfg(), t);
+        let frame = classic(0x123, 2);
+        let stamp = Stamp::kernel(1_700_000_000, 654_321);
+        assert!(s.queue_frame(&frame, stamp));
+        let out = s.tx_pending().to_vec();
+        assert_eq!(&out[..2], b"t\x18");
+        let times = v2::Times {
+            kernel_us: 1_700_000_000_654_321,
+            hw_ns: None,
+        };
+        assert_eq!(messages(&out), [Message::Stamped(&frame, times)]);
+    }
+
+    #[test]
+    fn a_hardware_stamp_is_carried_where_the_receive_had_one() {
+        let t = Instant::now();
+        let mut s = agreed_v2(cfg(), t);
+        let frame = classic(0x123, 2);
+        let stamp = Stamp {
+            hw_ns: 42_000_000_123,
+            ..Stamp::kernel(1_700_000_000, 1)
+        };
+        assert!(s.queue_frame(&frame, stamp));
+        assert!(s.queue_frame(&frame, Stamp::kernel(1_700_000_000, 2)));
+        let out = s.tx_pending().to_vec();
+        assert_eq!(&out[..2], b"t\x20", "both stamps behind the frame");
+        let times = |kernel_us, hw_ns| v2::Times { kernel_us, hw_ns };
+        assert_eq!(
+            messages(&out),
+            [
+                Message::Stamped(&frame, times(1_700_000_000_000_001, Some(42_000_000_123))),
+                Message::Stamped(&frame, times(1_700_000_000_000_002, None)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_version_1_peer_still_gets_d_messages_byte_for_byte() {
+        let t = Instant::now();
+        let mut s = agreed_server(t);
+        let frame = classic(0x123, 2);
+        assert!(s.queue_frame(&frame, Stamp::kernel(1, 2)));
+        assert_eq!(s.tx_pending(), data_msg(&frame));
+    }
+
+    #[test]
+    fn a_kernel_loss_is_told_before_the_next_frame() {
+        let t = Instant::now();
+        let mut s = agreed_v2(cfg(), t);
+        s.io.counters.drop_kernel_overflow = 40;
+        let frame = classic(0x7, 1);
+        assert!(s.queue_frame(&frame, Stamp::kernel(5, 0)));
+        assert!(s.queue_frame(&frame, Stamp::kernel(6, 0)));
+        let out = s.tx_pending().to_vec();
+        let m = messages(&out);
+        assert_eq!(m.len(), 3, "{m:?}");
+        let Message::Loss(n) = m[0] else {
+            panic!("{m:?}")
+        };
+        assert_eq!(
+            (n.reason, n.count, n.total, n.since),
+            (v2::Reason::KernelOverflow, 40, 40, 5_000_000)
+        );
+        assert!(matches!(m[1], Message::Stamped(..)));
+        assert!(matches!(m[2], Message::Stamped(..)), "told once");
+    }
+
+    #[test]
+    fn frames_the_bus_did_not_take_are_told_by_reason_after_the_read() {
+        let t = Instant::now();
+        let ro = SessionConfig {
+            read_only: true,
+            ..cfg()
+        };
+        let mut s = agreed_v2(ro, t);
+        let mut input = data_msg(&classic(1, 1));
+        input.extend(data_msg(&classic(2, 1)));
+        feed(&mut s, &input);
+        s.process(t, &mut FakeBus::default()).unwrap();
+        let out = s.tx_pending().to_vec();
+        let m = messages(&out);
+        let [Message::WriteFail(n)] = m[..] else {
+            panic!("{m:?}")
+        };
+        assert_eq!((n.reason, n.count, n.total), (v2::Reason::ReadOnly, 2, 2));
+    }
+
+    #[test]
+    fn a_stamped_frame_from_the_peer_reaches_the_bus_without_its_stamps() {
+        let t = Instant::now();
+        let mut s = agreed_v2(cfg(), t);
+        let frame = classic(0x55, 8);
+        let mut msg = v2::stamped_header(CAN_MTU, true).to_vec();
+        msg.extend(&frame);
+        msg.extend(v2::stamp_bytes(1));
+        msg.extend(v2::stamp_bytes(2));
+        msg.extend(data_msg(&frame));
+        let mut bus = FakeBus::default();
+        for b in &msg {
+            feed(&mut s, std::slice::from_ref(b));
+            assert_eq!(s.process(t, &mut bus), Ok(Progress::Drained));
+        }
+        assert_eq!(bus.sent, [frame.clone(), frame]);
+    }
+
+    #[test]
+    fn notices_from_the_peer_are_kept_and_an_unknown_prefix_still_closes() {
+        let t = Instant::now();
+        let mut s = agreed_v2(cfg(), t);
+        let n = v2::Notice {
+            reason: v2::Reason::KernelOverflow,
+            count: 3,
+            total: 3,
+            since: 1,
+        };
+        feed(&mut s, &v2::encode_notice(v2::PREFIX_LOSS, &n));
+        feed(&mut s, &v2::encode_state(v2::State::BusOff, 1));
+        s.process(t, &mut FakeBus::default()).unwrap();
+        assert!(s
+            .notices
+            .peer_totals()
+            .to_string()
+            .contains("peer_kernel_overflow=3"));
+        feed(&mut s, b"x\x00");
+        assert_eq!(
+            s.process(t, &mut FakeBus::default()),
+            Err(Close::Wire(wire::WireError::UnknownPrefix(b'x')))
+        );
+    }
+
+    #[test]
+    fn a_version_1_session_refuses_version_2_messages() {
+        let t = Instant::now();
+        let mut s = agreed_server(t);
+        feed(&mut s, &v2::encode_state(v2::State::BusOff, 1));
+        assert_eq!(
+            s.process(t, &mut FakeBus::default()),
+            Err(Close::Wire(wire::WireError::UnknownPrefix(b's')))
+        );
+    }
+
+    #[test]
+    fn a_bus_state_change_is_told_at_once_to_a_version_2_peer_only() {
+        let t = Instant::now();
+        let mut s = agreed_v2(cfg(), t);
+        s.bus_state(v2::State::BusOff, 9);
+        assert_eq!(
+            messages(s.tx_pending()),
+            [Message::State(v2::State::BusOff, 9)]
+        );
+        let mut s1 = agreed_server(t);
+        s1.bus_state(v2::State::BusOff, 9);
+        assert!(s1.tx_pending().is_empty());
     }
 }

@@ -27,21 +27,35 @@ pub fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
 }
 
 /// A kernel receive time, as `SO_TIMESTAMP` gives it (the realtime clock);
-/// zero for a read without one.
+/// zero for a read without one. With it, the driver's hardware receive time
+/// where it gives one (`SO_TIMESTAMPING`), zero otherwise.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stamp {
     /// Seconds since the epoch.
     pub sec: i64,
     /// Microseconds, 0..1_000_000.
     pub usec: u32,
+    /// The hardware stamp in nanoseconds on the driver's clock (not
+    /// necessarily the epoch's); 0: none, as on vcan.
+    pub hw_ns: u64,
 }
 
 impl Stamp {
+    /// A kernel stamp without a hardware one.
+    pub const fn kernel(sec: i64, usec: u32) -> Stamp {
+        Stamp {
+            sec,
+            usec,
+            hw_ns: 0,
+        }
+    }
+
     /// The stamp in microseconds; `None` for zero, a read without one.
     // Inline: called on every read, from other modules.
     #[inline]
     pub fn micros(self) -> Option<u64> {
-        (self != Stamp::default()).then(|| self.sec as u64 * 1_000_000 + u64::from(self.usec))
+        (self.sec != 0 || self.usec != 0)
+            .then(|| self.sec as u64 * 1_000_000 + u64::from(self.usec))
     }
 }
 
@@ -63,7 +77,7 @@ mod tests {
     #[test]
     fn a_zero_stamp_is_a_read_without_one() {
         assert_eq!(Stamp::default().micros(), None);
-        assert_eq!(Stamp { sec: 2, usec: 5 }.micros(), Some(2_000_005));
-        assert_eq!(Stamp { sec: 0, usec: 1 }.micros(), Some(1));
+        assert_eq!(Stamp::kernel(2, 5).micros(), Some(2_000_005));
+        assert_eq!(Stamp::kernel(0, 1).micros(), Some(1));
     }
 }

@@ -21,6 +21,8 @@ const FLOORS: &[&[&str]] = &[
         "pace",
         "coalesce",
         "peer",
+        "notices",
+        "framelog",
     ],
     &["protocol", "session", "socketcand"],
     &["can", "net", "link"],

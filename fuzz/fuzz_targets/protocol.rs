@@ -10,11 +10,17 @@
 //! the bytes that follow. A session error ends the program, as it ends the
 //! connection.
 //!
-//! Besides "no panic", it checks: the decoder's answer fits the bytes; the
+//! Byte 0's bit 3 pins `--protocol 1`; without it a server agrees on
+//! version 2 when the program's client side proposes it, and the TCP reads
+//! may then carry version 2's messages.
+//!
+//! Besides "no panic", it checks: both decoders' answers fit the bytes (a
+//! version 2 message decoded encodes back to the same bytes); the
 //! bus is only handed valid frames, and never with `--read-only`; `to_can`
 //! counts exactly the frames the bus took (paced or not); the TX buffer
-//! never exceeds its capacity; everything emitted towards TCP is a well-formed stream of `v`
-//! and `d` messages that begins with a version.
+//! never exceeds its capacity; everything emitted towards TCP is a
+//! well-formed stream that begins with a version: `v` and `d` only, unless
+//! version 2 was agreed.
 #![no_main]
 
 use std::net::SocketAddr;
@@ -32,7 +38,7 @@ use tcpcan::limits::TX_BUF;
 use tcpcan::protocol::{Protocol, Timer};
 use tcpcan::session::{Role, Session};
 use tcpcan::time::Stamp;
-use tcpcan::wire::{self, Decoded, Message, CANFD_MTU, CAN_MTU, HEADER_LEN};
+use tcpcan::wire::{self, v2, Decoded, Message, CANFD_MTU, CAN_MTU, HEADER_LEN};
 
 /// A bus whose answers follow a mode the program sets.
 struct FakeBus {
@@ -85,6 +91,7 @@ fn check_decoder(mut buf: &[u8]) {
                         assert_eq!(buf[0], b'd');
                         assert_eq!(d, &buf[HEADER_LEN..used]);
                     }
+                    other => panic!("version 1 decoded a version 2 message: {other:?}"),
                 }
                 buf = &buf[used..];
             }
@@ -100,18 +107,62 @@ fn check_decoder(mut buf: &[u8]) {
     }
 }
 
-/// Everything emitted towards TCP: versions and whole frames only.
+/// Version 2's decoder: what it decodes encodes back to the same bytes.
+fn check_decoder_v2(mut buf: &[u8]) {
+    loop {
+        match v2::decode(buf) {
+            Ok(Decoded::Complete(msg, used)) => {
+                assert_eq!(used, HEADER_LEN + usize::from(buf[1]));
+                let whole = &buf[..used];
+                match msg {
+                    Message::Version(_) | Message::Data(_) => {
+                        assert_eq!(wire::decode(whole), Ok(Decoded::Complete(msg, used)))
+                    }
+                    Message::Stamped(frame, times) => {
+                        let mut m = v2::stamped_header(frame.len(), times.hw_ns.is_some()).to_vec();
+                        m.extend(frame);
+                        m.extend(v2::stamp_bytes(times.kernel_us));
+                        m.extend(times.hw_ns.map(v2::stamp_bytes).unwrap_or_default());
+                        assert_eq!(m, whole);
+                    }
+                    Message::Loss(n) => assert_eq!(v2::encode_notice(b'l', &n), whole),
+                    Message::WriteFail(n) => assert_eq!(v2::encode_notice(b'w', &n), whole),
+                    Message::State(st, at) => assert_eq!(v2::encode_state(st, at), whole),
+                }
+                buf = &buf[used..];
+            }
+            Ok(Decoded::Partial) => {
+                assert!(buf.len() < HEADER_LEN || buf.len() < HEADER_LEN + usize::from(buf[1]));
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Everything emitted towards TCP: versions, whole frames and (after
+/// version 2 is agreed) its notices.
 fn check_emitted(mut out: &[u8]) {
     let mut first = true;
+    let mut version = 0;
     loop {
-        match wire::decode(out) {
+        let decoded = match version {
+            2 => v2::decode(out),
+            _ => wire::decode(out),
+        };
+        match decoded {
             Ok(Decoded::Complete(msg, used)) => {
                 match msg {
-                    Message::Version(v) => assert_eq!(v, 1, "we only ever speak version 1"),
-                    Message::Data(d) => {
+                    Message::Version(v) => {
+                        assert!(v == 1 || v == 2, "we only speak versions 1 and 2");
+                        // What we send last before data is what was agreed.
+                        version = v;
+                    }
+                    Message::Data(d) | Message::Stamped(d, _) => {
                         assert!(!first, "data sent before any version message");
                         assert!(d.len() == CAN_MTU || d.len() == CANFD_MTU);
                     }
+                    _ => assert!(!first, "a notice before any version message"),
                 }
                 first = false;
                 out = &out[used..];
@@ -122,24 +173,35 @@ fn check_emitted(mut out: &[u8]) {
     }
 }
 
-fn config(read_only: bool) -> Config {
+fn config(read_only: bool, pinned: bool) -> Config {
     let mut flags = vec!["--tx-timeout", "100", "--handshake-timeout", "5"];
     if read_only {
         flags.push("--read-only");
+    }
+    if pinned {
+        flags.extend(["--protocol", "1"]);
     }
     flags.push("vcan0");
     let args = Args::from_args(&["tcpcan"], &flags).expect("valid flags");
     Config::from_args(args).expect("valid config")
 }
 
-/// Both configurations, parsed once rather than per input.
-fn configs() -> &'static [Config; 2] {
-    static CONFIGS: OnceLock<[Config; 2]> = OnceLock::new();
-    CONFIGS.get_or_init(|| [config(false), config(true)])
+/// Every configuration, parsed once rather than per input.
+fn configs() -> &'static [Config; 4] {
+    static CONFIGS: OnceLock<[Config; 4]> = OnceLock::new();
+    CONFIGS.get_or_init(|| {
+        [
+            config(false, false),
+            config(true, false),
+            config(false, true),
+            config(true, true),
+        ]
+    })
 }
 
 fuzz_target!(|input: &[u8]| {
     check_decoder(input);
+    check_decoder_v2(input);
 
     let Some((&setup, mut prog)) = input.split_first() else {
         return;
@@ -151,7 +213,8 @@ fuzz_target!(|input: &[u8]| {
     };
     let read_only = setup & 2 != 0;
     let virtual_bus = setup & 4 != 0;
-    let cfg = &configs()[usize::from(read_only)];
+    let pinned = setup & 8 != 0;
+    let cfg = &configs()[usize::from(read_only) + 2 * usize::from(pinned)];
     let peer: SocketAddr = "192.0.2.1:20010".parse().unwrap();
     let mut now = Instant::now();
     let mut session = Session::new(peer, role, cfg.session, now);
@@ -207,7 +270,12 @@ fuzz_target!(|input: &[u8]| {
             0xC0..=0xDF => {
                 let (frame, size) = bus_frame(&mut prog, op);
                 if session.tx_has_room() {
-                    assert!(session.queue_frame(&frame[..size], Stamp::default()));
+                    // Odd ops: a receive with a hardware stamp too.
+                    let stamp = Stamp {
+                        hw_ns: u64::from(op & 1) * (u64::from(op) << 20),
+                        ..Stamp::kernel(i64::from(op), 0)
+                    };
+                    assert!(session.queue_frame(&frame[..size], stamp));
                 }
                 Ok(())
             }

@@ -207,10 +207,7 @@ fuzz_target!(|data: &[u8]| {
             // the BCM (classic), while there is room for it.
             0xC0..=0xDF => {
                 let (frame, size) = bus_frame(&mut prog, op);
-                let stamp = Stamp {
-                    sec: i64::from(op),
-                    usec: 999_999,
-                };
+                let stamp = Stamp::kernel(i64::from(op), 999_999);
                 if s.tx_has_room() {
                     if op & 2 == 0 {
                         assert!(s.queue_frame(&frame[..size], stamp));

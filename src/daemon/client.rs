@@ -13,6 +13,7 @@ use super::time::Now;
 use crate::close::Close;
 use crate::error::Error;
 use crate::limits::RETRY_INTERVAL;
+use crate::negotiation::MIN_VERSION;
 use crate::net::{self, Addrs};
 use crate::peer::Peer;
 
@@ -35,6 +36,14 @@ pub struct Dialer {
     retry: bool,
     retry_at: Option<Instant>,
     last_error: Option<io::ErrorKind>,
+    /// Addresses whose server closed on our version 2 and then agreed on
+    /// 1 (the Python original): spoken to in version 1 until we restart.
+    v1_only: Vec<Peer>,
+    /// The address that closed on our version 2 and is being dialed with
+    /// 1 to learn why: the Python original agrees, a tcpcan server that
+    /// refuses us (`--allow`, `--max-clients`) closes again and is not
+    /// pinned to 1 for it.
+    trying_v1: Option<Peer>,
 }
 
 impl Dialer {
@@ -47,6 +56,8 @@ impl Dialer {
             retry,
             retry_at: Some(now),
             last_error: None,
+            v1_only: Vec::new(),
+            trying_v1: None,
         }
     }
 
@@ -101,10 +112,63 @@ impl Dialer {
         Ok(said)
     }
 
+    /// The highest version to propose to `addr`: `configured`, or 1 for a
+    /// server that closed on more (to learn why, or known to speak only 1).
+    pub fn highest(&self, addr: impl Into<Peer>, configured: u32) -> u32 {
+        let addr = addr.into();
+        if self.trying_v1 == Some(addr) || self.v1_only.contains(&addr) {
+            MIN_VERSION
+        } else {
+            configured
+        }
+    }
+
+    /// The server at `addr` closed the connection on our proposal of
+    /// `version` without answering, as the Python original does: dial it
+    /// again at once proposing 1 (even with `--no-retry`: this is the
+    /// negotiation, not a failure). Only an agreement on 1 makes it stick: a
+    /// close for another cause (a server refusing us in an orderly way, or
+    /// stopping) must not pin version 1.
+    pub fn refused(&mut self, addr: impl Into<Peer>, version: u32, now: Instant) {
+        let addr = addr.into();
+        log::debug!(
+            "{addr}: closed on protocol version {version} without answering: trying version {MIN_VERSION}"
+        );
+        self.trying_v1 = Some(addr);
+        self.retry_at = Some(now);
+    }
+
+    /// True while a server that closed on version 2 is dialed with 1.
+    pub fn trying_v1(&self) -> bool {
+        self.trying_v1.is_some()
+    }
+
+    /// The connection to `addr` agreed on `version`. If it was the one
+    /// dialed with 1 after a close on 2, the server is the Python original
+    /// (or pinned to 1 and closing on more): remember 1 for it until we
+    /// restart, and say so once.
+    pub fn agreed(&mut self, addr: impl Into<Peer>, version: u32) {
+        let addr = addr.into();
+        if self.trying_v1 != Some(addr) {
+            return;
+        }
+        self.trying_v1 = None;
+        if version == MIN_VERSION && !self.v1_only.contains(&addr) {
+            log::info!(
+                "{addr}: closed on protocol version 2 without stepping down, and agreed on {MIN_VERSION} (the Python tcpcan does): speaking version {MIN_VERSION} to it until restart"
+            );
+            self.v1_only.push(addr);
+        }
+    }
+
     /// The connection to `peer` ended for `why` at `now`: dial again at
     /// once (a restarted server is back within a second), or, with
-    /// `--no-retry`, that is fatal.
+    /// `--no-retry`, that is fatal. A server that closed on version 2 and
+    /// then on 1 refused us: it gets our highest again next time.
     pub fn lost(&mut self, peer: Peer, why: Close, now: Instant) -> Result<(), Error> {
+        if self.trying_v1 == Some(peer) {
+            self.trying_v1 = None;
+        }
         if !self.retry {
             return Err(Error::Lost(peer, why));
         }
@@ -172,6 +236,26 @@ impl Client {
                 Ok(None)
             }
         }
+    }
+
+    /// See [`Dialer::highest`].
+    pub fn highest(&self, addr: Peer, configured: u32) -> u32 {
+        self.dialer.highest(addr, configured)
+    }
+
+    /// See [`Dialer::refused`].
+    pub fn refused(&mut self, addr: Peer, version: u32) {
+        self.dialer.refused(addr, version, Instant::now());
+    }
+
+    /// See [`Dialer::trying_v1`].
+    pub fn trying_v1(&self) -> bool {
+        self.dialer.trying_v1()
+    }
+
+    /// See [`Dialer::agreed`].
+    pub fn agreed(&mut self, addr: Peer, version: u32) {
+        self.dialer.agreed(addr, version);
     }
 
     /// The connection ended: see [`Dialer::lost`].
@@ -280,5 +364,60 @@ mod tests {
             e.to_string(),
             "connection to 192.0.2.1:20010 lost: peer closed the connection"
         );
+    }
+
+    #[test]
+    fn a_server_that_closed_on_version_2_and_agreed_on_1_gets_1_until_restart() {
+        let t = Instant::now();
+        let a = addrs(2);
+        let mut d = Dialer::new(a.clone(), false, t);
+        assert_eq!(d.highest(a[0], 2), 2);
+        d.start();
+        let later = t + Duration::from_secs(1);
+        d.refused(a[0], 2, later);
+        assert_eq!(
+            d.retry_at(),
+            Some(later),
+            "dialed again at once, even with --no-retry"
+        );
+        assert_eq!(d.highest(a[0], 2), 1, "proposing 1");
+        assert_eq!(d.highest(a[1], 2), 2, "per address");
+        d.agreed(a[0], 1);
+        assert!(!d.trying_v1());
+        assert_eq!(d.highest(a[0], 2), 1, "remembered");
+        // A later close on 2 (it never gets 2 again) changes nothing.
+        d.refused(a[0], 2, later);
+        d.agreed(a[0], 1);
+        assert_eq!(d.v1_only, [Peer::from(a[0])], "remembered once");
+    }
+
+    #[test]
+    fn a_server_that_refuses_us_is_not_taken_for_the_python_one() {
+        // --allow or --max-clients: it closes on 2, and on 1 too.
+        let t = Instant::now();
+        let a = addrs(1);
+        let mut d = Dialer::new(a.clone(), true, t);
+        d.refused(a[0], 2, t);
+        assert_eq!(d.highest(a[0], 2), 1, "asked in 1 once");
+        d.lost(a[0].into(), Close::PeerClosed, t).unwrap();
+        assert_eq!(d.highest(a[0], 2), 2, "its close on 1 was a refusal");
+        assert!(d.v1_only.is_empty());
+        // Once it lets us in, it agrees on 2: nothing to remember.
+        d.refused(a[0], 2, t);
+        d.lost(a[0].into(), Close::PeerClosed, t).unwrap();
+        assert_eq!(d.highest(a[0], 2), 2);
+        d.agreed(a[0], 2);
+        assert!(d.v1_only.is_empty());
+    }
+
+    #[test]
+    fn only_the_address_being_asked_in_1_is_remembered() {
+        let t = Instant::now();
+        let a = addrs(2);
+        let mut d = Dialer::new(a.clone(), true, t);
+        d.refused(a[0], 2, t);
+        d.agreed(a[1], 1);
+        assert!(d.trying_v1(), "another address's agreement says nothing");
+        assert!(d.v1_only.is_empty());
     }
 }

@@ -14,13 +14,16 @@ use super::bus_side::BusSide;
 use super::poll_table::{PollTable, Slot};
 use super::port::{open_error, PortSlot};
 use super::time::{clocks, Now, StampClock};
+use crate::busstate::BusState;
 use crate::can::{if_stats, BcmPort, CanPort, NoBus};
 use crate::cli::Config;
 use crate::close::Close;
 use crate::coalesce::{Coalesce, Side};
 use crate::device::CanSink;
+use crate::framelog::LogLines;
 use crate::limits::READS_PER_WAKEUP;
 use crate::link::Link;
+use crate::notices::state_of;
 use crate::peer::Peer;
 use crate::protocol::{Bus, Progress, Protocol, Timer, Wake};
 use crate::session::Session;
@@ -263,6 +266,9 @@ impl<P: Protocol> Conn<P> {
             bcm: &mut self.bcm,
         };
         let result = self.session.process_input(now, bus);
+        if let Some(size) = self.session.take_send_buffer() {
+            self.link.grow_send_buffer(size);
+        }
         // A reply must reach the peer even if its command then ends the
         // connection: it says why.
         let flushed = self.flush(canif);
@@ -470,5 +476,37 @@ impl AnyConn {
     /// See [`Conn::log_close`].
     pub fn log_close(&self, why: Close) {
         each!(self, c => c.log_close(why))
+    }
+
+    /// See [`Session::log_lines`]; socketcand's sessions write none.
+    pub fn log_lines(&mut self) -> Option<&mut LogLines> {
+        match self {
+            AnyConn::V1(c) => c.session.log_lines(),
+            AnyConn::Scd(_) => None,
+        }
+    }
+
+    /// The agreed protocol version; socketcand negotiates none.
+    pub fn agreed_version(&self) -> Option<u32> {
+        match self {
+            AnyConn::V1(c) => c.session.agreed_version(),
+            AnyConn::Scd(_) => None,
+        }
+    }
+
+    /// See [`Session::unanswered_proposal`]; socketcand proposes nothing.
+    pub fn unanswered_proposal(&self) -> Option<u32> {
+        match self {
+            AnyConn::V1(c) => c.session.unanswered_proposal(),
+            AnyConn::Scd(_) => None,
+        }
+    }
+
+    /// The bus changed state at `at_us`: see [`Session::bus_state`]
+    /// (socketcand's clients see error frames with `--error-frames`).
+    pub fn bus_state(&mut self, state: BusState, at_us: u64) {
+        if let AnyConn::V1(c) = self {
+            c.session.bus_state(state_of(state), at_us);
+        }
     }
 }

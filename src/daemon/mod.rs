@@ -17,6 +17,7 @@ pub mod beacon;
 pub mod bus_side;
 pub mod client;
 pub mod conn;
+pub mod logfile;
 pub mod monitor;
 pub mod poll_table;
 pub mod port;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 use self::beacon::Beacon;
 use self::client::{Client, Dialer};
 use self::conn::{AnyConn, Conn};
+use self::logfile::LogWriter;
 use self::monitor::Monitor;
 use self::poll_table::{PollTable, Ready, Slot};
 use self::server::{Accepted, Server, Speaks};
@@ -41,8 +43,11 @@ use self::via::Via;
 use crate::cli::{Config, ModeConfig};
 use crate::close::Close;
 use crate::error::Error;
+use crate::framelog::LogLines;
 use crate::link::Link;
+use crate::negotiation::MIN_VERSION;
 use crate::net;
+use crate::notices::wall_us;
 use crate::peer::Peer;
 use crate::session::{Role, Session};
 use crate::socketcand::session::{ScdConfig, ScdSession};
@@ -78,11 +83,15 @@ pub struct Daemon {
     table: PollTable,
     /// `--stdio`: the one peer has gone, so the run is over.
     done: bool,
+    /// `--log`: the writer of every connection's frame lines.
+    log: Option<LogWriter>,
 }
 
 impl Daemon {
     /// Sets everything up; every start-up error is fatal and named.
     pub fn new(cfg: Config) -> Result<Daemon, Error> {
+        // First: its copier process holds whatever is open when it starts.
+        let log = cfg.log.as_deref().map(LogWriter::open).transpose()?;
         let signals =
             Signals::install().map_err(|e| Error::Io("cannot install signal handlers", e))?;
         let monitor = Monitor::open(&cfg.canif, cfg.wait)?;
@@ -130,6 +139,7 @@ impl Daemon {
             batch: Box::default(),
             table: PollTable::default(),
             done: false,
+            log,
         };
         if stdio {
             let link =
@@ -164,11 +174,13 @@ impl Daemon {
                 // A signal is honoured between any two descriptors, so a
                 // loaded loop still stops within milliseconds.
                 if self.stopping() {
+                    self.finish_logs();
                     return Ok(());
                 }
                 if ready.slot == Slot::Signal {
                     self.signals.drain();
                     if self.stopping() {
+                        self.finish_logs();
                         return Ok(());
                     }
                     if self.signals.take_usr1() {
@@ -204,8 +216,15 @@ impl Daemon {
             Slot::Signal => Ok(()),
             Slot::Listener(n) => self.accept(n, now),
             Slot::Monitor => {
-                self.monitor
-                    .on_readable(&self.cfg.canif, &mut self.batch, revents, now);
+                let change =
+                    self.monitor
+                        .on_readable(&self.cfg.canif, &mut self.batch, revents, now);
+                if let Some((state, stamp)) = change {
+                    let at = stamp.micros().unwrap_or_else(wall_us);
+                    for conn in self.conns.iter_mut() {
+                        conn.bus_state(state, at);
+                    }
+                }
                 Ok(())
             }
             Slot::Dial => self.dialed(now),
@@ -221,6 +240,14 @@ impl Daemon {
                     return Ok(());
                 };
                 let result = conn.on_ready(slot, revents, now, &self.cfg.canif, &mut self.batch);
+                if let (Some(w), Some(lines)) = (&mut self.log, conn.log_lines()) {
+                    w.drain(lines);
+                }
+                if let Mode::Client(client) = &mut self.mode {
+                    if let Some(v) = conn.agreed_version().filter(|_| client.trying_v1()) {
+                        client.agreed(conn.peer(), v);
+                    }
+                }
                 self.close_on_error(c, result)
             }
         }
@@ -378,9 +405,16 @@ impl Daemon {
         now: &Now,
     ) -> Result<(), Error> {
         let cfg = &self.cfg;
+        let mut scfg = cfg.session;
+        if let Mode::Client(client) = &self.mode {
+            scfg.protocol = client.highest(peer, scfg.protocol);
+        }
         let mut conn = match speaks {
             Speaks::V1 => {
-                let session = Session::new(peer, role, cfg.session, now.get());
+                let mut session = Session::new(peer, role, scfg, now.get());
+                if cfg.log.is_some() {
+                    session.log_to(LogLines::new(&cfg.canif));
+                }
                 AnyConn::V1(Conn::open(link, session, cfg, now))
             }
             Speaks::Socketcand => {
@@ -409,9 +443,23 @@ impl Daemon {
     /// Ends connection `c` for `why`: see [`close_on_error`](Self::close_on_error).
     #[cold]
     fn close(&mut self, c: usize, why: Close) -> Result<(), Error> {
-        let Some(conn) = self.conns.take(c) else {
+        let Some(mut conn) = self.conns.take(c) else {
             return Ok(());
         };
+        if let (Some(w), Some(lines)) = (&mut self.log, conn.log_lines()) {
+            w.finish(lines);
+        }
+        if let Mode::Client(client) = &mut self.mode {
+            // The Python original closes on a version above 1 instead of
+            // stepping down: that orderly close is its answer, not a
+            // failure. A tcpcan server refusing us resets the connection.
+            if let Some(v) = conn.unanswered_proposal().filter(|&v| v > MIN_VERSION) {
+                if why == Close::PeerClosed {
+                    client.refused(conn.peer(), v);
+                    return Ok(());
+                }
+            }
+        }
         conn.log_close(why);
         match &mut self.mode {
             Mode::Client(client) => client.lost(conn.peer(), why),
@@ -424,6 +472,18 @@ impl Daemon {
                 Ok(())
             }
             Mode::Stdio => Err(Error::Lost(conn.peer(), why)),
+        }
+    }
+
+    /// Hands the `--log` writer every line still held, before it ends.
+    fn finish_logs(&mut self) {
+        let Some(w) = &mut self.log else {
+            return;
+        };
+        for conn in self.conns.iter_mut() {
+            if let Some(lines) = conn.log_lines() {
+                w.finish(lines);
+            }
         }
     }
 

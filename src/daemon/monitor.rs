@@ -14,6 +14,11 @@ use crate::error::Error;
 use crate::filter::Filters;
 use crate::limits::CAN_BATCH;
 use crate::sys::{self, CanBatch};
+use crate::time::Stamp;
+
+/// A change of the bus state, and when the kernel received the error
+/// frame that announced it (zero: unknown).
+pub type Change = (BusState, Stamp);
 
 fn monitor_options() -> CanOptions {
     CanOptions {
@@ -74,11 +79,17 @@ impl Monitor {
         self.port.due(now)
     }
 
-    /// Reads bus-state frames (or the pending error) and logs changes.
-    pub fn on_readable(&mut self, name: &str, batch: &mut CanBatch, revents: i16, now: &Now) {
-        let Some(port) = self.port.port_mut() else {
-            return;
-        };
+    /// Reads bus-state frames (or the pending error) and logs changes;
+    /// returns the last change, for version 2 peers.
+    pub fn on_readable(
+        &mut self,
+        name: &str,
+        batch: &mut CanBatch,
+        revents: i16,
+        now: &Now,
+    ) -> Option<Change> {
+        let mut change = None;
+        let port = self.port.port_mut()?;
         let result = if revents & libc::POLLERR != 0 {
             port.take_error().map_or(Ok((0, 0)), Err)
         } else {
@@ -89,7 +100,9 @@ impl Monitor {
                 for i in 0..n {
                     let frame = &batch.frames[i][..batch.lens[i]];
                     if let Some(state) = state_from_error_frame(frame) {
-                        self.saw(name, state);
+                        if self.saw(name, state) {
+                            change = Some((state, batch.stamps[i]));
+                        }
                     }
                 }
             }
@@ -110,17 +123,20 @@ impl Monitor {
             Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(ReadError::Io(e)) => log::warn!("{name}: {e}"),
         }
+        change
     }
 
-    fn saw(&mut self, name: &str, state: BusState) {
+    /// True if `state` is a change.
+    fn saw(&mut self, name: &str, state: BusState) -> bool {
         if self.state == Some(state) {
-            return;
+            return false;
         }
         self.state = Some(state);
         match state {
             BusState::ErrorActive => log::info!("{name}: bus state {state}"),
             _ => log::warn!("{name}: bus state {state}"),
         }
+        true
     }
 
     /// Reopens a vanished interface, or checks whether a down one is up.

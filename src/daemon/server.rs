@@ -41,6 +41,14 @@ pub struct Server {
     speaks: Speaks,
 }
 
+/// Ends a refused connection with a reset (`SO_LINGER` 0), not an orderly
+/// close: a tcpcan client tells a refusal from the Python original's close
+/// on a protocol version it does not speak, and so never pins version 1 for
+/// a server that only had no room for it.
+fn reset(sock: Socket) {
+    let _ = sock.set_linger(Some(Duration::ZERO));
+}
+
 impl Server {
     /// Listens on the address `addrs` gives for clients speaking `speaks`
     /// about `canif`; the same `--allow` list applies to either protocol.
@@ -106,6 +114,7 @@ impl Server {
         };
         if !self.allows(peer) {
             log::warn!("{peer}: refused: not in the --allow list");
+            reset(sock);
             return Accepted::Skipped;
         }
         let Some(slot) = conns.free_slot() else {
@@ -113,6 +122,7 @@ impl Server {
                 "{peer}: refused: already serving {} clients (--max-clients)",
                 conns.capacity()
             );
+            reset(sock);
             return Accepted::Skipped;
         };
         if let Err(e) = net::configure_stream(&sock, self.keepalive) {

@@ -481,10 +481,7 @@ mod tests {
         }
     }
 
-    const T: Stamp = Stamp {
-        sec: 23,
-        usec: 424_242,
-    };
+    const T: Stamp = Stamp::kernel(23, 424_242);
 
     #[test]
     fn a_standard_frame_is_written_as_socketcand_writes_it() {
@@ -501,7 +498,7 @@ mod tests {
 
     #[test]
     fn a_frame_without_data_keeps_the_space_python_can_splits_on() {
-        let l = line(&frame(0x7FF, &[]), Stamp { sec: 1, usec: 5 }, false);
+        let l = line(&frame(0x7FF, &[]), Stamp::kernel(1, 5), false);
         assert_eq!(l, "< frame 7FF 1.000005  >");
         assert_eq!(l[8..l.len() - 2].splitn(3, ' ').count(), 3);
     }
@@ -509,10 +506,7 @@ mod tests {
     #[test]
     fn eight_bytes_and_the_largest_stamp_fit_the_line() {
         let f = frame(0x1FFF_FFFF | libc::CAN_EFF_FLAG, &[0xFF; 8]);
-        let big = Stamp {
-            sec: i64::MAX,
-            usec: 999_999,
-        };
+        let big = Stamp::kernel(i64::MAX, 999_999);
         let l = line(&f, big, false);
         assert!(l.len() <= MAX_FRAME_LINE);
         assert!(l.ends_with(".999999 FFFFFFFFFFFFFFFF >"), "{l}");

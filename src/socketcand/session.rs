@@ -878,7 +878,7 @@ mod tests {
     fn subscribed_frames_become_lines_with_the_kernels_stamp() {
         let (mut s, mut b, mut jobs) = opened_bcm(cfg());
         talk_jobs(&mut s, "< subscribe 0 0 123 >", &mut b, &mut jobs).unwrap();
-        let t = Stamp { sec: 7, usec: 8 };
+        let t = Stamp::kernel(7, 8);
         assert!(s.queue_subscribed(&frame(0x123, &[0xAB, 0xCD]), t));
         assert_eq!(take(&mut s), "< frame 123 7.000008 ABCD >");
         assert_eq!(s.io.counters.to_tcp, 1);
@@ -1051,7 +1051,7 @@ mod tests {
         let mut b = bus();
         take(&mut s);
         talk(&mut s, "< open vcan0 >", &mut b).unwrap();
-        let t = Stamp { sec: 5, usec: 6 };
+        let t = Stamp::kernel(5, 6);
         assert!(s.queue_frame(&frame(0x10, &[1]), t));
         assert_eq!(take(&mut s), "", "BCM mode forwards nothing unasked");
         talk(&mut s, "< rawmode >", &mut b).unwrap();

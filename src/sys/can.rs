@@ -61,25 +61,82 @@ pub fn bcm_open(index: u32) -> io::Result<std::os::fd::OwnedFd> {
 /// Asks the kernel to stamp what `fd` receives (`SO_TIMESTAMP`): CAN frames
 /// each, and a TCP read with the arrival of the last segment it takes.
 pub fn enable_timestamps(fd: RawFd) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: on is a c_int of the length given, read by the kernel only.
+    set_socket_int(fd, libc::SO_TIMESTAMP, 1)
+}
+
+/// Asks the kernel for the driver's hardware receive stamp of each frame
+/// `fd` receives (`SO_TIMESTAMPING`, raw hardware time), where the driver
+/// gives one; [`CanBatch::recv`] then finds it beside `SO_TIMESTAMP`'s.
+/// Asked of the socket only: switching the device's stamping on
+/// (`SIOCSHWTSTAMP`) is its administrator's choice, and CAN drivers that
+/// stamp do so unasked. A receive without one (vcan) carries no message.
+pub fn enable_hw_timestamps(fd: RawFd) -> io::Result<()> {
+    let flags = libc::SOF_TIMESTAMPING_RX_HARDWARE | libc::SOF_TIMESTAMPING_RAW_HARDWARE;
+    set_socket_int(fd, libc::SO_TIMESTAMPING, flags as libc::c_int)
+}
+
+/// Sets the `SOL_SOCKET` option `name` of `fd` to an int `value`.
+fn set_socket_int(fd: RawFd, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: value is a c_int of the length given, read by the kernel only.
     check(unsafe {
         libc::setsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_TIMESTAMP,
-            (&on as *const libc::c_int).cast(),
+            name,
+            (&value as *const libc::c_int).cast(),
             mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     })?;
     Ok(())
 }
 
+/// What the control messages of one receive said.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Control {
+    /// The socket's kernel drop count (`SO_RXQ_OVFL`), if reported.
+    dropped: Option<u32>,
+    /// The receive times (`SO_TIMESTAMP`, `SO_TIMESTAMPING`); zero where
+    /// there were none.
+    stamp: Stamp,
+}
+
+/// Reads the control messages the kernel wrote into `h`'s control buffer.
+///
+/// # Safety
+/// `h.msg_control` must point at `h.msg_controllen` readable bytes, as the
+/// kernel left them after a receive (or a test laid them out).
+unsafe fn read_control(h: &libc::msghdr) -> Control {
+    let mut out = Control::default();
+    let mut c = libc::CMSG_FIRSTHDR(h);
+    while !c.is_null() {
+        if (*c).cmsg_level == libc::SOL_SOCKET {
+            match (*c).cmsg_type {
+                libc::SO_RXQ_OVFL => {
+                    out.dropped = Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>()));
+                }
+                libc::SO_TIMESTAMP => {
+                    let hw_ns = out.stamp.hw_ns;
+                    out.stamp = Stamp {
+                        hw_ns,
+                        ..read_timeval(c)
+                    };
+                }
+                libc::SO_TIMESTAMPING => out.stamp.hw_ns = read_raw_hw(c),
+                _ => {}
+            }
+        }
+        c = libc::CMSG_NXTHDR(h, c);
+    }
+    out
+}
+
 /// Reads what a stream socket holds into `buf` without blocking, with the
 /// kernel's receive time of the last data read (seconds, microseconds;
 /// zero without `SO_TIMESTAMP`): a read's time at no clock read.
 pub fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Stamp)> {
-    let mut cmsg = [0u64; CMSG_ROOM / 8];
+    // Room for SO_TIMESTAMP's message alone, all a stream asked for: a
+    // larger buffer is zeroed for nothing on every read.
+    let mut cmsg = [0u64; STREAM_CMSG_ROOM / 8];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -89,22 +146,12 @@ pub fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Stamp)> {
     h.msg_iov = &mut iov;
     h.msg_iovlen = 1;
     h.msg_control = cmsg.as_mut_ptr().cast();
-    h.msg_controllen = CMSG_ROOM as _;
+    h.msg_controllen = STREAM_CMSG_ROOM as _;
     // SAFETY: the header points at `buf` and `cmsg`, of the sizes given,
     // which outlive the call.
     let n = check(unsafe { libc::recvmsg(fd, &mut h, libc::MSG_DONTWAIT) })? as usize;
-    let mut stamp = Stamp::default();
-    // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG macros
-    // walk only within them.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&h);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMP {
-                stamp = read_timeval(c);
-            }
-            c = libc::CMSG_NXTHDR(&h, c);
-        }
-    }
+    // SAFETY: the kernel filled msg_control/msg_controllen.
+    let stamp = unsafe { read_control(&h) }.stamp;
     Ok((n, stamp))
 }
 
@@ -166,9 +213,14 @@ pub fn bcm_changed_frame(msg: &[u8]) -> Option<&[u8]> {
 }
 
 /// Room for one `SO_RXQ_OVFL` control message (a u32, 24 bytes with its
-/// header) and one `SO_TIMESTAMP` message (a timeval, 32 bytes with its
-/// header) on sockets that asked for one.
-const CMSG_ROOM: usize = 64;
+/// header), one `SO_TIMESTAMP` message (a timeval, 32 bytes with its
+/// header) and one `SO_TIMESTAMPING` message (three timespecs, 64 bytes
+/// with its header) on sockets that asked for them: 120 bytes on a 64-bit
+/// target, fewer on a 32-bit one.
+const CMSG_ROOM: usize = 128;
+
+/// Room for the one `SO_TIMESTAMP` message a stream socket asked for.
+const STREAM_CMSG_ROOM: usize = 64;
 
 /// Reusable buffers for reading CAN frames in batches with `recvmmsg`.
 pub struct CanBatch {
@@ -227,22 +279,10 @@ impl CanBatch {
         let stamps = self.stamps.iter_mut();
         for ((len, stamp), hdr) in self.lens.iter_mut().zip(stamps).zip(&hdrs[..n]) {
             *len = hdr.msg_len as usize;
-            *stamp = Stamp::default();
-            let h = &hdr.msg_hdr;
-            // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG
-            // macros walk only within them.
-            unsafe {
-                let mut c = libc::CMSG_FIRSTHDR(h);
-                while !c.is_null() {
-                    if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_RXQ_OVFL {
-                        dropped = Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>()));
-                    }
-                    if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMP {
-                        *stamp = read_timeval(c);
-                    }
-                    c = libc::CMSG_NXTHDR(h, c);
-                }
-            }
+            // SAFETY: the kernel filled msg_control/msg_controllen.
+            let control = unsafe { read_control(&hdr.msg_hdr) };
+            *stamp = control.stamp;
+            dropped = control.dropped.or(dropped);
         }
         Ok((n, dropped))
     }
@@ -263,20 +303,42 @@ unsafe fn read_timeval(c: *const libc::cmsghdr) -> Stamp {
     if len >= 16 {
         let sec = std::ptr::read_unaligned(data.cast::<i64>());
         let usec = std::ptr::read_unaligned(data.add(8).cast::<i64>());
-        Stamp {
-            sec,
-            usec: usec as u32,
-        }
+        Stamp::kernel(sec, usec as u32)
     } else if len >= 8 {
         let sec = std::ptr::read_unaligned(data.cast::<i32>());
         let usec = std::ptr::read_unaligned(data.add(4).cast::<i32>());
-        Stamp {
-            sec: i64::from(sec),
-            usec: usec as u32,
-        }
+        Stamp::kernel(i64::from(sec), usec as u32)
     } else {
         Stamp::default()
     }
+}
+
+/// The raw hardware time (nanoseconds) of a `SO_TIMESTAMPING` control
+/// message: the third of its three timespecs, 64-bit fields (64-bit
+/// targets, `SO_TIMESTAMPING_NEW`) or 32-bit ones (`SO_TIMESTAMPING_OLD` on
+/// a 32-bit target); 0 if it has none.
+///
+/// # Safety
+/// `c` must be a control message header the kernel filled in.
+unsafe fn read_raw_hw(c: *const libc::cmsghdr) -> u64 {
+    let data = libc::CMSG_DATA(c);
+    // cmsg_len is a usize on glibc and a u32 on musl: the cast is needed there.
+    #[allow(clippy::unnecessary_cast)]
+    let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+    let (sec, nsec) = if len >= 48 {
+        let sec = std::ptr::read_unaligned(data.add(32).cast::<i64>());
+        let nsec = std::ptr::read_unaligned(data.add(40).cast::<i64>());
+        (sec, nsec)
+    } else if len >= 24 {
+        let sec = std::ptr::read_unaligned(data.add(16).cast::<i32>());
+        let nsec = std::ptr::read_unaligned(data.add(20).cast::<i32>());
+        (i64::from(sec), i64::from(nsec))
+    } else {
+        return 0;
+    };
+    (sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(nsec as u64)
 }
 
 impl Default for CanBatch {
@@ -327,6 +389,109 @@ pub fn send_frames(fd: RawFd, frames: &[&[u8]]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Control messages (type, payload) laid out as the kernel writes
+    /// them, read back by [`read_control`].
+    fn control_of(msgs: &[(libc::c_int, &[u8])]) -> Control {
+        let mut buf = [0u64; CMSG_ROOM / 8];
+        // SAFETY: all-zero is a valid msghdr.
+        let mut h: libc::msghdr = unsafe { mem::zeroed() };
+        h.msg_control = buf.as_mut_ptr().cast();
+        h.msg_controllen = CMSG_ROOM as _;
+        let mut used = 0;
+        // SAFETY: the CMSG macros walk within `buf` (CMSG_ROOM bytes, which
+        // the payloads given here fit), and each payload is copied into the
+        // data of a header sized for it.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&h);
+            for &(ty, data) in msgs {
+                assert!(!c.is_null(), "the test's messages fit CMSG_ROOM");
+                (*c).cmsg_level = libc::SOL_SOCKET;
+                (*c).cmsg_type = ty;
+                (*c).cmsg_len = libc::CMSG_LEN(data.len() as u32) as _;
+                std::ptr::copy_nonoverlapping(data.as_ptr(), libc::CMSG_DATA(c), data.len());
+                used += libc::CMSG_SPACE(data.len() as u32) as usize;
+                c = libc::CMSG_NXTHDR(&h, c);
+            }
+            h.msg_controllen = used as _;
+            read_control(&h)
+        }
+    }
+
+    fn ne64(fields: &[i64]) -> Vec<u8> {
+        fields.iter().flat_map(|f| f.to_ne_bytes()).collect()
+    }
+
+    fn ne32(fields: &[i32]) -> Vec<u8> {
+        fields.iter().flat_map(|f| f.to_ne_bytes()).collect()
+    }
+
+    #[test]
+    fn a_receive_without_control_messages_has_no_stamps_and_no_drop_count() {
+        assert_eq!(control_of(&[]), Control::default());
+    }
+
+    #[test]
+    fn drops_kernel_time_and_hardware_time_are_read_from_their_messages() {
+        let timeval = ne64(&[1_700_000_000, 654_321]);
+        // software, (deprecated), raw hardware
+        let timestamping = ne64(&[1_700_000_000, 654_321_000, 0, 0, 12, 345]);
+        let c = control_of(&[
+            (libc::SO_RXQ_OVFL, &7u32.to_ne_bytes()),
+            (libc::SO_TIMESTAMP, &timeval),
+            (libc::SO_TIMESTAMPING, &timestamping),
+        ]);
+        assert_eq!(c.dropped, Some(7));
+        assert_eq!(
+            c.stamp,
+            Stamp {
+                hw_ns: 12_000_000_345,
+                ..Stamp::kernel(1_700_000_000, 654_321)
+            }
+        );
+        // In the other order, neither stamp is lost.
+        let c = control_of(&[
+            (libc::SO_TIMESTAMPING, &timestamping),
+            (libc::SO_TIMESTAMP, &timeval),
+        ]);
+        assert_eq!((c.stamp.usec, c.stamp.hw_ns), (654_321, 12_000_000_345));
+    }
+
+    #[test]
+    fn a_32_bit_targets_old_layouts_are_read_too() {
+        let c = control_of(&[
+            (libc::SO_TIMESTAMP, &ne32(&[1_700_000_000, 5])),
+            (libc::SO_TIMESTAMPING, &ne32(&[0, 0, 0, 0, 3, 4])),
+        ]);
+        assert_eq!(
+            c.stamp,
+            Stamp {
+                hw_ns: 3_000_000_004,
+                ..Stamp::kernel(1_700_000_000, 5)
+            }
+        );
+    }
+
+    #[test]
+    fn a_stamping_message_without_a_hardware_time_leaves_it_zero() {
+        // A driver without hardware stamps, if the kernel sends the message
+        // for a software stamp asked elsewhere; and one cut short.
+        let software_only = ne64(&[1_700_000_000, 1, 0, 0, 0, 0]);
+        assert_eq!(
+            control_of(&[(libc::SO_TIMESTAMPING, &software_only)]).stamp,
+            Stamp::default()
+        );
+        let cut = [0u8; 4];
+        assert_eq!(control_of(&[(libc::SO_TIMESTAMPING, &cut)]).stamp.hw_ns, 0);
+    }
+
+    #[test]
+    fn hardware_stamps_can_be_asked_of_a_can_socket_and_a_bad_descriptor_is_named() {
+        assert_eq!(
+            enable_hw_timestamps(-1).unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
+    }
 
     #[test]
     fn only_an_rx_changed_message_carries_a_frame_for_the_client() {

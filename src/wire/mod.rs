@@ -14,6 +14,7 @@ use core::ops::Range;
 
 pub mod frame;
 pub mod host;
+pub mod v2;
 
 pub use frame::{
     check_frame, is_valid_fd_len, swap_layout, wire_can_id, Frame, FrameError, FrameKind,
@@ -59,6 +60,14 @@ pub enum Message<'a> {
     Version(u32),
     /// `d`: a CAN frame payload of any length; [`check_frame`] validates it.
     Data(&'a [u8]),
+    /// `t` (version 2): a frame of 16 or 72 bytes and its receive times.
+    Stamped(&'a [u8], v2::Times),
+    /// `l` (version 2): frames lost on their way to us.
+    Loss(v2::Notice),
+    /// `w` (version 2): frames we sent that the peer's bus did not take.
+    WriteFail(v2::Notice),
+    /// `s` (version 2): the peer's bus changed state at this time (µs).
+    State(v2::State, u64),
 }
 
 /// Outcome of [`decode`]: a whole message, or "not enough bytes yet".
@@ -77,6 +86,11 @@ pub enum WireError {
     UnknownPrefix(u8),
     /// A `v` message whose payload is not 4 bytes.
     VersionLength(u8),
+    /// A version 2 message (prefix) with a length it cannot have.
+    Length(u8, u8),
+    /// A version 2 message (prefix) with a reason or state code it does
+    /// not define.
+    Code(u8),
 }
 
 impl fmt::Display for WireError {
@@ -85,6 +99,12 @@ impl fmt::Display for WireError {
             WireError::UnknownPrefix(p) => write!(f, "unknown message prefix 0x{p:02x}"),
             WireError::VersionLength(n) => {
                 write!(f, "version message with length {n} (expected 4)")
+            }
+            WireError::Length(p, n) => {
+                write!(f, "'{}' message with length {n}", char::from(p))
+            }
+            WireError::Code(p) => {
+                write!(f, "'{}' message with an undefined code", char::from(p))
             }
         }
     }
@@ -121,6 +141,72 @@ pub fn decode(buf: &[u8]) -> Result<Decoded<'_>, WireError> {
         Message::Data(payload)
     };
     Ok(Decoded::Complete(msg, total))
+}
+
+/// The frame's length inside a `t` message of each payload length (the
+/// stamps follow the frame: 8 or 16 bytes); 0 where there is none.
+const STAMPED_FRAME: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[CAN_MTU + v2::KERNEL_STAMP_LEN] = CAN_MTU as u8;
+    t[CAN_MTU + v2::KERNEL_STAMP_LEN + v2::HW_STAMP_LEN] = CAN_MTU as u8;
+    t[CANFD_MTU + v2::KERNEL_STAMP_LEN] = CANFD_MTU as u8;
+    t[CANFD_MTU + v2::KERNEL_STAMP_LEN + v2::HW_STAMP_LEN] = CANFD_MTU as u8;
+    t
+};
+
+/// The frame's length inside a `d` message of each payload length: the
+/// length itself (0, no frame, is left to [`decode`] and the verdict).
+const DATA_FRAME: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut len = 0;
+    while len < 256 {
+        t[len] = len as u8;
+        len += 1;
+    }
+    t
+};
+
+/// How one protocol version's frame messages are found by their header
+/// alone: the prefix the version sends frames with, and per payload length
+/// the frame's length (0 where that length cannot carry one).
+#[derive(Debug, Clone, Copy)]
+pub struct FrameMessages {
+    prefix: u8,
+    frame_len: &'static [u8; 256],
+}
+
+/// Version 1's frame messages: `d`.
+pub const V1_FRAMES: FrameMessages = FrameMessages {
+    prefix: PREFIX_DATA,
+    frame_len: &DATA_FRAME,
+};
+
+/// Version 2's frame messages: `t` (a `d`, which version 2 accepts but we
+/// never send, is left to [`v2::decode`]).
+pub const V2_FRAMES: FrameMessages = FrameMessages {
+    prefix: v2::PREFIX_STAMPED,
+    frame_len: &STAMPED_FRAME,
+};
+
+/// The whole frame message at the start of `buf`, of the kind `frames`
+/// sends: the frame's length and the message's. `None` for anything else,
+/// or a message cut short; [`decode`] (or [`v2::decode`]) then says what it
+/// is. Reads nothing but the header, and costs the same in either version:
+/// the path that carries a run of frames to the bus.
+// Inline: once per frame from TCP.
+#[inline]
+pub fn frame_message(buf: &[u8], frames: FrameMessages) -> Option<(usize, usize)> {
+    let (&prefix, &len) = (buf.first()?, buf.get(1)?);
+    let total = HEADER_LEN + usize::from(len);
+    if prefix != frames.prefix || buf.len() < total {
+        return None;
+    }
+    // One load instead of a chain of compares (measured: 12 instructions a
+    // frame, 8 % of a frame's cost at 5 kfps).
+    match frames.frame_len[usize::from(len)] {
+        0 => None,
+        f => Some((usize::from(f), total)),
+    }
 }
 
 /// Encodes a version message.
@@ -205,5 +291,40 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn frame_messages_are_found_by_their_header_alone_and_never_cut() {
+        let mut d = vec![b'd', 16];
+        d.resize(18, 0);
+        assert_eq!(frame_message(&d, V1_FRAMES), Some((16, 18)));
+        assert_eq!(frame_message(&d, V2_FRAMES), None, "v2::decode's");
+        let mut empty_d = vec![b'd', 0];
+        assert_eq!(frame_message(&empty_d, V1_FRAMES), None, "decode's");
+        empty_d[1] = 255;
+        empty_d.resize(257, 0);
+        assert_eq!(frame_message(&empty_d, V1_FRAMES), Some((255, 257)));
+        for (len, frame) in [
+            (24u8, CAN_MTU),
+            (32, CAN_MTU),
+            (80, CANFD_MTU),
+            (88, CANFD_MTU),
+        ] {
+            let mut t = vec![b't', len];
+            t.resize(HEADER_LEN + usize::from(len), 0);
+            assert_eq!(frame_message(&t, V2_FRAMES), Some((frame, t.len())));
+            assert_eq!(frame_message(&t, V1_FRAMES), None, "no 't' in version 1");
+            for cut in 0..t.len() {
+                assert_eq!(frame_message(&t[..cut], V2_FRAMES), None, "cut at {cut}");
+            }
+        }
+        let mut odd = vec![b't', 25];
+        odd.resize(27, 0);
+        assert_eq!(
+            frame_message(&odd, V2_FRAMES),
+            None,
+            "decode names the length"
+        );
+        assert_eq!(frame_message(&encode_version(1), V2_FRAMES), None);
     }
 }

@@ -25,10 +25,10 @@ V1 = HELLO
 class Served:
     """Our server on a fresh bus, a witness client already talking to it."""
 
-    def __init__(self, daemons, vcan, port, peers, mtu=72):
+    def __init__(self, daemons, vcan, port, peers, mtu=72, extra=()):
         self.bus = vcan(mtu)
         self.port = port()
-        self.daemon = daemons.server(self.bus, self.port, extra=["--handshake-timeout", str(HANDSHAKE)])
+        self.daemon = daemons.server(self.bus, self.port, extra=["--handshake-timeout", str(HANDSHAKE), *extra])
         self.peers = peers
         self.witness = peers(Peer.connect(self.port))
         wait_peer_path(self.witness, self.bus)
@@ -64,6 +64,13 @@ class Served:
 @pytest.fixture
 def served(daemons, vcan, port, peers):
     return Served(daemons, vcan, port, peers)
+
+
+@pytest.fixture
+def served_v1(daemons, vcan, port, peers):
+    """Our server pinned to version 1 (--protocol 1): steps down as a
+    server that speaks only version 1 must."""
+    return Served(daemons, vcan, port, peers, extra=["--protocol", "1"])
 
 
 def recv_exactly(sock, size, timeout=3.0):
@@ -109,7 +116,8 @@ def test_version_zero_closes(served):
 
 
 @pytest.mark.parametrize("offer", [2, 0xFFFFFFFF], ids=["v2", "vFFFFFFFF"])
-def test_higher_version_is_answered_with_1_then_agreed_on_echo(served, offer):
+def test_higher_version_is_answered_with_1_then_agreed_on_echo(served_v1, offer):
+    served = served_v1
     sock = served.raw()
     sock.sendall(version(offer))
     assert recv_exactly(sock, 6) == V1, "server did not propose version 1"
@@ -122,12 +130,28 @@ def test_higher_version_is_answered_with_1_then_agreed_on_echo(served, offer):
     served.assert_unaffected()
 
 
-def test_insisting_on_a_higher_version_closes(served):
+def test_insisting_on_a_higher_version_closes(served_v1):
+    served = served_v1
     sock = served.raw()
     sock.sendall(version(2))
     assert recv_exactly(sock, 6) == V1
     sock.sendall(version(2))
     served.assert_closed(sock, r"no common version")
+    served.assert_unaffected()
+
+
+@pytest.mark.parametrize("offer", [3, 0xFFFFFFFF], ids=["v3", "vFFFFFFFF"])
+def test_a_version_above_2_is_answered_with_2_and_insisting_closes(served, offer):
+    sock = served.raw()
+    sock.sendall(version(offer))
+    assert recv_exactly(sock, 6) == version(2), "server did not propose version 2"
+    sock.sendall(version(2))
+    served.daemon.wait_log(re.escape(addr(sock)) + r": agreed protocol version 2")
+    other = served.raw()
+    other.sendall(version(offer))
+    assert recv_exactly(other, 6) == version(2)
+    other.sendall(version(offer))
+    served.assert_closed(other, r"no common version")
     served.assert_unaffected()
 
 
@@ -269,7 +293,7 @@ def test_random_byte_flood_closes_without_harm(served, seed, agreed):
 
 @pytest.mark.parametrize(
     "sent",
-    [b"", HELLO[:3], version(2)],
+    [b"", HELLO[:3], version(3)],
     ids=["nothing", "half_a_version", "unanswered_downgrade"],
 )
 def test_silent_connection_closed_after_handshake_timeout(served, sent):

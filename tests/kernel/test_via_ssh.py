@@ -184,7 +184,8 @@ def test_frames_cross_both_ways_classic_and_fd_byte_exact(gateway, tmp_path, dae
     transfer(gw, dk, frames)
     # No port of tcpcan's own is open anywhere: only the ssh server listens.
     assert not pids_of(r"tcpcan.*--serve"), "a tcpcan server runs"
-    line = d.wait_log(r"via: .*stdio: agreed protocol version 1")
+    # tcpcan at both ends of the pipes: version 2 (issue 24).
+    line = d.wait_log(r"via: .*stdio: agreed protocol version 2")
     print("%s: the gateway's log reached the desk: %s" % (gateway.kind, line))
 
 

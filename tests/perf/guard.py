@@ -117,6 +117,11 @@ def main():
     for r in [head, *rows]:
         print("  ".join(c.ljust(w) if i in (0, 4) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
     print(f"margin {100 * margin:g} %")
+    # Version 2 beside version 1 (measure.py's `.v2` counts), measured now.
+    for name in sorted(n for n in measured if n.endswith(".v2")):
+        v1 = measured.get(name[: -len(".v2")])
+        if v1:
+            print(f"v2/v1 {name[: -len('.v2')]}: {measured[name]:.5g} / {v1:.5g} = {measured[name] / v1:.3f}")
     for f in failures:
         print(f"perf: FAIL: {f}")
     if failures:

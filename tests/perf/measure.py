@@ -29,6 +29,10 @@ Were a side to wait, `asleep` would still be right: a waiting daemon sleeps
 in ppoll(2) with the waiting descriptor left out, and the read it defers is
 made, and counted, within the same run.
 
+Each count is taken twice: with both daemons pinned to protocol version 1
+(`--protocol 1`, the Python original's; the figures' names as before) and
+speaking version 2 (each frame with its bus time; names ending in `.v2`).
+
 usage: measure.py RESULTS.json
 env: TCPCAN_BIN (the build measured), PERF_SLOTS (slots per run, default 200)
 """
@@ -54,6 +58,8 @@ bench.LOGS = OUT / "logs"
 
 BURST = 25  # frames per 5 kfps burst: within one recvmmsg (limits::CAN_BATCH = 32)
 RATES = {"100fps": (1, 0.010), "5kfps": (BURST, 0.005)}  # frames per slot, slot length
+# Count name suffix -> the daemons' extra flags.
+PROTOCOLS = {"": ["--protocol", "1"], ".v2": []}
 SLOTS = os.environ.get("PERF_SLOTS", "200")
 if not SLOTS.isdigit() or int(SLOTS) < 1:
     sys.exit(f"perf: PERF_SLOTS must be a whole number of slots, not {SLOTS!r}")
@@ -178,10 +184,10 @@ def stop(t, pids):
         wait_asleep(pids[:i])
 
 
-def one_run(tool, run, frames_per_slot, slot):
+def one_run(tool, run, frames_per_slot, slot, args):
     outs = {}
     wrap = (callgrind_wrap if tool == "instructions" else strace_wrap)(outs, f"{tool}-{run}")
-    with bench.Tunnel("tcpcan", wrap=wrap) as t:
+    with bench.Tunnel("tcpcan", wrap=wrap, args=args) as t:
         pids = traced(t) if tool == "syscalls" else t.pids  # valgrind runs in the daemon's process
         time.sleep(0.5)
         wait_asleep(pids)
@@ -207,14 +213,15 @@ def main():
     )
     counts = {}
     runs = {}
-    for tool in ("instructions", "syscalls"):
-        for rate, (per_slot, slot) in RATES.items():
-            idle, idle_totals = one_run(tool, f"{rate}-idle", 0, slot)
-            busy, busy_totals = one_run(tool, rate, per_slot, slot)
-            runs[f"{tool}-{rate}"] = {"idle": idle, "busy": busy}
-            for role in ("server", "client"):
-                per_frame = (busy_totals[role] - idle_totals[role]) / busy["frames"]
-                counts[f"{tool}.{rate}.{role}"] = round(per_frame, 4)
+    for suffix, args in PROTOCOLS.items():
+        for tool in ("instructions", "syscalls"):
+            for rate, (per_slot, slot) in RATES.items():
+                idle, idle_totals = one_run(tool, f"{rate}{suffix}-idle", 0, slot, args)
+                busy, busy_totals = one_run(tool, f"{rate}{suffix}", per_slot, slot, args)
+                runs[f"{tool}-{rate}{suffix}"] = {"idle": idle, "busy": busy}
+                for role in ("server", "client"):
+                    per_frame = (busy_totals[role] - idle_totals[role]) / busy["frames"]
+                    counts[f"{tool}.{rate}.{role}{suffix}"] = round(per_frame, 4)
     # Times stay out of this step (they are the benchmark's): counts only.
     out = {"counts": counts, "runs": runs, "slots": SLOTS, "burst": BURST}
     results.write_text(json.dumps(out, indent=1))
