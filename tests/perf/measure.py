@@ -218,6 +218,16 @@ def main():
             for rate, (per_slot, slot) in RATES.items():
                 idle, idle_totals = one_run(tool, f"{rate}{suffix}-idle", 0, slot, args)
                 busy, busy_totals = one_run(tool, f"{rate}{suffix}", per_slot, slot, args)
+                if tool == "syscalls" and per_slot > 1:
+                    # Measured twice, the fewer kept: on UML 7.2 a burst's
+                    # frames now and then reach the server's socket in two
+                    # deliveries (seen once in a CI run: +15 % calls at 5 kfps
+                    # on both versions at once, the same build 0.12 before
+                    # and after), so a daemon reads it in two turns. The rig
+                    # can only add calls, never take the daemon's own away.
+                    again, again_totals = one_run(tool, f"{rate}{suffix}-again", per_slot, slot, args)
+                    if sum(again_totals.values()) < sum(busy_totals.values()):
+                        busy, busy_totals = again, again_totals
                 runs[f"{tool}-{rate}{suffix}"] = {"idle": idle, "busy": busy}
                 for role in ("server", "client"):
                     per_frame = (busy_totals[role] - idle_totals[role]) / busy["frames"]
