@@ -218,13 +218,14 @@ def main():
             for rate, (per_slot, slot) in RATES.items():
                 idle, idle_totals = one_run(tool, f"{rate}{suffix}-idle", 0, slot, args)
                 busy, busy_totals = one_run(tool, f"{rate}{suffix}", per_slot, slot, args)
-                if tool == "syscalls" and per_slot > 1:
+                if per_slot > 1:
                     # Measured twice, the fewer kept: on UML 7.2 a burst's
-                    # frames now and then reach the server's socket in two
-                    # deliveries (seen once in a CI run: +15 % calls at 5 kfps
-                    # on both versions at once, the same build 0.12 before
-                    # and after), so a daemon reads it in two turns. The rig
-                    # can only add calls, never take the daemon's own away.
+                    # frames now and then reach a socket in two deliveries
+                    # (seen in CI runs: +15 % calls at 5 kfps on both
+                    # versions at once, the same build 0.12 before and after;
+                    # +11 % instructions at a version 2 desk), so a daemon
+                    # reads it in two turns. The rig can only add turns,
+                    # never take the daemon's own work away.
                     again, again_totals = one_run(tool, f"{rate}{suffix}-again", per_slot, slot, args)
                     if sum(again_totals.values()) < sum(busy_totals.values()):
                         busy, busy_totals = again, again_totals
