@@ -783,28 +783,19 @@ mod tests {
 
     // ----- the one entry point, as a session calls it
 
-    /// A clock that counts how often it is read.
-    struct Counting(Instant, core::cell::Cell<u32>);
-
-    impl Clock for Counting {
-        fn now(&self) -> Instant {
-            self.1.set(self.1.get() + 1);
-            self.0
-        }
-    }
-
     #[test]
     fn a_live_read_is_timed_by_its_arrival_without_reading_the_clock() {
         let t = Instant::now();
         let mut p = Pacer::new(Pacing::Learned, t);
-        let clock = Counting(t + ms(5), Default::default());
+        let reads = core::cell::Cell::new(0);
+        let clock = crate::time::Counted(t + ms(5), &reads);
         p.note_offer(RX_BUF);
         p.note_read(18);
         p.note_arrival(t + ms(5));
         assert_eq!(p.time_read(&clock, true), None);
         assert_eq!(p.limit(&clock), Ok(usize::MAX));
         p.released(&clock, 1);
-        assert_eq!(clock.1.get(), 0, "no clock read for live traffic");
+        assert_eq!(reads.get(), 0, "no clock read for live traffic");
     }
 
     #[test]

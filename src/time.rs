@@ -18,6 +18,19 @@ impl Clock for Instant {
     }
 }
 
+/// A clock for tests that counts how often it is read, so a test can show
+/// that a path reads no clock.
+#[cfg(test)]
+pub struct Counted<'a>(pub Instant, pub &'a core::cell::Cell<u32>);
+
+#[cfg(test)]
+impl Clock for Counted<'_> {
+    fn now(&self) -> Instant {
+        self.1.set(self.1.get() + 1);
+        self.0
+    }
+}
+
 /// The sooner of two optional deadlines (or the shorter of two waits).
 pub fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
     match (a, b) {

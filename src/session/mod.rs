@@ -389,6 +389,7 @@ impl Protocol for Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::Counted;
     use crate::wire::{CANFD_MTU, CAN_ERR_FLAG, CAN_MTU};
 
     /// A bus that records frames and answers from a script.
@@ -1005,16 +1006,6 @@ mod tests {
         s.process(due, &mut vcan).unwrap();
         assert_eq!(s.replay(), None);
         assert_eq!(s.next_deadline(), None, "nothing left due: no busy loop");
-    }
-
-    /// A clock that counts its readings.
-    struct Counted<'a>(Instant, &'a std::cell::Cell<u32>);
-
-    impl Clock for Counted<'_> {
-        fn now(&self) -> Instant {
-            self.1.set(self.1.get() + 1);
-            self.0
-        }
     }
 
     #[test]
