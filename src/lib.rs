@@ -5,7 +5,8 @@
 //! `docs/protocol.md`). One thread runs one poll(2) loop over non-blocking
 //! descriptors; every buffer is fixed at start-up ([`limits`]), so memory
 //! does not grow with traffic and a slow peer is back-pressured, never
-//! buffered without bound.
+//! buffered without bound. The one exception is bounded too: a replay into
+//! a virtual interface takes a reservoir while it runs ([`buf::Reservoir`]).
 //!
 //! Layout, in floors; a module imports only from its own floor or below
 //! (README, Development, gives the same map with each file's job):

@@ -197,25 +197,25 @@ pub const REPLAY_LATENESS: Duration = Duration::from_millis(10);
 pub const REPLAY_CATCH_UP: u32 = 4 * REPLAY_BURST;
 
 /// How long, in their arrival times, frames that arrived after a replay
-/// began may be read as fast as they arrive, while frames wait their turn
-/// (and once more of them was read than [`FAR_STOCK`]), before the replay
-/// ends: the bus delivers at least what the replay
-/// releases, and holding it longer makes the far end drop. A quarter
-/// second, as [`RATE_WINDOW`]: long enough that the receive stamps of a
-/// few reads measure it (the lag must shrink by an eighth of it, 31 ms,
-/// to count as catching up), short enough that the far end's buffers
-/// (its CAN receive queue, ~1,300 frames, and its TCP send buffer) absorb
-/// what the bus sends meanwhile at the rates a desk is paced below.
+/// began (and past [`FAR_STOCK`] of them) may arrive at least as fast as
+/// the replay releases them, while frames wait their turn, before the
+/// replay ends: the backlog does not shrink, and a pace below the bus's
+/// would never catch up. A quarter second, as [`RATE_WINDOW`]: long
+/// enough that a few reads' receive stamps measure it, short enough that
+/// the reservoir ([`REPLAY_RESERVOIR`]) takes what a bus faster than the
+/// replay sends meanwhile.
 pub const REPLAY_ESCAPE: Duration = RATE_WINDOW;
 
 /// Most bytes of protocol v1 that the far end can hold back while this end
 /// is stalled, and send once it reads again, as a tcpcan there sizes its
 /// buffers: its TCP send buffer as the kernel doubles it ([`TCP_SNDBUF`]),
 /// its tunnel buffer ([`TX_BUF`]) and its CAN receive queue (~1,360
-/// frames of 18 bytes, rounded up). It arrives after the replay began, and
-/// in UML it came in lumps as the window opened, some read as fast as they
-/// arrived: until a replay has read more new data than this, new data is
-/// no proof that the bus is busier than the replay ([`REPLAY_ESCAPE`]).
+/// frames of 18 bytes, rounded up). It arrives after the replay began, in
+/// a lump or in several as TCP's window opens: until a replay has read
+/// more new data than this, new data is no proof that the bus is busy
+/// ([`REPLAY_ESCAPE`]). A far end that holds back more (the Python
+/// original buffers without bound) may end a replay early if its bus goes
+/// on: what follows is written at once, as with `--replay-rate 0`.
 pub const FAR_STOCK: usize = 2 * TCP_SNDBUF + TX_BUF + 32 * 1024;
 
 /// [`FAR_STOCK`] of a far end that speaks protocol version 2: its send
@@ -224,6 +224,19 @@ pub const FAR_STOCK: usize = 2 * TCP_SNDBUF + TX_BUF + 32 * 1024;
 /// version 1's figure, a desk stalled 3 s at 5,000 frames/s took what its
 /// gateway held back for live traffic and ended its replay after 28 s.
 pub const FAR_STOCK_V2: usize = 2 * TCP_SNDBUF_V2 + TX_BUF + 40 * 1024;
+
+/// Bytes a replay may take from TCP beyond what it has released
+/// ([`crate::buf::Reservoir`]): twice what a version 2 far end holds back
+/// ([`FAR_STOCK_V2`], ~430 KiB), so a stall's whole leftover leaves the
+/// far end at once, and as much again of a bus faster than the replay
+/// before the escape ([`REPLAY_ESCAPE`]) ends it. Reads stopped at the
+/// session's buffer instead: the far end, its TCP send buffer full, then
+/// reads its CAN socket only as that buffer drains in lumps (a third of it
+/// at a time, at the replay's pace), and a busy bus overflows its ~1,360
+/// frame queue meanwhile. Measured in UML, 1 s stalls in a flood of
+/// ~20,000 frames/s: the gateway dropped 1.3 to 11 k frames more than with
+/// `--replay-rate 0`.
+pub const REPLAY_RESERVOIR: usize = 2 * FAR_STOCK_V2;
 
 /// For this long after a replay caught up, a full read after a silence is
 /// the rest of its backlog whatever the age of its data: TCP may hold

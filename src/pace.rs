@@ -37,24 +37,25 @@
 //! steady traffic and saturation are never slowed.
 //!
 //! No pace may hold the desk below what the bus delivers: the far end
-//! would drop what does not fit in its buffers. While a replay runs, the
-//! stamps of what it reads say whether frames keep arriving. Data that
-//! arrived before the replay began is the stock it was started for, read
-//! ever later the slower it goes. Data that arrived after is new: if it
-//! is read as fast as it arrives for [`REPLAY_ESCAPE`] of its arrival
-//! times (its arrivals spread like its reads, and how long it waited does
-//! not shrink) while frames are held back, the bus delivers at least as
-//! much as the replay releases, and the replay ends there, whatever the
-//! pace (learned or `--replay-rate`). What a stall left in the far end's
-//! buffers is sent when this end reads again, in lumps as TCP's window
-//! opens: up to [`FAR_STOCK`] of new data, however it arrives, may be that
-//! and does not count as frames that keep arriving. At the floor that is
-//! half a minute of classic frames; at a learned pace, a second or so.
+//! would drop what does not fit in its buffers. So while a replay runs the
+//! session reads on, into a bounded reservoir, and the far end's buffers
+//! drain as fast as with no pacing at all; and the stamps of what it reads
+//! say whether frames keep arriving. Data that arrived after the replay
+//! began is new, but up to [`FAR_STOCK`] of it may be what a stall left in
+//! the far end's buffers, sent in a lump once this end reads again. Past
+//! that, if over [`REPLAY_ESCAPE`] of arrival times as many frames arrive
+//! (counted in classic frames) as the replay releases while frames wait
+//! their turn, the backlog does not shrink: the bus delivers at least as
+//! much, and the replay ends there, whatever the pace (learned or
+//! `--replay-rate`). A bus slower than the pace is caught up with, however
+//! long it goes on: at twice its rate, a flood's backlog shrinks by the
+//! flood's own rate.
 //!
-//! Frames held back wait in the session's fixed buffer and then in TCP,
-//! as with a slow bus: nothing is dropped, order is kept, memory does not
-//! grow. They are not "stale" in the sense of `--tx-timeout`, which counts
-//! only time the interface itself refuses a frame.
+//! Frames held back wait in the session's reservoir, at most
+//! [`REPLAY_RESERVOIR`](crate::limits::REPLAY_RESERVOIR) (then in TCP,
+//! as with a slow bus): nothing is dropped, order is kept. They are not
+//! "stale" in the sense of `--tx-timeout`, which counts only time the
+//! interface itself refuses a frame.
 
 use core::fmt;
 use std::time::{Duration, Instant};
@@ -141,8 +142,8 @@ pub struct Started {
 pub struct Overtaken {
     /// What it released.
     pub replay: Replay,
-    /// Frames per second it released while new frames kept arriving as
-    /// fast: the least the bus delivers.
+    /// Frames per second that arrived meanwhile, in classic frames: at
+    /// least what it released.
     pub arriving: u64,
 }
 
@@ -221,69 +222,59 @@ struct Window {
     frames: u64,
 }
 
-/// A read, during a replay, of data that arrived after the replay began:
-/// where the time that data waited is measured from.
+/// A read, during a replay, of data that arrived after the replay began
+/// and after the far end's stock: where a stretch of arrivals is measured
+/// from.
 #[derive(Debug, Clone, Copy)]
 struct Mark {
-    read: Instant,
     arrived: Instant,
+    /// New bytes read up to and including it.
+    bytes: u64,
     /// Frames the replay had released by then.
     frames: u64,
 }
 
-impl Mark {
-    /// How long the data had waited when it was read.
-    fn waited(&self) -> Duration {
-        self.read.saturating_duration_since(self.arrived)
-    }
+/// The frames per second that arrived from `mark` to `now`, in frames of
+/// `frame` bytes, if at least as many arrived as the replay released
+/// meanwhile (an eighth less, for a message cut by a read): the backlog
+/// did not shrink. The session reads on while frames wait (its reservoir),
+/// so what a read brings is what arrived since the read before.
+fn keeps_up(mark: &Mark, now: &Mark, frame: usize) -> Option<u64> {
+    let arrived = (now.bytes - mark.bytes) / frame as u64;
+    let released = now.frames - mark.frames;
+    (8 * arrived >= 7 * released)
+        .then(|| per_second(arrived, now.arrived.saturating_duration_since(mark.arrived)))
 }
 
-/// True if the data read from `mark` to `now` arrived as it was read: over
-/// an arrival span at least half the time it took to read (a stall's
-/// leftovers arrive in lumps, far faster than they are read), and its wait
-/// did not shrink by an eighth of that span (at twice the bus's rate it
-/// shrinks by half): the replay is not catching up with what keeps
-/// arriving. (A bus faster than the replay fills the kernel's queue, and
-/// then arrives exactly as fast as it is read.)
-fn keeps_up(mark: &Mark, now: &Mark) -> bool {
-    let span = now.arrived.saturating_duration_since(mark.arrived);
-    let took = now.read.saturating_duration_since(mark.read);
-    span >= took / 2 && mark.waited().saturating_sub(now.waited()) < span / 8
-}
-
-/// The stamps' sign of frames that keep arriving during replay `b`: data
-/// that arrived after it began, more of it than the far end can hold back
-/// (`far_stock`, [`FAR_STOCK`] in version 1), read for [`REPLAY_ESCAPE`]
-/// of its arrival times as it arrived while frames were `held` back.
-/// Returns since when (read time) and the frames released by then.
-fn new_data_keeps_up(
-    b: &mut Backlog,
-    read: Read,
-    held: bool,
-    far_stock: usize,
-) -> Option<(Instant, u64)> {
+/// The stamps' sign of frames that keep arriving during replay `b`: once
+/// more data arrived after it began than the far end can hold back
+/// (`sizes.far_stock`, [`FAR_STOCK`] in version 1), what arrives over
+/// [`REPLAY_ESCAPE`] of arrival times is at least what the replay
+/// released meanwhile while frames were `held` back. Returns the frames
+/// per second that arrived.
+fn new_data_keeps_up(b: &mut Backlog, read: Read, held: bool, sizes: StreamSizes) -> Option<u64> {
     let arrived = read.arrived.filter(|&a| a >= b.started)?;
     b.new_bytes += read.got as u64;
+    if b.new_bytes <= sizes.far_stock as u64 {
+        // It may all be what the far end held back, sent in a lump.
+        return None;
+    }
     let now = Mark {
-        read: read.at,
         arrived,
+        bytes: b.new_bytes,
         frames: b.frames,
     };
     let Some(mark) = b.new_data else {
         b.new_data = Some(now);
         return None;
     };
-    let span = arrived.saturating_duration_since(mark.arrived);
-    if span < REPLAY_ESCAPE {
+    if arrived.saturating_duration_since(mark.arrived) < REPLAY_ESCAPE {
         return None;
     }
-    if !held || !keeps_up(&mark, &now) {
-        // Catching up: measure afresh from here.
-        b.new_data = Some(now);
-        return None;
-    }
-    // Up to here it may still be what the far end held back.
-    (b.new_bytes > far_stock as u64).then_some((mark.read, mark.frames))
+    let arriving = keeps_up(&mark, &now, sizes.frame).filter(|_| held);
+    // Catching up, or judged: measure afresh from here.
+    b.new_data = Some(now);
+    arriving
 }
 
 /// How far behind `now` a replay's account may stand: a wake-up that comes
@@ -309,7 +300,7 @@ struct Backlog {
     paid_until: Instant,
     /// The last time a frame had to wait for its turn.
     last_held: Instant,
-    /// Since when data that arrived after the replay began is being read.
+    /// Where the stretch of arrivals being measured began.
     new_data: Option<Mark>,
     /// Bytes of it read so far.
     new_bytes: u64,
@@ -322,6 +313,9 @@ pub struct StreamSizes {
     /// What the far end can hold back while this end is stalled
     /// ([`FAR_STOCK`]).
     far_stock: usize,
+    /// A classic frame's message, what arriving bytes are counted in (an
+    /// FD frame counts as several, which can only end a replay sooner).
+    frame: usize,
     /// A read bigger than a burst of frames ([`RESUME_READ`]).
     resume_read: usize,
 }
@@ -330,11 +324,13 @@ impl StreamSizes {
     /// Protocol version 1's (and the pacer's until a version is agreed).
     pub const V1: StreamSizes = StreamSizes {
         far_stock: FAR_STOCK,
+        frame: 18,
         resume_read: RESUME_READ,
     };
     /// Protocol version 2's.
     pub const V2: StreamSizes = StreamSizes {
         far_stock: FAR_STOCK_V2,
+        frame: 26,
         resume_read: RESUME_READ_V2,
     };
 }
@@ -565,17 +561,16 @@ impl Pacer {
         }))
     }
 
-    /// A read during a replay: ends the replay if data that arrived after
-    /// it began has been read for [`REPLAY_ESCAPE`] of its arrival times,
-    /// while frames wait their turn, without its wait shrinking: frames
-    /// keep arriving at least as fast as the replay releases them.
+    /// A read during a replay: ends the replay if, past the far end's
+    /// stock, as many frames arrived over [`REPLAY_ESCAPE`] of arrival
+    /// times as it released while frames waited their turn: the bus
+    /// delivers at least as fast, and the backlog would never shrink.
     fn on_replay_read(&mut self, read: Read) -> Option<Overtaken> {
-        let far_stock = self.sizes.far_stock;
+        let sizes = self.sizes;
         let b = self.backlog.as_mut()?;
         // Frames still wait for their turn: the replay is behind.
         let held = read.at.saturating_duration_since(b.last_held) < BACKLOG_SILENCE;
-        let (since, frames) = new_data_keeps_up(b, read, held, far_stock)?;
-        let arriving = per_second(b.frames - frames, read.at.saturating_duration_since(since));
+        let arriving = new_data_keeps_up(b, read, held, sizes)?;
         let replay = self.progress()?;
         self.backlog = None;
         self.tally.overtaken += 1;
@@ -1244,7 +1239,7 @@ mod tests {
     }
 
     /// `n` reads, `step` apart from `first`, of data that arrived `lag`
-    /// before each: a bus that keeps the kernel's queue full.
+    /// before each.
     fn arriving(first: Instant, lag: Duration, step: Duration, n: u32) -> Vec<(Instant, Instant)> {
         (0..n)
             .map(|i| (first + step * i, first + step * i - lag))
@@ -1252,31 +1247,36 @@ mod tests {
     }
 
     /// Reads of a whole buffer that are more than the far end can hold: the
-    /// last of them is the first that may end a replay.
+    /// last of them is the first that may begin a stretch of arrivals.
     const PAST_FAR_STOCK: usize = FAR_STOCK / RX_BUF + 1;
 
+    /// Reads `step` apart that span a stretch of arrivals.
+    fn stretch(step: Duration) -> usize {
+        (REPLAY_ESCAPE.as_nanos() / step.as_nanos()) as usize
+    }
+
     #[test]
-    fn new_frames_read_as_fast_as_they_arrive_end_the_replay_past_the_far_stock() {
+    fn frames_arriving_faster_than_released_end_the_replay_a_stretch_past_the_far_stock() {
         let t = Instant::now();
         let mut p = replaying(Pacing::Learned, t);
-        // The stock the replay began with: arrived before it, read later.
+        // The stock the replay began with: arrived before it.
         assert_eq!(reads(&mut p, &[(t + ms(100), t - ms(850))]), [None]);
-        // Then data that arrived after it began, always 300 ms before it
-        // is read: the bus keeps the kernel's queue full. A quarter second
-        // of it is not enough while it may be the far end's stock.
+        // Then a whole buffer every 10 ms (45,500 frames/s) while the
+        // replay releases 500/s. While it may be the far end's stock, and
+        // for a quarter second of arrivals past it, the replay goes on.
         let step = ms(10);
-        let times = arriving(t + ms(400), ms(300), step, PAST_FAR_STOCK as u32 + 1);
-        assert!(step * PAST_FAR_STOCK as u32 > REPLAY_ESCAPE);
+        let first_judged = PAST_FAR_STOCK - 1 + stretch(step);
+        let times = arriving(t + ms(400), ms(5), step, first_judged as u32 + 1);
         let events = reads(&mut p, &times);
         let ended = events.iter().position(Option::is_some);
-        assert_eq!(ended, Some(PAST_FAR_STOCK - 1), "{events:?}");
-        let Some(Event::Overtaken(o)) = events[PAST_FAR_STOCK - 1] else {
+        assert_eq!(ended, Some(first_judged), "{events:?}");
+        let Some(Event::Overtaken(o)) = events[first_judged] else {
             panic!("not ended by live traffic");
         };
         assert!(!p.is_replaying());
         assert_eq!(p.allowance(t + ms(2000)), Allowance::Unlimited);
         assert!(o.replay.frames >= u64::from(REPLAY_BURST));
-        assert!(o.arriving > 0);
+        assert_eq!(o.arriving / 100, (RX_BUF / 18) as u64, "{o:?}");
         assert_eq!(p.tally().overtaken, 1);
     }
 
@@ -1290,10 +1290,16 @@ mod tests {
         assert_eq!(reads(&mut p, &[(t + ms(100), t - ms(850))]), [None]);
         let past_v2 = FAR_STOCK_V2 / RX_BUF + 1;
         assert!(past_v2 > PAST_FAR_STOCK);
-        let times = arriving(t + ms(400), ms(300), ms(10), past_v2 as u32 + 1);
+        let first_judged = past_v2 - 1 + stretch(ms(10));
+        let times = arriving(t + ms(400), ms(5), ms(10), first_judged as u32 + 1);
         let events = reads(&mut p, &times);
         let ended = events.iter().position(Option::is_some);
-        assert_eq!(ended, Some(past_v2 - 1), "{events:?}");
+        assert_eq!(ended, Some(first_judged), "{events:?}");
+        // Counted in version 2's frames.
+        let Some(Event::Overtaken(o)) = events[first_judged] else {
+            panic!("not ended by live traffic");
+        };
+        assert_eq!(o.arriving / 100, (RX_BUF / 26) as u64, "{o:?}");
         // A lump of version 2's rest bigger than a burst resumes a replay
         // that caught up; one of version 1's size does not.
         let mut t = Instant::now();
@@ -1313,31 +1319,70 @@ mod tests {
         let mut p = replaying(Pacing::Learned, t);
         let step = REPLAY_ESCAPE / 4;
         let n = PAST_FAR_STOCK as u32 + 5;
-        let events = reads(&mut p, &arriving(t + ms(400), ms(300), ms(1), n - 5));
+        let events = reads(&mut p, &arriving(t + ms(400), ms(3), ms(1), n - 5));
         assert!(events.iter().all(Option::is_none), "{events:?}");
-        // Now past the far end's stock; the arrivals began long ago, but
-        // each read resets nothing as long as they keep up.
+        // Now past the far end's stock: a quarter second of arrivals more.
         let later = t + ms(400) + ms(1) * (n - 5);
-        let events = reads(&mut p, &arriving(later, ms(300), step, 5));
-        assert!(events.iter().any(Option::is_some), "{events:?}");
+        let events = reads(&mut p, &arriving(later, ms(3), step, 5));
+        assert_eq!(
+            events.iter().position(Option::is_some),
+            Some(4),
+            "{events:?}"
+        );
+    }
+
+    /// After the far end's stock arrived in one lump, reads `step` apart,
+    /// each of `frames` classic frames that arrived as it is read, each
+    /// after the replay released what it may.
+    fn trickle(
+        p: &mut Pacer,
+        t: Instant,
+        frames: usize,
+        step: Duration,
+        n: u32,
+    ) -> Vec<Option<Event>> {
+        let lump = t + ms(20);
+        let stock = vec![(lump, lump); PAST_FAR_STOCK];
+        assert!(reads(p, &stock).iter().all(Option::is_none));
+        let first = lump;
+        (1..=n)
+            .map(|i| {
+                let at = first + step * i;
+                if let Allowance::Frames(k) = p.allowance(at) {
+                    p.sent(at, k);
+                }
+                let _ = p.allowance(at);
+                p.on_read(read(at, Some(at), frames * 18))
+            })
+            .collect()
     }
 
     #[test]
-    fn new_frames_whose_wait_shrinks_are_being_caught_up_with() {
-        // A bus slower than the pace: what arrives after the replay began
-        // waits less and less (by more than an eighth of its arrival span).
+    fn frames_arriving_slower_than_released_are_caught_up_with() {
+        // 2,000 frames/s released; 1,500/s arrive, read as they come.
         let t = Instant::now();
-        let mut p = replaying(Pacing::Learned, t);
-        let first = t + ms(400);
-        let mut times = vec![(first, first - ms(300))];
-        // Until it waits no more: caught up.
-        for i in 1..=8u32 {
-            let arrived = first - ms(300) + REPLAY_ESCAPE * i;
-            let waited = ms(300).saturating_sub(REPLAY_ESCAPE * i / 7);
-            times.push((arrived + waited, arrived));
-        }
-        assert!(reads(&mut p, &times).iter().all(Option::is_none));
+        let mut p = replaying(Pacing::Fixed(2000), t);
+        let events = trickle(&mut p, t, 15, ms(10), 300);
+        assert!(events.iter().all(Option::is_none), "{events:?}");
         assert!(p.is_replaying());
+        assert_eq!(p.tally().overtaken, 0);
+    }
+
+    #[test]
+    fn frames_arriving_as_fast_as_released_end_the_replay() {
+        // The backlog does not shrink: the pace is below the bus.
+        let t = Instant::now();
+        let mut p = replaying(Pacing::Fixed(2000), t);
+        let events = trickle(&mut p, t, 20, ms(10), 300);
+        let ended = events.iter().position(Option::is_some);
+        assert!(
+            matches!(ended, Some(i) if i <= 2 * stretch(ms(10))),
+            "{events:?}"
+        );
+        let Some(Some(Event::Overtaken(o))) = ended.map(|i| events[i]) else {
+            panic!("not ended by live traffic");
+        };
+        assert!((1900..=2100).contains(&o.arriving), "{o:?}");
     }
 
     #[test]
@@ -1357,24 +1402,24 @@ mod tests {
     #[test]
     fn what_arrives_at_once_after_the_replay_began_is_leftover_stock() {
         // The far end's buffers, sent in one go when the desk reads again:
-        // all of it arrived at the same moment, however long it is read.
+        // all of it arrived at the same moment, however much it is.
         let t = Instant::now();
         let mut p = replaying(Pacing::Learned, t);
         let dump = t + ms(50);
-        let times: Vec<_> = (1..40u32).map(|i| (dump + ms(200) * i, dump)).collect();
+        let times: Vec<_> = (1..80u32).map(|i| (dump + ms(200) * i, dump)).collect();
         assert!(reads(&mut p, &times).iter().all(Option::is_none));
         assert!(p.is_replaying());
     }
 
     #[test]
     fn leftovers_that_arrive_in_lumps_are_no_sign_of_live_traffic() {
-        // The far end's buffers come in two lumps 600 ms apart, each read
-        // over seconds: they arrived far faster than they are read.
+        // The far end's buffers come in two lumps 600 ms apart: no more
+        // than it holds, however it arrives.
         let t = Instant::now();
         let mut p = replaying(Pacing::Learned, t);
         let (first, second) = (t + ms(4000), t + ms(4600));
         let mut times: Vec<_> = (1..15u32).map(|i| (first + ms(900) * i, first)).collect();
-        times.extend((15..30u32).map(|i| (first + ms(900) * i, second)));
+        times.extend((15..PAST_FAR_STOCK as u32).map(|i| (first + ms(900) * i, second)));
         assert!(reads(&mut p, &times).iter().all(Option::is_none));
         assert!(p.is_replaying());
     }
@@ -1383,10 +1428,11 @@ mod tests {
     fn a_fixed_rate_is_ended_by_live_traffic_too() {
         let t = Instant::now();
         let mut p = replaying(Pacing::Fixed(2000), t);
-        let times = arriving(t + ms(200), ms(100), ms(10), PAST_FAR_STOCK as u32 + 1);
+        let first_judged = PAST_FAR_STOCK - 1 + stretch(ms(10));
+        let times = arriving(t + ms(200), ms(5), ms(10), first_judged as u32 + 1);
         let events = reads(&mut p, &times);
         assert!(
-            matches!(events[PAST_FAR_STOCK - 1], Some(Event::Overtaken(_))),
+            matches!(events[first_judged], Some(Event::Overtaken(_))),
             "{events:?}"
         );
     }
@@ -1395,14 +1441,17 @@ mod tests {
     /// queue holds `window` frames; what does not fit waits at the far
     /// end, which sends it as soon as `chunk` frames fit (TCP opens its
     /// window by segments, not frame by frame). The bus sends `rate`
-    /// frames/s from the start. Each release is read first, stamped with
-    /// the arrival of its newest frame. Runs `secs` seconds; returns how
-    /// the replay ended (if it did) and when.
+    /// frames/s from the start. As the session does, the desk reads all
+    /// its kernel holds at every wake-up, into its reservoir, stamped with
+    /// the arrival of its newest frame, and releases what the pacer allows.
+    /// Runs `secs` seconds; returns how the replay ended (if it did) and
+    /// when.
     struct Desk {
         queue: VecDeque<Instant>,
         far: usize,
         window: usize,
         chunk: usize,
+        reservoir: usize,
     }
 
     impl Desk {
@@ -1441,16 +1490,21 @@ mod tests {
                 desk.far += 1;
                 desk.refill(bus);
             }
+            if !desk.queue.is_empty() {
+                let n = desk.queue.len();
+                let newest = desk.queue.drain(..).next_back();
+                desk.reservoir += n;
+                if let Some(Event::Overtaken(_)) = p.on_read(read(*t, newest, n * 18)) {
+                    return Some(End::Overtaken(*t - start));
+                }
+                desk.refill(*t);
+            }
             match p.allowance(*t) {
                 Allowance::Frames(n) => {
-                    let n = n.min(desk.queue.len());
+                    let n = n.min(desk.reservoir);
                     if n > 0 {
-                        let newest = desk.queue.drain(..n).next_back();
-                        if let Some(Event::Overtaken(_)) = p.on_read(read(*t, newest, n * 18)) {
-                            return Some(End::Overtaken(*t - start));
-                        }
                         p.sent(*t, n);
-                        desk.refill(*t);
+                        desk.reservoir -= n;
                     } else {
                         *t += ms(1);
                     }
@@ -1479,6 +1533,7 @@ mod tests {
             far: sent.saturating_sub(window),
             window,
             chunk,
+            reservoir: 0,
         }
     }
 
@@ -1525,24 +1580,58 @@ mod tests {
     }
 
     #[test]
-    fn a_flood_faster_than_the_pace_ends_the_replay_once_its_frames_are_read() {
+    fn a_flood_faster_than_the_pace_ends_the_replay_a_stretch_past_the_far_stock() {
         // Nothing learned (pace: the floor), the bus goes on at 20,000
-        // frames/s: the kernel's queue stays full. The first new frames
-        // are read once the stock ahead of them is out, and end the replay
-        // once more was read than the far end can hold back: at the floor,
-        // the half minute the issue's flaw was worse than.
+        // frames/s. The desk reads on, so what the far end held back comes
+        // at once, then the flood as it is sent: a quarter second of it
+        // past the far end's stock ends the replay.
         let mut t = Instant::now();
         let mut p = replaying(Pacing::Learned, t);
-        let window = 1000;
-        let mut desk = stalled_desk(t, ms(1000), 20_000, window, 100);
+        let mut desk = stalled_desk(t, ms(1000), 20_000, 1000, 100);
         let end = replay_through(&mut p, &mut desk, &mut t, 20_000, 60);
-        // The stock, then what the far end may have held back, at the floor.
-        let frames = (window + FAR_STOCK / 18) as u64;
-        let far = Duration::from_millis(1000 * frames / u64::from(REPLAY_FLOOR));
+        // The stall's 20,000 frames were more than the far end holds: the
+        // stretch begins as soon as they are read.
         assert!(
-            matches!(end, Some(End::Overtaken(d)) if d <= far + REPLAY_ESCAPE + ms(300)),
+            matches!(end, Some(End::Overtaken(d)) if d <= REPLAY_ESCAPE + ms(100)),
             "{end:?}"
         );
         assert_eq!(p.tally().overtaken, 1);
+    }
+
+    #[test]
+    fn a_flood_at_half_the_pace_is_replayed_to_the_end_while_it_goes_on() {
+        // Issue 25: 20,000 frames/s, replayed at twice that after a 1 s
+        // stall. The desk reads on, the backlog shrinks by 20,000 frames/s:
+        // caught up in about a second, never ended by the flood, and the
+        // far end was never held back (nothing waits there).
+        let mut t = Instant::now();
+        let mut p = replaying(Pacing::Fixed(40_000), t);
+        let mut desk = stalled_desk(t, ms(1000), 20_000, 7000, 3600);
+        let end = replay_through(&mut p, &mut desk, &mut t, 20_000, 10);
+        assert!(
+            matches!(end, Some(End::CaughtUp(d)) if d < ms(1500)),
+            "{end:?}"
+        );
+        assert_eq!(p.tally().overtaken, 0);
+        assert!(
+            desk.reservoir < 1000,
+            "{} frames still wait",
+            desk.reservoir
+        );
+        assert_eq!(desk.far, 0);
+    }
+
+    #[test]
+    fn a_flood_at_the_pace_ends_the_replay() {
+        // The same flood replayed at its own rate: the backlog never
+        // shrinks, and holding the desk there would hold it below the bus.
+        let mut t = Instant::now();
+        let mut p = replaying(Pacing::Fixed(20_000), t);
+        let mut desk = stalled_desk(t, ms(1000), 20_000, 7000, 3600);
+        let end = replay_through(&mut p, &mut desk, &mut t, 20_000, 10);
+        assert!(
+            matches!(end, Some(End::Overtaken(d)) if d <= REPLAY_ESCAPE * 2 + ms(100)),
+            "{end:?}"
+        );
     }
 }

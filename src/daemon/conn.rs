@@ -222,6 +222,12 @@ impl<P: Protocol> Conn<P> {
             }
             let want = spare.len();
             match self.link.recv(spare) {
+                // A replay reads on while frames wait their turn: they
+                // still go out, at their pace, before the connection ends.
+                Ok((0, _)) if self.session.parked().is_some() => {
+                    self.hung_up = true;
+                    break;
+                }
                 Ok((0, _)) => return Err(Close::PeerClosed),
                 Ok((n, stamp)) => {
                     // The peer may hold its next frame or command for this:

@@ -9,16 +9,18 @@
 //!
 //! Into a virtual interface, a backlog is released at the pace of a
 //! [`Pacer`]; a frame waiting for its turn parks the session like one
-//! waiting for a busy bus, so TCP pushes back, but it is never stale.
+//! waiting for a busy bus, but it is never stale, and TCP is still read,
+//! into a bounded [`Reservoir`]: pushed back, the far end would drop.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::buf::Reservoir;
 use crate::close::Close;
 use crate::counters::{DropReason, RateLimit};
 use crate::device::{CanSink, CanTx};
 use crate::framelog::LogLines;
-use crate::limits::{CAN_BATCH, ENOBUFS_RETRY, RX_BUF, TCP_SNDBUF_V2, TX_BUF};
+use crate::limits::{CAN_BATCH, ENOBUFS_RETRY, REPLAY_RESERVOIR, RX_BUF, TCP_SNDBUF_V2, TX_BUF};
 use crate::negotiation::{Negotiation, Step};
 use crate::notices::{wall_us, Notices};
 use crate::pace::{Event, Pacer, Pacing, Replay, StreamSizes, Tally};
@@ -74,6 +76,10 @@ pub struct Session {
     /// live traffic without a clock read, a system call where the vDSO has
     /// no clock (UML, the Pi Zero).
     pacer: Pacer,
+    /// While a replay runs, and until what it took has drained: what TCP
+    /// brings, read on while frames wait their turn, so the far end's
+    /// buffers empty as fast as with `--replay-rate 0`.
+    reservoir: Option<Reservoir>,
     /// Version 2 agreed: frames carry their receive time, losses notices.
     v2: bool,
     /// How the agreed version's frame messages are found.
@@ -99,6 +105,7 @@ impl Session {
             parked: None,
             warn: RateLimit::default(),
             pacer: Pacer::new(cfg.pacing, now),
+            reservoir: None,
             v2: false,
             frames: wire::V1_FRAMES,
             notices: Notices::default(),
@@ -166,10 +173,15 @@ impl Session {
         if let Some(event) = self.pacer.time_read(clock, is_virtual) {
             self.log_pace(event);
         }
+        if self.pacer.is_replaying() && self.reservoir.is_none() {
+            self.reservoir = Some(Reservoir::new(REPLAY_RESERVOIR));
+        }
+        self.pour();
         let mut head = self.head(0, is_virtual)?;
         loop {
             head = match head {
-                Head::Partial => return Ok(Progress::Drained),
+                Head::Partial if self.pour() == 0 => return Ok(Progress::Drained),
+                Head::Partial => self.head(0, is_virtual)?,
                 Head::Version(v, used) => {
                     self.on_version(v)?;
                     self.io.rx.consume(used);
@@ -197,6 +209,21 @@ impl Session {
             };
         }
     }
+
+    /// Moves what waits in the reservoir into the input buffer, as much as
+    /// fits; frees the reservoir once the replay ended and it is empty.
+    /// Returns the bytes moved.
+    fn pour(&mut self) -> usize {
+        let Some(r) = self.reservoir.as_mut() else {
+            return 0;
+        };
+        let n = r.pour(&mut self.io.rx);
+        if r.is_empty() && !self.pacer.is_replaying() {
+            self.reservoir = None;
+        }
+        n
+    }
+
     /// Logs what the pacer says a read changed.
     fn log_pace(&self, event: Event) {
         let peer = self.peer;
@@ -208,7 +235,7 @@ impl Session {
                 s.rate
             ),
             Event::Overtaken(o) => log::warn!(
-                "{peer}: replay ended by live traffic: new frames kept arriving as fast as it released them ({} frames/s), so they are written as they come: {}",
+                "{peer}: replay ended by live traffic: new frames kept arriving at least as fast as it released them ({} frames/s arriving), so they are written as they come: {}",
                 o.arriving,
                 o.replay
             ),
@@ -291,8 +318,15 @@ impl Protocol for Session {
         self.peer
     }
 
-    /// Free space for the next TCP read (empty while parked or full).
+    /// Free space for the next TCP read: the reservoir's while a replay
+    /// runs or what it took waits, else the input buffer's (none while
+    /// parked).
     fn rx_spare(&mut self) -> &mut [u8] {
+        if let Some(r) = self.reservoir.as_mut() {
+            let spare = r.spare(RX_BUF);
+            self.pacer.note_offer(spare.len());
+            return spare;
+        }
         if self.parked.is_some() {
             return &mut [];
         }
@@ -305,7 +339,13 @@ impl Protocol for Session {
     fn rx_filled(&mut self, n: usize) {
         // Timed by the next process(): the same loop turn, one clock read.
         self.pacer.note_read(n);
-        self.io.filled(n);
+        match self.reservoir.as_mut() {
+            Some(r) => {
+                r.fill(n);
+                self.io.counters.bytes_in += n as u64;
+            }
+            None => self.io.filled(n),
+        }
     }
 
     /// The bytes of the last [`rx_filled`](Self::rx_filled) arrived at
@@ -316,7 +356,10 @@ impl Protocol for Session {
 
     /// True when the session wants more TCP input.
     fn wants_tcp_read(&self) -> bool {
-        self.parked.is_none() && self.io.rx.free() > 0
+        match &self.reservoir {
+            Some(r) => !r.is_full(),
+            None => self.parked.is_none() && self.io.rx.free() > 0,
+        }
     }
 
     /// How a parked session wants to be woken, if it is parked.
@@ -936,9 +979,10 @@ mod tests {
         let frames = backlog(&mut s, t0);
         assert_eq!(s.process(t, &mut vcan), Ok(Progress::Parked));
         assert_eq!(vcan.sent.len(), crate::limits::REPLAY_BURST as usize);
-        // Waiting for its turn, the session reads no TCP: TCP pushes back.
-        assert!(s.rx_spare().is_empty());
-        assert!(!s.wants_tcp_read());
+        // Waiting for its turn, the session still reads TCP, into its
+        // reservoir: pushed back, a far end under a busy bus would drop.
+        assert!(s.wants_tcp_read());
+        assert_eq!(s.rx_spare().len(), crate::limits::REPLAY_RESERVOIR);
         assert_eq!(s.parked(), Some(Wake::At(t + crate::limits::PACE_TICK)));
         let replay = s.replay().expect("a replay in progress");
         assert_eq!(replay.frames, u64::from(crate::limits::REPLAY_BURST));
@@ -948,6 +992,38 @@ mod tests {
         let floor = u64::from(crate::limits::REPLAY_FLOOR);
         let at_floor = Duration::from_millis(1000 * (frames.len() as u64 - 32) / floor);
         assert!(took + Duration::from_millis(10) >= at_floor, "{took:?}");
+    }
+
+    #[test]
+    fn a_replay_reads_on_and_what_it_read_follows_the_backlog_in_order() {
+        let t0 = Instant::now();
+        let mut s = agreed_server(t0);
+        let mut vcan = FakeBus::vcan();
+        let frames: std::vec::Vec<_> = (0..2000u32).map(|i| classic(i & 0x7FF, 8)).collect();
+        let stream: std::vec::Vec<u8> = frames.iter().flat_map(|f| data_msg(f)).collect();
+        // The stall's first read, then what followed it, read while the
+        // replay holds frames back: both reads, whole, at once.
+        let mut t = t0 + Duration::from_secs(1);
+        let mut at = 0;
+        for arrived in [t0, t] {
+            let spare = s.rx_spare();
+            let n = spare.len().min(stream.len() - at);
+            spare[..n].copy_from_slice(&stream[at..at + n]);
+            s.rx_filled(n);
+            s.rx_arrived(arrived);
+            at += n;
+            assert_eq!(s.process(t, &mut vcan), Ok(Progress::Parked));
+        }
+        assert_eq!(at, stream.len(), "the second read took the rest");
+        assert_eq!(s.io.counters.bytes_in, (stream.len() + 6) as u64);
+        run_until_drained(&mut s, &mut t, &mut vcan);
+        assert_eq!(vcan.sent, frames, "every frame, in order");
+        // Caught up: the replay ends and the reservoir is freed.
+        t += crate::limits::BACKLOG_SILENCE;
+        assert_eq!(s.on_timer(t), Timer::ReplayDue);
+        s.process(t, &mut vcan).unwrap();
+        assert!(s.replay().is_none() && s.reservoir.is_none());
+        assert_eq!(s.rx_spare().len(), RX_BUF);
     }
 
     #[test]
