@@ -388,7 +388,20 @@ FLOOD_RATE = 20_000
 FLOOD_BURST = 60
 FLOOD_SECONDS = 6
 STALL_RUNS = 3
-STALL_SECONDS = 1.0
+# The desk stays stopped until the bus sent this many frames (1.25 s at the
+# 20,000 frames/s asked; cangen in UML runs at 12-25 k frames/s), at most
+# STALL_MAX seconds: more than the gateway's buffers hold (~20,500 classic
+# frames measured on 7.2, fewer on 6.1), so every run overflows them and
+# what a replay does to the gateway shows in every run.
+STALL_FRAMES = 25_000
+STALL_MAX = 3.0
+# What the best runs of each side may keep apart (frames). Measured, three
+# runs a side in each boot: --replay-rate 0's best kept 19,481 and 21,804
+# (6.1, 7.2), and defaults', since the desk reads on during a replay, from
+# 792 fewer to 1,403 more (a desk reading flat out on UML's one CPU
+# sometimes starves the gateway beside it, either side). Before, defaults'
+# best kept 2.6 k (6.1) and 2.3 k (7.2) fewer, medians 2.8 and 3.6 k.
+HELD_SLACK = 1500
 # A replay in a flood ends within this (seconds): the escape needs the far
 # end's stock read and a quarter second of arrivals (src/limits.rs).
 REPLAY_IN_FLOOD_MAX = 5.0
@@ -420,11 +433,16 @@ def stall_in_flood(daemons, vcan, port, desk_args=()):
     began = time.monotonic()
     try:
         time.sleep(2.0)
+        stall_began = tx_packets(gw)
         os.kill(client.pid, signal.SIGSTOP)
         try:
-            time.sleep(STALL_SECONDS)
+            stopped = time.monotonic()
+            while tx_packets(gw) - stall_began < STALL_FRAMES and time.monotonic() - stopped < STALL_MAX:
+                time.sleep(0.01)
         finally:
             os.kill(client.pid, signal.SIGCONT)
+        stall_sent = tx_packets(gw) - stall_began
+        stall_seconds = time.monotonic() - stopped
         _, err = gen.communicate(timeout=120)
     finally:
         if gen.poll() is None:
@@ -439,9 +457,13 @@ def stall_in_flood(daemons, vcan, port, desk_args=()):
         "sent": sent,
         "bus_fps": round(sent / took),
         "desk_got": got,
+        "stall_sent": stall_sent,
+        "stall_seconds": round(stall_seconds, 2),
         "gateway_dropped": gateway_drops(server),
         "replays": [l.split("] ", 1)[-1] for l in client.log().splitlines() if "replay" in l or "backlog" in l],
     }
+    # What the tunnel kept of the frames the bus sent during the stall.
+    run["held"] = stall_sent - run["gateway_dropped"]
     print("stall in a flood: %s" % run)
     server.stop()
     client.stop()
@@ -449,28 +471,25 @@ def stall_in_flood(daemons, vcan, port, desk_args=()):
 
 
 def test_a_replay_in_a_flood_never_holds_the_desk_below_the_bus(daemons, vcan, port):
-    """Issue 25: a desk stopped for 1 s while a flood keeps coming. Whatever
-    it replays ends within a few seconds (caught up, or ended by live
-    traffic), and the tunnel loses nothing between the gateway's socket and
-    the desk. The gateway's drops are printed beside --replay-rate 0's in
-    the same boot, with what a faster bus brought during the stall: they
-    are figures, not asserted, because cangen's flat-out rate in UML varies
-    from run to run with the host's load (10-22 k frames/s seen), and a
-    replay still adds drops in some runs (see the closing note of the
-    session that wrote this)."""
+    """Issue 25: a desk stopped while a flood keeps coming, longer than the
+    gateway's buffers hold. A replay must not make the gateway drop beyond
+    what the stall itself caused: what the tunnel keeps of the frames the
+    bus sent during the stall (the rest the gateway's kernel dropped) is
+    what it keeps with --replay-rate 0 in the same boot, best run against
+    best run. Whatever the desk replays ends within a few seconds (caught
+    up, or ended by live traffic), and the tunnel loses nothing between the
+    gateway's socket and the desk."""
     runs = []
     for _ in range(STALL_RUNS):
         runs.append(stall_in_flood(daemons, vcan, port, ("--replay-rate", "0")))
         runs.append(stall_in_flood(daemons, vcan, port))
-    unpaced = [r for r in runs if r["desk_args"] != "defaults"]
-    worst_run = max(unpaced, key=lambda r: r["gateway_dropped"])
+    unpaced, paced = runs[0::2], runs[1::2]
     for r in runs:
         # The tunnel loses nothing between the gateway's socket and the desk.
         assert r["desk_got"] == r["sent"] - r["gateway_dropped"], r
-    for r in runs:
-        if r["desk_args"] != "defaults":
-            assert not r["replays"], "--replay-rate 0 replayed: %s" % r
-            continue
+    for r in unpaced:
+        assert not r["replays"], "--replay-rate 0 replayed: %s" % r
+    for r in paced:
         for line in r["replays"]:
             m = re.search(r"(?:replay done|replay ended by live traffic).*: \d+ frames in ([\d.]+) s", line)
             if m:
@@ -478,9 +497,12 @@ def test_a_replay_in_a_flood_never_holds_the_desk_below_the_bus(daemons, vcan, p
         ends = [l for l in r["replays"] if "replay done" in l or "replay ended" in l]
         starts = [l for l in r["replays"] if ": backlog: data waited" in l]
         assert len(ends) == len(starts), "a replay never ended: %s" % r
-        faster = int(max(0, r["bus_fps"] - worst_run["bus_fps"]) * STALL_SECONDS)
-        print(
-            "stall in a flood, figures: defaults dropped %d at %d frames/s; --replay-rate 0 at most %d at %d frames/s; "
-            "a faster bus brought %d more during the stall"
-            % (r["gateway_dropped"], r["bus_fps"], worst_run["gateway_dropped"], worst_run["bus_fps"], faster)
-        )
+    for r in runs:
+        assert r["stall_sent"] >= STALL_FRAMES, "the bus sent only %d frames in a %.1f s stall: too slow to overflow the gateway" % (r["stall_sent"], r["stall_seconds"])
+    held = lambda rs: [r["held"] for r in rs]
+    print("stall in a flood, frames of the stall the tunnel kept: defaults %s; --replay-rate 0 %s" % (held(paced), held(unpaced)))
+    # The best run of each: a desk reading flat out on UML's one CPU
+    # sometimes starves the gateway beside it (6.1 kept 6,781 in one such
+    # run with --replay-rate 0, 18,782 in another).
+    best, best_unpaced = max(held(paced)), max(held(unpaced))
+    assert best >= best_unpaced - HELD_SLACK, "a replay made the gateway drop more: the tunnel kept at most %d frames of a stall, %d with --replay-rate 0" % (best, best_unpaced)
