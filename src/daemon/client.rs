@@ -161,18 +161,27 @@ impl Dialer {
         }
     }
 
-    /// The connection to `peer` ended for `why` at `now`: dial again at
-    /// once (a restarted server is back within a second), or, with
+    /// The connection to `peer`, set up at `opened`, ended for `why` at
+    /// `now`: dial again at once (a restarted server is back within a
+    /// second), but not twice within [`RETRY_INTERVAL`], so a server that
+    /// closes on us as soon as we connect (`--allow`, `--max-clients`, a
+    /// bus it cannot open) is not dialed in a tight loop; with
     /// `--no-retry`, that is fatal. A server that closed on version 2 and
     /// then on 1 refused us: it gets our highest again next time.
-    pub fn lost(&mut self, peer: Peer, why: Close, now: Instant) -> Result<(), Error> {
+    pub fn lost(
+        &mut self,
+        peer: Peer,
+        why: Close,
+        opened: Instant,
+        now: Instant,
+    ) -> Result<(), Error> {
         if self.trying_v1 == Some(peer) {
             self.trying_v1 = None;
         }
         if !self.retry {
             return Err(Error::Lost(peer, why));
         }
-        self.retry_at = Some(now);
+        self.retry_at = Some(now.max(opened + RETRY_INTERVAL));
         Ok(())
     }
 }
@@ -258,9 +267,9 @@ impl Client {
         self.dialer.agreed(addr, version);
     }
 
-    /// The connection ended: see [`Dialer::lost`].
-    pub fn lost(&mut self, peer: Peer, why: Close) -> Result<(), Error> {
-        self.dialer.lost(peer, why, Instant::now())
+    /// The connection, set up at `opened`, ended: see [`Dialer::lost`].
+    pub fn lost(&mut self, peer: Peer, why: Close, opened: Instant) -> Result<(), Error> {
+        self.dialer.lost(peer, why, opened, Instant::now())
     }
 }
 
@@ -356,14 +365,29 @@ mod tests {
         d.start();
         d.connected();
         let later = t + Duration::from_secs(5);
-        d.lost(peer.into(), Close::PeerClosed, later).unwrap();
+        d.lost(peer.into(), Close::PeerClosed, t, later).unwrap();
         assert_eq!(d.retry_at(), Some(later));
         let mut d = Dialer::new(addrs(1), false, t);
-        let e = d.lost(peer.into(), Close::PeerClosed, later).unwrap_err();
+        let e = d
+            .lost(peer.into(), Close::PeerClosed, t, later)
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "connection to 192.0.2.1:20010 lost: peer closed the connection"
         );
+    }
+
+    #[test]
+    fn a_server_that_closes_on_us_at_once_is_dialed_once_a_second() {
+        // --allow or --max-clients there: accepted, then reset.
+        let t = Instant::now();
+        let peer = addrs(1)[0];
+        let mut d = Dialer::new(addrs(1), true, t);
+        d.start();
+        d.connected();
+        let reset = t + Duration::from_millis(2);
+        d.lost(peer.into(), Close::PeerClosed, t, reset).unwrap();
+        assert_eq!(d.retry_at(), Some(t + RETRY_INTERVAL));
     }
 
     #[test]
@@ -399,12 +423,12 @@ mod tests {
         let mut d = Dialer::new(a.clone(), true, t);
         d.refused(a[0], 2, t);
         assert_eq!(d.highest(a[0], 2), 1, "asked in 1 once");
-        d.lost(a[0].into(), Close::PeerClosed, t).unwrap();
+        d.lost(a[0].into(), Close::PeerClosed, t, t).unwrap();
         assert_eq!(d.highest(a[0], 2), 2, "its close on 1 was a refusal");
         assert!(d.v1_only.is_empty());
         // Once it lets us in, it agrees on 2: nothing to remember.
         d.refused(a[0], 2, t);
-        d.lost(a[0].into(), Close::PeerClosed, t).unwrap();
+        d.lost(a[0].into(), Close::PeerClosed, t, t).unwrap();
         assert_eq!(d.highest(a[0], 2), 2);
         d.agreed(a[0], 2);
         assert!(d.v1_only.is_empty());

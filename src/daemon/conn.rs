@@ -92,6 +92,11 @@ impl<P: Protocol> Conn<P> {
         self.session.peer()
     }
 
+    /// When the connection was set up.
+    pub fn opened(&self) -> Instant {
+        self.opened
+    }
+
     /// True once the peer has sent anything.
     pub fn heard(&self) -> bool {
         self.heard
@@ -426,6 +431,11 @@ impl AnyConn {
     /// See [`Conn::heard`].
     pub fn heard(&self) -> bool {
         each!(self, c => c.heard())
+    }
+
+    /// See [`Conn::opened`].
+    pub fn opened(&self) -> Instant {
+        each!(self, c => c.opened())
     }
 
     /// See [`Conn::register`].

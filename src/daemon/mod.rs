@@ -462,7 +462,7 @@ impl Daemon {
         }
         conn.log_close(why);
         match &mut self.mode {
-            Mode::Client(client) => client.lost(conn.peer(), why),
+            Mode::Client(client) => client.lost(conn.peer(), why, conn.opened()),
             Mode::Server(_) => Ok(()),
             Mode::Via(via) => via.lost(conn.heard(), Instant::now()),
             // The end of input is the end of the run; any other end is
