@@ -233,9 +233,10 @@ pub const FAR_STOCK_V2: usize = 2 * TCP_SNDBUF_V2 + TX_BUF + 40 * 1024;
 /// session's buffer instead: the far end, its TCP send buffer full, then
 /// reads its CAN socket only as that buffer drains in lumps (a third of it
 /// at a time, at the replay's pace), and a busy bus overflows its ~1,360
-/// frame queue meanwhile. Measured in UML, 1 s stalls in a flood of
-/// ~20,000 frames/s: the gateway dropped 1.3 to 11 k frames more than with
-/// `--replay-rate 0`.
+/// frame queue meanwhile. Measured in UML, stalls of 25,000 frames in a
+/// flood of ~20,000 frames/s: the tunnel kept 2.3 to 2.6 k frames fewer of
+/// each stall than with `--replay-rate 0` (best runs of 6.1 and 7.2), and
+/// with the reservoir as many.
 pub const REPLAY_RESERVOIR: usize = 2 * FAR_STOCK_V2;
 
 /// For this long after a replay caught up, a full read after a silence is
