@@ -119,8 +119,8 @@ impl<const N: usize> Default for ByteBuf<N> {
 ///
 /// Bounded ([`REPLAY_RESERVOIR`](crate::limits::REPLAY_RESERVOIR)), one
 /// allocation when a replay begins and freed when it has drained: the only
-/// memory not fixed at start-up, and only a desk writing into a virtual
-/// interface ever takes it.
+/// memory not fixed at start-up, and only a connection writing into a
+/// virtual interface (a desk's, or a server's on a vcan) ever takes it.
 pub struct Reservoir {
     mem: std::boxed::Box<[u8]>,
     start: usize,

@@ -302,7 +302,7 @@ struct Backlog {
     last_held: Instant,
     /// Where the stretch of arrivals being measured began.
     new_data: Option<Mark>,
-    /// Bytes of it read so far.
+    /// Bytes read so far that arrived after the replay began.
     new_bytes: u64,
 }
 
