@@ -33,7 +33,7 @@ TCPCAN_GIT_URI ??= "git://${@os.path.normpath(d.getVar('FILE_DIRNAME') + '/../..
 # and then regenerates tcpcan-crates.inc (see the layer README).
 PV = "0.1.0+git"
 SRC_URI = "${TCPCAN_GIT_URI};nobranch=1;destsuffix=${BP}"
-SRCREV = "3f731fdcff33011ab4b50c05f15fc7438ee2639f"
+SRCREV = "071040deca0d585dbdcaf9560283a5c4eb72eee2"
 
 inherit cargo cargo-update-recipe-crates update-rc.d systemd useradd
 
